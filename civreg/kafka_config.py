@@ -1,0 +1,64 @@
+"""librdkafka configuration built once from Settings, so producers, consumers and admin agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from civreg.settings import Settings
+
+__all__ = ["admin_config", "consumer_config", "producer_config"]
+
+
+def _common(settings: Settings, client_suffix: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.effective_bootstrap_servers,
+        "client.id": f"{settings.client_id}-{client_suffix}",
+        "security.protocol": settings.security_protocol,
+    }
+    if settings.sasl_username is not None:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        config["sasl.username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            config["sasl.password"] = settings.sasl_password.get_secret_value()
+    return config
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """Config for AdminClient."""
+    return _common(settings, "admin")
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Idempotent producer, acks=all: no registration is lost or duplicated by a retry.
+
+    ``murmur2_random`` is the Java client's partitioner, so every client puts one entry on the same partition.
+    """
+    config = _common(settings, "producer")
+    config.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "compression.type": "zstd",
+        }
+    )
+    config.update(overrides)
+    return config
+
+
+def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """Consumer that never auto-commits or auto-stores: the runtime commits after its database commit."""
+    config = _common(settings, "consumer")
+    config.update(
+        {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "cooperative-sticky",
+        }
+    )
+    config.update(overrides)
+    return config

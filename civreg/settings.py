@@ -1,0 +1,66 @@
+"""One frozen settings object, read from ``CIVREG_*`` environment variables (and ``.env``).
+
+Why one object: every service (publisher, consumers, the local runner) must agree on where Kafka is and what the
+topics are called, and a frozen object cannot drift mid-run.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings"]
+
+DEFAULT_HOME = Path(".civreg")
+
+
+class Settings(BaseSettings):
+    """Where Kafka is, how to authenticate, where state lives.
+
+    When ``bootstrap_servers`` is unset the bus uses the local embedded broker that ``civreg dev up`` starts;
+    when it is set, nothing local starts and the bus talks to the user's own cluster.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CIVREG_", env_file=".env", frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="Your own Kafka cluster, e.g. 'kafka-1:9092,kafka-2:9092'. Unset: local broker."
+    )
+    security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    sasl_mechanism: str = Field(default="SCRAM-SHA-512")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    home: Path = Field(default=DEFAULT_HOME, description="Local state: broker data, department databases, logs.")
+    cache_dir: Path = Field(default=Path(".cache"), description="Downloaded Kafka jars and the Maven repository.")
+    kafka_home: Path | None = Field(
+        default=None, description="An existing Apache Kafka installation (its libs/ is used instead of Maven)."
+    )
+    kafka_version: str = "4.1.1"
+    local_port: int = Field(default=9092, description="Port of the local broker on 127.0.0.1.")
+    local_controller_port: int = Field(default=9093)
+
+    topic_prefix: str = Field(default="civreg", description="Prefix of every topic name; tests use unique ones.")
+    client_id: str = "civreg"
+
+    @property
+    def uses_local_broker(self) -> bool:
+        """True when the bus should start and use the embedded local broker."""
+        return self.bootstrap_servers is None
+
+    @cached_property
+    def effective_bootstrap_servers(self) -> str:
+        """The bootstrap servers clients connect to."""
+        return self.bootstrap_servers or f"127.0.0.1:{self.local_port}"
+
+    def state_path(self, *parts: str) -> Path:
+        """A path under the local state directory (created on demand by its user)."""
+        return self.home.joinpath(*parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

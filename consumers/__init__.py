@@ -1,0 +1,1 @@
+"""The department side: one runtime and one module of business rules per department."""

@@ -1,0 +1,1 @@
+"""How the bus runs: local Kafka runner, topic definitions, deployment files."""

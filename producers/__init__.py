@@ -1,0 +1,1 @@
+"""The register-office side: publisher library, file publishing, simulated registrations."""
