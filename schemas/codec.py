@@ -1,0 +1,126 @@
+"""Encode and decode events in the Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro body.
+
+The schema id comes from a ``SchemaResolver``: the local catalogue today, a Confluent-compatible registry when one
+is configured. Decoding reads with the writer's schema and resolves into this codebase's reader schema, so a
+consumer on an older contract still reads newer events.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any, Protocol
+
+import fastavro
+from pydantic import ValidationError
+
+from schemas.catalogue import EVENT_TYPES, NAMESPACE, event_schema
+from schemas.models import EVENT_MODELS, Event, RegistrationCorrected
+
+__all__ = ["MAGIC_BYTE", "Codec", "DecodeError", "LocalSchemaCatalogue", "SchemaResolver", "UnknownSchemaId"]
+
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">bI")
+
+
+class DecodeError(ValueError):
+    """A message that cannot become an event. ``reason`` is a short stable code for dead-letter headers."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class UnknownSchemaId(LookupError):
+    """The schema id in a message is not known to the resolver."""
+
+
+class SchemaResolver(Protocol):
+    """Where schema ids come from (local catalogue or registry)."""
+
+    def schema_id(self, event_type: str) -> int:
+        """The id to write in messages of ``event_type``."""
+        ...
+
+    def writer_schema(self, schema_id: int) -> dict[str, Any]:
+        """The parsed schema a message with ``schema_id`` was written with; raises UnknownSchemaId."""
+        ...
+
+
+class LocalSchemaCatalogue:
+    """Ids 1..6 for the schemas in this checkout, for running without a registry.
+
+    The bytes are standard wire format; only the id space is local, so mixing these messages with a registry's
+    would be wrong. Use a registry in any shared environment.
+    """
+
+    def __init__(self) -> None:
+        self._ids = {event_type: index for index, event_type in enumerate(EVENT_TYPES, start=1)}
+        self._by_id = {index: event_schema(event_type).parsed for event_type, index in self._ids.items()}
+
+    def schema_id(self, event_type: str) -> int:
+        """Local id of ``event_type``."""
+        return self._ids[event_type]
+
+    def writer_schema(self, schema_id: int) -> dict[str, Any]:
+        """Parsed schema for a local id."""
+        try:
+            return self._by_id[schema_id]
+        except KeyError:
+            raise UnknownSchemaId(f"schema id {schema_id} is not in the local catalogue") from None
+
+
+def to_avro(event: Event) -> dict[str, Any]:
+    """The record fastavro writes; the union in a correction names its branch so no guessing is needed."""
+    record = event.model_dump()
+    if isinstance(event, RegistrationCorrected):
+        record["corrected"] = (f"{NAMESPACE}.{type(event.corrected).__name__}", record["corrected"])
+    return record
+
+
+class Codec:
+    """Wire-format codec for every event type."""
+
+    def __init__(self, resolver: SchemaResolver | None = None) -> None:
+        self._resolver: SchemaResolver = resolver or LocalSchemaCatalogue()
+        self._readers = {event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES}
+
+    def encode(self, event: Event) -> bytes:
+        """Wire-format bytes for ``event``."""
+        schema_id = self._resolver.schema_id(event.event_type)
+        buffer = io.BytesIO()
+        buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+        fastavro.schemaless_writer(buffer, event_schema(event.event_type).parsed, to_avro(event))
+        return buffer.getvalue()
+
+    def decode(self, data: bytes | None) -> Event:
+        """The event in ``data``; raises DecodeError saying why it cannot be read."""
+        if not data or len(data) < _HEADER.size:
+            raise DecodeError("truncated", "message is shorter than the 5-byte wire-format header")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC_BYTE:
+            raise DecodeError("bad-magic-byte", f"first byte is {magic}, expected {MAGIC_BYTE}")
+        try:
+            writer = self._resolver.writer_schema(schema_id)
+        except UnknownSchemaId as exc:
+            raise DecodeError("unknown-schema-id", str(exc)) from exc
+        name = writer.get("name", "")
+        if name not in self._readers:
+            raise DecodeError("unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type")
+        reader, model = self._readers[name]
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
+        except Exception as exc:  # fastavro raises many types for corrupt bodies
+            raise DecodeError("avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}") from exc
+        try:
+            return model.model_validate(record)
+        except ValidationError as exc:
+            raise DecodeError("contract-violation", describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """'field: rule' for each error, without the offending values (they may be personal data)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}" for error in exc.errors()
+    )

@@ -1,0 +1,345 @@
+"""Pydantic models that mirror the Avro schemas field for field (a test walks both so they cannot drift).
+
+Models validate what Avro cannot: identifier formats, date order, and that an event's details match its register.
+Validation messages name the rule, never the value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Self
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from schemas.identifiers import (
+    normalise_driving_licence_number,
+    normalise_nhs_number,
+    normalise_nino,
+    normalise_passport_number,
+    normalise_postcode,
+)
+from schemas.topics import Register
+
+__all__ = [
+    "Address",
+    "BirthDetails",
+    "BirthRegistered",
+    "CivilPartnershipDetails",
+    "CivilPartnershipRegistered",
+    "CorrectionKind",
+    "DeathDetails",
+    "DeathRegistered",
+    "EntryReference",
+    "Event",
+    "Identifiers",
+    "MaritalStatus",
+    "MarriageDetails",
+    "MarriageRegistered",
+    "Partner",
+    "Person",
+    "Register",
+    "RegistrationCorrected",
+    "RegistrationEvent",
+    "RegistrationVoided",
+    "Sex",
+    "VoidReason",
+]
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Nino = Annotated[str, AfterValidator(normalise_nino)]
+NhsNumber = Annotated[str, AfterValidator(normalise_nhs_number)]
+DrivingLicenceNumber = Annotated[str, AfterValidator(normalise_driving_licence_number)]
+PassportNumber = Annotated[str, AfterValidator(normalise_passport_number)]
+Postcode = Annotated[str, AfterValidator(normalise_postcode)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sex(StrEnum):
+    """Sex as recorded in the entry."""
+
+    FEMALE = "FEMALE"
+    MALE = "MALE"
+    INDETERMINATE = "INDETERMINATE"
+
+
+class MaritalStatus(StrEnum):
+    """Marital or civil partnership status."""
+
+    SINGLE = "SINGLE"
+    MARRIED = "MARRIED"
+    CIVIL_PARTNER = "CIVIL_PARTNER"
+    WIDOWED = "WIDOWED"
+    SURVIVING_CIVIL_PARTNER = "SURVIVING_CIVIL_PARTNER"
+    DIVORCED = "DIVORCED"
+    FORMER_CIVIL_PARTNER = "FORMER_CIVIL_PARTNER"
+
+
+class CorrectionKind(StrEnum):
+    """Why an entry was corrected."""
+
+    CLERICAL_ERROR = "CLERICAL_ERROR"
+    FACTUAL_ERROR = "FACTUAL_ERROR"
+
+
+class VoidReason(StrEnum):
+    """Why an entry was voided; a voided death means the person is not dead."""
+
+    ENTERED_IN_ERROR = "ENTERED_IN_ERROR"
+    DUPLICATE_ENTRY = "DUPLICATE_ENTRY"
+    COURT_ORDER = "COURT_ORDER"
+
+
+# "register" is the domain's word and the Avro field name; it shadows ABCMeta.register, which models never use.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+    class EntryReference(_Record):
+        """One register entry: district, register and entry number."""
+
+        registration_district: Text
+        register: Register
+        entry_number: int = Field(ge=1, le=2_147_483_647)
+
+        @property
+        def key(self) -> str:
+            """The Kafka message key: every event of one entry shares it, so they share a partition and order."""
+            return f"{self.register.value}/{self.registration_district}/{self.entry_number}"
+
+
+class Identifiers(_Record):
+    """Identifiers known for a person; each validated to its format."""
+
+    nino: Nino | None = None
+    nhs_number: NhsNumber | None = None
+    driving_licence_number: DrivingLicenceNumber | None = None
+    passport_number: PassportNumber | None = None
+
+
+class Address(_Record):
+    """Usual address."""
+
+    lines: list[Text] = Field(min_length=1, max_length=5)
+    town: Text
+    postcode: Postcode
+
+
+class Person(_Record):
+    """A person named in an entry."""
+
+    given_names: Text
+    family_name: Text
+    date_of_birth: date | None = None
+    sex: Sex | None = None
+    identifiers: Identifiers = Identifiers()
+    address: Address | None = None
+
+
+def _not_before(later: date, earlier: date | None, rule: str) -> None:
+    if earlier is not None and later < earlier:
+        raise ValueError(rule)
+
+
+class BirthDetails(_Record):
+    """A birth entry."""
+
+    date_of_registration: date
+    child: Person
+    place_of_birth: Text
+    stillbirth: bool = False
+    mother: Person | None = None
+    second_parent: Person | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        if self.child.date_of_birth is None:
+            raise ValueError("child.date_of_birth is required in a birth entry")
+        _not_before(self.date_of_registration, self.child.date_of_birth, "date_of_registration is before the birth")
+        return self
+
+
+class DeathDetails(_Record):
+    """A death entry, without cause of death (health data never travels on this bus)."""
+
+    date_of_registration: date
+    deceased: Person
+    date_of_death: date
+    place_of_death: Text
+    marital_status: MaritalStatus | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        _not_before(self.date_of_death, self.deceased.date_of_birth, "date_of_death is before date_of_birth")
+        _not_before(self.date_of_registration, self.date_of_death, "date_of_registration is before date_of_death")
+        return self
+
+
+class Partner(_Record):
+    """One party to a marriage or civil partnership."""
+
+    person: Person
+    condition: MaritalStatus
+    surname_after: Text | None = None
+    occupation: Text | None = None
+
+
+class MarriageDetails(_Record):
+    """A marriage entry."""
+
+    date_of_registration: date
+    date_of_marriage: date
+    place_of_marriage: Text
+    party_1: Partner
+    party_2: Partner
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        _not_before(self.date_of_registration, self.date_of_marriage, "date_of_registration is before the marriage")
+        return self
+
+
+class CivilPartnershipDetails(_Record):
+    """A civil partnership entry."""
+
+    date_of_registration: date
+    date_of_formation: date
+    place_of_formation: Text
+    partner_1: Partner
+    partner_2: Partner
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        _not_before(
+            self.date_of_registration, self.date_of_formation, "date_of_registration is before the formation"
+        )
+        return self
+
+
+Details = BirthDetails | DeathDetails | MarriageDetails | CivilPartnershipDetails
+DETAILS_REGISTER: dict[type[_Record], Register] = {
+    BirthDetails: Register.BIRTH,
+    DeathDetails: Register.DEATH,
+    MarriageDetails: Register.MARRIAGE,
+    CivilPartnershipDetails: Register.CIVIL_PARTNERSHIP,
+}
+
+
+class Event(_Record):
+    """Fields every event carries: identity, the entry it is about, its version and provenance."""
+
+    event_type: ClassVar[str]
+    event_id: UUID
+    entry: EntryReference
+    version: int = Field(ge=1)
+    recorded_at: AwareDatetime
+    register_office: Text
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _to_milliseconds(cls, value: datetime) -> datetime:
+        """Avro timestamp-millis keeps milliseconds; truncating here makes a round trip exact."""
+        return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+    @property
+    def family(self) -> Register:
+        """The register (event family) this event belongs to; it decides the topic."""
+        return self.entry.register
+
+
+class RegistrationEvent(Event):
+    """An original registration: version 1 of an entry whose register matches the event type."""
+
+    register_of_type: ClassVar[Register]
+
+    @model_validator(mode="after")
+    def _entry_matches_type(self) -> Self:
+        if self.entry.register is not self.register_of_type:
+            raise ValueError(f"entry.register must be {self.register_of_type.value} for {self.event_type}")
+        return self
+
+
+class BirthRegistered(RegistrationEvent):
+    """A birth was registered."""
+
+    event_type: ClassVar[str] = "BirthRegistered"
+    register_of_type: ClassVar[Register] = Register.BIRTH
+    birth: BirthDetails
+
+
+class DeathRegistered(RegistrationEvent):
+    """A death was registered."""
+
+    event_type: ClassVar[str] = "DeathRegistered"
+    register_of_type: ClassVar[Register] = Register.DEATH
+    death: DeathDetails
+
+
+class MarriageRegistered(RegistrationEvent):
+    """A marriage was registered."""
+
+    event_type: ClassVar[str] = "MarriageRegistered"
+    register_of_type: ClassVar[Register] = Register.MARRIAGE
+    marriage: MarriageDetails
+
+
+class CivilPartnershipRegistered(RegistrationEvent):
+    """A civil partnership was registered."""
+
+    event_type: ClassVar[str] = "CivilPartnershipRegistered"
+    register_of_type: ClassVar[Register] = Register.CIVIL_PARTNERSHIP
+    civil_partnership: CivilPartnershipDetails
+
+
+class RegistrationCorrected(Event):
+    """An entry was corrected; ``corrected`` is the whole entry as it now stands."""
+
+    event_type: ClassVar[str] = "RegistrationCorrected"
+    kind: CorrectionKind
+    corrected: Details
+
+    @model_validator(mode="after")
+    def _details_match_register(self) -> Self:
+        if DETAILS_REGISTER[type(self.corrected)] is not self.entry.register:
+            raise ValueError("corrected details must be of the same kind as entry.register")
+        if self.version < 2:
+            raise ValueError("a correction's version must be 2 or more (version 1 is the registration)")
+        return self
+
+
+class RegistrationVoided(Event):
+    """An entry was voided (entered in error); consumers undo what they did."""
+
+    event_type: ClassVar[str] = "RegistrationVoided"
+    reason: VoidReason
+
+    @model_validator(mode="after")
+    def _version_after_registration(self) -> Self:
+        if self.version < 2:
+            raise ValueError("a void's version must be 2 or more (version 1 is the registration)")
+        return self
+
+
+AnyEvent = (
+    BirthRegistered
+    | DeathRegistered
+    | MarriageRegistered
+    | CivilPartnershipRegistered
+    | RegistrationCorrected
+    | RegistrationVoided
+)
+EVENT_MODELS: dict[str, type[Event]] = {
+    model.event_type: model
+    for model in (
+        BirthRegistered,
+        DeathRegistered,
+        MarriageRegistered,
+        CivilPartnershipRegistered,
+        RegistrationCorrected,
+        RegistrationVoided,
+    )
+}
