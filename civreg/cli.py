@@ -1,0 +1,30 @@
+"""The ``civreg`` command. It only parses arguments and delegates; the work lives in the packages."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="civreg",
+    help="Civil registration notification bus: publish registrations, run department consumers, operate the bus.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Civil registration notification bus. Settings come from CIVREG_* environment variables (see README)."""
+
+
+def _register_commands() -> None:
+    """Attach each area's sub-commands."""
+    # Sub-apps (one line each, alphabetical):
+
+
+def main() -> None:
+    """Console entry point."""
+    _register_commands()
+    app()
