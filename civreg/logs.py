@@ -34,6 +34,6 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    """A logger carrying ``logger=name``."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(logger=name)
+    """A logger carrying ``component=name``."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
     return logger

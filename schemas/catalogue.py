@@ -15,7 +15,15 @@ from typing import Any
 
 import fastavro
 
-__all__ = ["AVRO_DIR", "EVENT_TYPES", "NAMESPACE", "EventSchema", "event_schema", "event_schemas", "named_types"]
+__all__ = [
+    "AVRO_DIR",
+    "EVENT_TYPES",
+    "NAMESPACE",
+    "EventSchema",
+    "event_schema",
+    "event_schemas",
+    "named_types",
+]
 
 AVRO_DIR = Path(__file__).parent / "avro"
 NAMESPACE = "uk.gov.civreg"
@@ -100,6 +108,7 @@ def event_schema(event_type: str) -> EventSchema:
     raw = json.loads((AVRO_DIR / "events" / f"{event_type}.avsc").read_text(encoding="utf-8"))
     schema = standalone_schema(raw)
     parsed = fastavro.parse_schema(schema)
+    assert isinstance(parsed, dict)
     return EventSchema(event_type, f"{raw['namespace']}.{raw['name']}", schema, parsed)
 
 

@@ -20,7 +20,7 @@ from schemas.models import EVENT_MODELS, Event, RegistrationCorrected
 __all__ = ["MAGIC_BYTE", "Codec", "DecodeError", "LocalSchemaCatalogue", "SchemaResolver", "UnknownSchemaId"]
 
 MAGIC_BYTE = 0
-_HEADER = struct.Struct(">bI")
+_HEADER = struct.Struct(">BI")  # unsigned magic byte, so a bad one reads 0-255
 
 
 class DecodeError(ValueError):
@@ -84,7 +84,9 @@ class Codec:
 
     def __init__(self, resolver: SchemaResolver | None = None) -> None:
         self._resolver: SchemaResolver = resolver or LocalSchemaCatalogue()
-        self._readers = {event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES}
+        self._readers = {
+            event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES
+        }
 
     def encode(self, event: Event) -> bytes:
         """Wire-format bytes for ``event``."""
@@ -107,12 +109,16 @@ class Codec:
             raise DecodeError("unknown-schema-id", str(exc)) from exc
         name = writer.get("name", "")
         if name not in self._readers:
-            raise DecodeError("unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type")
+            raise DecodeError(
+                "unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type"
+            )
         reader, model = self._readers[name]
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
         except Exception as exc:  # fastavro raises many types for corrupt bodies
-            raise DecodeError("avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}") from exc
+            raise DecodeError(
+                "avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}"
+            ) from exc
         try:
             return model.model_validate(record)
         except ValidationError as exc:
@@ -122,5 +128,6 @@ class Codec:
 def describe_validation_error(exc: ValidationError) -> str:
     """'field: rule' for each error, without the offending values (they may be personal data)."""
     return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}" for error in exc.errors()
+        f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}"
+        for error in exc.errors()
     )

@@ -9,17 +9,19 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "nhs_check_digit",
     "normalise_driving_licence_number",
     "normalise_nhs_number",
     "normalise_nino",
     "normalise_passport_number",
     "normalise_postcode",
-    "nhs_check_digit",
 ]
+
+# Digits are spelt [0-9]: \d also matches non-ASCII digits (e.g. Arabic-Indic), which no identifier contains.
 
 # HMRC NIM39110: neither prefix letter is D, F, I, Q, U or V; the second is not O either; these pairs are never
 # issued; the suffix is A, B, C or D.
-_NINO = re.compile(r"^([A-CEGHJ-PR-TW-Z])([A-CEGHJ-NPR-TW-Z])(\d{6})([A-D])$")
+_NINO = re.compile(r"^([A-CEGHJ-PR-TW-Z])([A-CEGHJ-NPR-TW-Z])([0-9]{6})([A-D])$")
 _NINO_UNISSUED_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 
 # UK postcode (BS 7666 shape): outward code, one space, inward code; plus GIR 0AA.
@@ -30,8 +32,8 @@ _POSTCODE = re.compile(
 
 # DVLA: 5 characters of surname (padded with 9), 6 digits from the date of birth, 2 initials (padded with 9),
 # an arbitrary digit, 2 check characters.
-_DRIVING_LICENCE = re.compile(r"^[A-Z9]{5}\d{6}[A-Z9]{2}\d[A-Z0-9]{2}$")
-_PASSPORT = re.compile(r"^\d{9}$")
+_DRIVING_LICENCE = re.compile(r"^[A-Z9]{5}[0-9]{6}[A-Z9]{2}[0-9][A-Z0-9]{2}$")
+_PASSPORT = re.compile(r"^[0-9]{9}$")
 
 
 def _compact(value: str) -> str:
@@ -43,7 +45,7 @@ def normalise_nino(value: str) -> str:
     nino = _compact(value)
     if len(nino) != 9:
         raise ValueError("NINO must be 2 letters, 6 digits and a suffix letter (9 characters)")
-    if not re.fullmatch(r"[A-Z]{2}\d{6}[A-Z]", nino):
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{6}[A-Z]", nino):
         raise ValueError("NINO must be 2 letters, 6 digits and a suffix letter")
     if not _NINO.fullmatch(nino):
         if nino[8] not in "ABCD":
@@ -68,7 +70,7 @@ def nhs_check_digit(first_nine: str) -> int | None:
 def normalise_nhs_number(value: str) -> str:
     """An NHS number as 10 digits (spaces and hyphens removed), with a valid modulus 11 check digit."""
     digits = re.sub(r"[\s-]", "", value)
-    if not re.fullmatch(r"\d{10}", digits):
+    if not re.fullmatch(r"[0-9]{10}", digits):
         raise ValueError("NHS number must be 10 digits")
     if nhs_check_digit(digits[:9]) != int(digits[9]):
         raise ValueError("NHS number check digit (modulus 11) does not match")
@@ -92,7 +94,9 @@ def normalise_driving_licence_number(value: str) -> str:
     if len(number) != 16:
         raise ValueError("driving licence number must be 16 characters")
     if not _DRIVING_LICENCE.fullmatch(number):
-        raise ValueError("driving licence number is not in the DVLA layout (5 surname, 6 digits, 2 initials, ...)")
+        raise ValueError(
+            "driving licence number is not in the DVLA layout (5 surname, 6 digits, 2 initials, ...)"
+        )
     month_digits = int(number[6:8])
     if month_digits not in range(1, 13) and month_digits not in range(51, 63):
         raise ValueError("driving licence number month of birth is not 01-12 (or 51-62 for women)")

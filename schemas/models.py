@@ -12,7 +12,16 @@ from enum import StrEnum
 from typing import Annotated, ClassVar, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from schemas.identifiers import (
     normalise_driving_licence_number,
@@ -159,7 +168,9 @@ class BirthDetails(_Record):
     def _dates_in_order(self) -> Self:
         if self.child.date_of_birth is None:
             raise ValueError("child.date_of_birth is required in a birth entry")
-        _not_before(self.date_of_registration, self.child.date_of_birth, "date_of_registration is before the birth")
+        _not_before(
+            self.date_of_registration, self.child.date_of_birth, "date_of_registration is before the birth"
+        )
         return self
 
 
@@ -175,7 +186,9 @@ class DeathDetails(_Record):
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
         _not_before(self.date_of_death, self.deceased.date_of_birth, "date_of_death is before date_of_birth")
-        _not_before(self.date_of_registration, self.date_of_death, "date_of_registration is before date_of_death")
+        _not_before(
+            self.date_of_registration, self.date_of_death, "date_of_registration is before date_of_death"
+        )
         return self
 
 
@@ -199,7 +212,9 @@ class MarriageDetails(_Record):
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
-        _not_before(self.date_of_registration, self.date_of_marriage, "date_of_registration is before the marriage")
+        _not_before(
+            self.date_of_registration, self.date_of_marriage, "date_of_registration is before the marriage"
+        )
         return self
 
 
@@ -235,7 +250,7 @@ class Event(_Record):
     event_type: ClassVar[str]
     event_id: UUID
     entry: EntryReference
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2_147_483_647)  # Avro int: fastavro would silently write a wider value
     recorded_at: AwareDatetime
     register_office: Text
 
@@ -260,6 +275,8 @@ class RegistrationEvent(Event):
     def _entry_matches_type(self) -> Self:
         if self.entry.register is not self.register_of_type:
             raise ValueError(f"entry.register must be {self.register_of_type.value} for {self.event_type}")
+        if self.version != 1:
+            raise ValueError("a registration's version must be 1 (corrections and voids come after it)")
         return self
 
 

@@ -1,0 +1,332 @@
+"""The department consumer: consume a batch, decode, dispatch, commit effects + outcomes + offsets, then Kafka.
+
+Order of a batch, and why it is safe at every instant:
+
+1. decode each message; one that cannot be decoded becomes a dead letter (PoisonMessage);
+2. in ONE database transaction: skip events whose id already has an outcome (a redelivery applies once), apply
+   each new event in a savepoint (a PermanentError undoes only that event and dead-letters it), record each
+   outcome, store the next offset per partition;
+3. before that transaction commits, write the batch's dead letters and wait for the broker's acknowledgement;
+4. commit the transaction; only then commit offsets to Kafka (for lag monitoring: the database is the truth, and
+   on (re)assignment the consumer seeks to the offsets stored there).
+
+A crash before step 4's database commit redoes the batch (nothing was applied); a crash after it resumes from the
+stored offsets (nothing is applied twice). A dead letter can be written twice if a crash falls between 3 and 4;
+its headers carry the original offset, so that duplicate is recognisable.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from civreg.kafka_config import consumer_config, producer_config
+from civreg.logs import get_logger
+from civreg.settings import Settings
+from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
+from consumers.runtime.department import Department
+from consumers.runtime.errors import PermanentError, PoisonMessage, TransientError
+from consumers.runtime.outcomes import Outcome, Result
+from consumers.runtime.sqlite_store import SqliteStore, SqliteTransaction
+from schemas.codec import Codec, DecodeError
+from schemas.models import Event
+
+__all__ = ["BatchReport", "DepartmentConsumer"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class BatchReport:
+    """What one committed batch did; passed to listeners (metrics, progress, tests)."""
+
+    messages: int = 0
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duplicates: int = 0
+    dead_letters: int = 0
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+BatchListener = Callable[[BatchReport], None]
+
+
+@dataclass
+class _Decoded:
+    message: Message
+    event: Event | None
+    poison: PoisonMessage | None
+
+
+class DepartmentConsumer:
+    """Runs one department against the registration topics until stopped (or until caught up)."""
+
+    def __init__(
+        self,
+        department: Department[Any],
+        settings: Settings,
+        store: SqliteStore,
+        *,
+        codec: Codec | None = None,
+        batch_size: int = 500,
+        poll_timeout: float = 0.5,
+        max_attempts: int = 8,
+    ) -> None:
+        department.check_complete()
+        self.department = department
+        self.settings = settings
+        self.store = store
+        self.codec = codec or Codec()
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.max_attempts = max_attempts
+        self.totals = BatchReport()
+        self._listeners: list[BatchListener] = []
+        self._stopping = False
+        self._assigned = False
+        prefix = settings.topic_prefix
+        self._closed = False
+        self._consumer = Consumer(
+            consumer_config(settings, department.group_id(prefix), **{"client.id": f"civreg-{department.name}"})
+        )
+        self._dead_letters = DeadLetterWriter(
+            producer_config(settings), department.dead_letter_topic(prefix), department.name
+        )
+        self._log = log.bind(department=department.name)
+
+    # Lifecycle ---------------------------------------------------------------------------------------------
+
+    def on_batch_committed(self, listener: BatchListener) -> None:
+        """Call ``listener`` after each batch's database commit (before the Kafka offset commit)."""
+        self._listeners.append(listener)
+
+    def stop(self) -> None:
+        """Finish the current batch, then return from ``run``."""
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT finish the batch in hand and exit cleanly."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            self._log.info("stopping", signal=signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self, *, until_caught_up: bool = False, max_idle_seconds: float | None = None) -> BatchReport:
+        """Consume until stopped; with ``until_caught_up``, return once every assigned partition is at its end."""
+        topics = self.department.topics(self.settings.topic_prefix)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._log.info("consuming", topics=topics, group=self.department.group_id(self.settings.topic_prefix))
+        idle_since = time.monotonic()
+        try:
+            while not self._stopping:
+                messages = self._consumer.consume(self.batch_size, self.poll_timeout)
+                records = [message for message in messages if self._is_record(message)]
+                if records:
+                    self._process(records)
+                    idle_since = time.monotonic()
+                    continue
+                if until_caught_up and self._caught_up():
+                    break
+                if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
+                    break
+        finally:
+            self.close()
+        return self.totals
+
+    def close(self) -> None:
+        """Leave the group and release clients (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+            self._dead_letters.close()
+            self._log.info("stopped", **_summary(self.totals))
+
+    # Assignment: the database's offsets are the truth ------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        stored = self.store.stored_offsets()
+        for partition in partitions:
+            next_offset = stored.get((partition.topic, partition.partition))
+            if next_offset is not None:
+                partition.offset = next_offset
+        consumer.incremental_assign(partitions)
+        self._assigned = True
+        self._log.info("assigned", partitions=[f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.incremental_unassign(partitions)
+        self._log.info("revoked", partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
+
+    def _caught_up(self) -> bool:
+        if not self._assigned:
+            return False
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return False
+        stored = self.store.stored_offsets()
+        positions = self._consumer.position(assignment)
+        for partition in positions:
+            low, high = self._consumer.get_watermark_offsets(partition, timeout=5.0, cached=False)
+            position = partition.offset
+            if position < 0:
+                position = stored.get((partition.topic, partition.partition), low)
+            if position < high:
+                return False
+        return True
+
+    # One batch ---------------------------------------------------------------------------------------------
+
+    def _is_record(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.code() == KafkaError._PARTITION_EOF:
+            return False
+        if error.fatal() or not error.retriable():
+            raise KafkaException(error)
+        self._log.warning("kafka-error", error=error.str())
+        return False
+
+    def _decode(self, message: Message) -> _Decoded:
+        try:
+            return _Decoded(message, self.codec.decode(message.value()), None)
+        except DecodeError as exc:
+            return _Decoded(message, None, PoisonMessage(exc.reason, exc.detail))
+
+    def _process(self, messages: Sequence[Message]) -> None:
+        decoded = [self._decode(message) for message in messages]
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            wait=wait_exponential_jitter(initial=0.2, max=10),
+            stop=stop_after_attempt(self.max_attempts),
+            reraise=True,
+            before_sleep=lambda state: self._log.warning(
+                "batch-retry",
+                attempt=state.attempt_number,
+                error=type(state.outcome.exception()).__name__ if state.outcome else None,
+            ),
+        )
+        report = retrying(self._apply_batch, decoded)
+        for listener in self._listeners:
+            listener(report)
+        self._commit_to_kafka(report.next_offsets)
+        self._accumulate(report)
+
+    def _apply_batch(self, decoded: list[_Decoded]) -> BatchReport:
+        report = BatchReport(messages=len(decoded))
+        letters: list[DeadLetter] = []
+        with self.store.transaction() as transaction:
+            for item in decoded:
+                message = item.message
+                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                report.next_offsets[(topic, partition)] = offset + 1
+                if item.poison is not None:
+                    letters.append(_letter(message, item.poison))
+                    transaction.record_undecodable(
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        reason=item.poison.reason,
+                        error_class=type(item.poison).__name__,
+                    )
+                    report.outcomes[("(undecodable)", Outcome.DEAD_LETTERED.value)] += 1
+                    self._log.warning(
+                        "dead-lettered",
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        reason=item.poison.reason,
+                    )
+                    continue
+                assert item.event is not None
+                event = item.event
+                event_id = str(event.event_id)
+                if transaction.outcome_of(event_id) is not None:
+                    report.duplicates += 1
+                    continue
+                result = self._apply_event(event, message, transaction, letters)
+                transaction.record_outcome(
+                    event_id=event_id,
+                    event_type=event.event_type,
+                    entry_key=event.entry.key,
+                    version=event.version,
+                    outcome=result.outcome.value,
+                    note=result.note,
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                )
+                report.outcomes[(event.event_type, result.outcome.value)] += 1
+            for (topic, partition), next_offset in report.next_offsets.items():
+                transaction.save_offset(topic, partition, next_offset)
+            self._dead_letters.write(letters)
+            report.dead_letters = len(letters)
+        return report
+
+    def _apply_event(
+        self, event: Event, message: Message, transaction: SqliteTransaction, letters: list[DeadLetter]
+    ) -> Result:
+        bound = self._log.bind(
+            event_id=str(event.event_id),
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+        )
+        try:
+            with transaction.savepoint():
+                return self.department.apply(event, transaction)
+        except TransientError:
+            raise
+        except Exception as exc:  # PermanentError, or a bug in a rule: never stop the department
+            reason = exc.reason if isinstance(exc, PermanentError) else "handler-crashed"
+            letters.append(_letter(message, exc, reason=reason, event=event))
+            bound.warning("dead-lettered", reason=reason, error_class=type(exc).__name__)
+            return Result(Outcome.DEAD_LETTERED, reason)
+
+    def _commit_to_kafka(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # the stored offsets are the truth; the group's are for lag monitoring
+            self._log.warning("offset-commit-failed", error=str(exc))
+
+    def _accumulate(self, report: BatchReport) -> None:
+        self.totals.messages += report.messages
+        self.totals.outcomes.update(report.outcomes)
+        self.totals.duplicates += report.duplicates
+        self.totals.dead_letters += report.dead_letters
+        self.totals.next_offsets.update(report.next_offsets)
+
+
+def _letter(message: Message, exc: Exception, *, reason: str | None = None, event: Event | None = None) -> DeadLetter:
+    return DeadLetter(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        key=message.key(),
+        value=message.value(),
+        reason=reason or str(getattr(exc, "reason", "unknown")),
+        error_class=type(exc).__name__,
+        error_message=str(exc),
+        event_id=None if event is None else str(event.event_id),
+        event_type=None if event is None else event.event_type,
+    )
+
+
+def _summary(report: BatchReport) -> dict[str, Any]:
+    return {
+        "messages": report.messages,
+        "duplicates": report.duplicates,
+        "dead_letters": report.dead_letters,
+        "outcomes": {f"{event_type}:{outcome}": count for (event_type, outcome), count in report.outcomes.items()},
+    }

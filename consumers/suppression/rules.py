@@ -1,0 +1,67 @@
+"""Business rules of the cross-government letter-suppression service.
+
+Every department's mailing run consults this list, so a death registered anywhere stops letters everywhere.
+
+- A registered death puts the deceased on the do-not-contact list.
+- A correction of a death entry updates the details on the list (or adds the entry if it was not yet there: the
+  corrected entry is the whole entry as it now stands).
+- A voided death entry (entered in error: the person is not dead) comes off the list, and letters may go again.
+- An event older than what is already applied changes nothing (events of one entry arrive in order; this guards
+  against a republished file).
+"""
+
+from __future__ import annotations
+
+from consumers.runtime import Department, Result
+from consumers.suppression.records import SCHEMA, SuppressionList
+from schemas.models import DeathDetails, DeathRegistered, RegistrationCorrected, RegistrationVoided
+from schemas.topics import Register
+
+__all__ = ["department"]
+
+department = Department.declare(
+    "suppression",
+    registers={Register.DEATH},
+    schema=SCHEMA,
+    records=SuppressionList,
+    legal_gateway="Digital Economy Act 2017 s35 (public service delivery); Registration Service Act 1953 s19AA",
+)
+
+
+def _superseded(records: SuppressionList, event: DeathRegistered | RegistrationCorrected | RegistrationVoided) -> bool:
+    applied = records.version_of(event.entry)
+    return applied is not None and applied >= event.version
+
+
+@department.handles(DeathRegistered)
+def stop_letters_to_the_deceased(event: DeathRegistered, records: SuppressionList) -> Result:
+    """A death is registered: nobody writes to this person again."""
+    if _superseded(records, event):
+        return Result.applied("already on the list at this version")
+    records.suppress(event.entry, event.version, event.death, str(event.event_id))
+    return Result.applied("suppressed")
+
+
+@department.handles(RegistrationCorrected)
+def amend_corrected_death(event: RegistrationCorrected, records: SuppressionList) -> Result:
+    """A death entry is corrected: match on the corrected details from now on."""
+    if not isinstance(event.corrected, DeathDetails):
+        return Result.no_matching_record("not a death entry")
+    if _superseded(records, event):
+        return Result.applied("a later version is already applied")
+    if records.status_of(event.entry) == "voided":
+        return Result.no_matching_record("entry was voided; correction not applied")
+    records.suppress(event.entry, event.version, event.corrected, str(event.event_id))
+    return Result.applied("details corrected")
+
+
+@department.handles(RegistrationVoided)
+def restore_letters_after_void(event: RegistrationVoided, records: SuppressionList) -> Result:
+    """A death entry is voided: the person is not dead, so their letters are no longer suppressed."""
+    status = records.status_of(event.entry)
+    if status is None:
+        return Result.no_matching_record("entry not on the list")
+    if status == "voided" or _superseded(records, event):
+        return Result.applied("already voided")
+    records.void(event.entry, event.version, str(event.event_id))
+    return Result.applied("un-suppressed")
