@@ -22,6 +22,13 @@ def _root() -> None:
 def _register_commands() -> None:
     """Attach each area's sub-commands."""
     # Sub-apps (one line each, alphabetical):
+    from civreg.commands.consume import consume
+
+    app.command("consume")(consume)
+    from civreg.commands.suppression import mailing_app, suppress_app
+
+    app.add_typer(mailing_app, name="mailing")
+    app.add_typer(suppress_app, name="suppress")
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ topics are called, and a frozen object cannot drift mid-run.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -43,6 +42,10 @@ class Settings(BaseSettings):
     local_port: int = Field(default=9092, description="Port of the local broker on 127.0.0.1.")
     local_controller_port: int = Field(default=9093)
 
+    database_dir: Path = Field(
+        default=DEFAULT_HOME / "departments", description="Where department SQLite databases live."
+    )
+
     topic_prefix: str = Field(default="civreg", description="Prefix of every topic name; tests use unique ones.")
     client_id: str = "civreg"
 
@@ -51,7 +54,7 @@ class Settings(BaseSettings):
         """True when the bus should start and use the embedded local broker."""
         return self.bootstrap_servers is None
 
-    @cached_property
+    @property
     def effective_bootstrap_servers(self) -> str:
         """The bootstrap servers clients connect to."""
         return self.bootstrap_servers or f"127.0.0.1:{self.local_port}"
@@ -59,6 +62,10 @@ class Settings(BaseSettings):
     def state_path(self, *parts: str) -> Path:
         """A path under the local state directory (created on demand by its user)."""
         return self.home.joinpath(*parts)
+
+    def department_database(self, department: str) -> Path:
+        """The SQLite database of one department."""
+        return self.database_dir / f"{department}.sqlite3"
 
 
 def load_settings(**overrides: object) -> Settings:

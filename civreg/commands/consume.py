@@ -1,0 +1,44 @@
+"""``civreg consume``: run one department's consumer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from civreg.logs import configure_logging
+from civreg.settings import load_settings
+
+__all__ = ["consume"]
+
+
+def consume(
+    department: Annotated[str, typer.Option("--department", "-d", help="Department to run, e.g. 'suppression'.")],
+    until_caught_up: Annotated[
+        bool, typer.Option("--until-caught-up", help="Stop once every partition is read to its end (back-fill, demo).")
+    ] = False,
+    database: Annotated[
+        Path | None,
+        typer.Option("--database", help="SQLite file (default: $CIVREG_DATABASE_DIR/<department>.sqlite3)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Messages per database transaction.")] = 500,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run a department consumer: apply each registration event once, record its outcome, dead-letter bad ones.
+
+    SIGTERM or Ctrl-C finishes the batch in hand, commits it and exits cleanly.
+    """
+    from consumers.departments import DEPARTMENTS
+    from consumers.running import run_department
+
+    if department not in DEPARTMENTS:
+        raise typer.BadParameter(
+            f"unknown department; known: {', '.join(sorted(DEPARTMENTS))}", param_hint="--department"
+        )
+    configure_logging(log_level)
+    totals = run_department(
+        load_settings(), department, database=database, until_caught_up=until_caught_up, batch_size=batch_size
+    )
+    outcomes = ", ".join(f"{t} {o}: {n}" for (t, o), n in sorted(totals.outcomes.items())) or "no new events"
+    typer.echo(f"{department}: {totals.messages} messages; {outcomes}; duplicates skipped: {totals.duplicates}")
