@@ -25,6 +25,13 @@ def _register_commands() -> None:
     from civreg.commands.consume import consume
 
     app.command("consume")(consume)
+    from civreg.commands.dev import dev_app, topics_app
+
+    app.add_typer(dev_app, name="dev")
+    app.add_typer(topics_app, name="topics")
+    from civreg.commands.publish import publish
+
+    app.command("publish")(publish)
     from civreg.commands.suppression import mailing_app, suppress_app
 
     app.add_typer(mailing_app, name="mailing")

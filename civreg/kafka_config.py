@@ -58,6 +58,7 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": settings.session_timeout_ms,
         }
     )
     config.update(overrides)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     topic_prefix: str = Field(default="civreg", description="Prefix of every topic name; tests use unique ones.")
     client_id: str = "civreg"
+    session_timeout_ms: int = Field(
+        default=45_000, ge=6_000, description="How long the group waits for a silent consumer before rebalancing."
+    )
 
     @property
     def uses_local_broker(self) -> bool:

@@ -113,12 +113,16 @@ class Codec:
                 "unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type"
             )
         reader, model = self._readers[name]
+        body = io.BytesIO(data[_HEADER.size :])
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
+            record = fastavro.schemaless_reader(body, writer, reader)
         except Exception as exc:  # fastavro raises many types for corrupt bodies
             raise DecodeError(
                 "avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}"
             ) from exc
+        left_over = len(data) - _HEADER.size - body.tell()
+        if left_over:  # the body is not what the schema id says (wrong id, or bytes appended)
+            raise DecodeError("avro-body-invalid", f"{left_over} bytes left after the record of schema id {schema_id}")
         try:
             return model.model_validate(record)
         except ValidationError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import (
@@ -17,8 +17,10 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -66,7 +68,8 @@ Postcode = Annotated[str, AfterValidator(normalise_postcode)]
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: str(ValidationError) would otherwise quote the value, i.e. personal data, into logs.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class Sex(StrEnum):
@@ -112,7 +115,8 @@ with warnings.catch_warnings():
         """One register entry: district, register and entry number."""
 
         registration_district: Text
-        register: Register
+        # Field() makes it required: without it pydantic takes the inherited ABCMeta.register as a default.
+        register: Register = Field()
         entry_number: int = Field(ge=1, le=2_147_483_647)
 
         @property
@@ -242,6 +246,35 @@ DETAILS_REGISTER: dict[type[_Record], Register] = {
     MarriageDetails: Register.MARRIAGE,
     CivilPartnershipDetails: Register.CIVIL_PARTNERSHIP,
 }
+# An Avro union decodes to a bare record, so the kind is told by a field only that kind has. Validating against
+# the one kind (not all four) keeps errors to that kind's fields: 'corrected.DeathDetails.deceased...'.
+_DETAILS_BY_FIELD = {
+    "child": "BirthDetails",
+    "deceased": "DeathDetails",
+    "party_1": "MarriageDetails",
+    "partner_1": "CivilPartnershipDetails",
+}
+
+
+def _details_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    if isinstance(value, dict):
+        return next((kind for field, kind in _DETAILS_BY_FIELD.items() if field in value), None)
+    return None
+
+
+CorrectedDetails = Annotated[
+    Annotated[BirthDetails, Tag("BirthDetails")]
+    | Annotated[DeathDetails, Tag("DeathDetails")]
+    | Annotated[MarriageDetails, Tag("MarriageDetails")]
+    | Annotated[CivilPartnershipDetails, Tag("CivilPartnershipDetails")],
+    Discriminator(
+        _details_kind,
+        custom_error_type="details_kind",
+        custom_error_message="not birth, death, marriage or civil partnership details",
+    ),
+]
 
 
 class Event(_Record):
@@ -317,7 +350,7 @@ class RegistrationCorrected(Event):
 
     event_type: ClassVar[str] = "RegistrationCorrected"
     kind: CorrectionKind
-    corrected: Details
+    corrected: CorrectedDetails
 
     @model_validator(mode="after")
     def _details_match_register(self) -> Self:

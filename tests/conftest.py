@@ -42,6 +42,7 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
         cache_dir=REPO / ".cache",
         local_port=_free_port(),
         local_controller_port=_free_port(),
+        session_timeout_ms=6_000,  # a SIGKILLed consumer's partitions move on quickly
     )
     broker = LocalKafka(settings)
     broker.ensure_jars()
@@ -71,6 +72,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "CIVREG_LOCAL_PORT": str(settings.local_port),
             "CIVREG_TOPIC_PREFIX": settings.topic_prefix,
             "CIVREG_DATABASE_DIR": str(settings.database_dir),
+            "CIVREG_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
         }
     )
     if settings.bootstrap_servers:

@@ -207,7 +207,7 @@ class DepartmentConsumer:
         decoded = [self._decode(message) for message in messages]
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            wait=wait_exponential_jitter(initial=0.2, max=10),
+            wait=wait_exponential_jitter(multiplier=0.2, max=10),
             stop=stop_after_attempt(self.max_attempts),
             reraise=True,
             before_sleep=lambda state: self._log.warning(
