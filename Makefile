@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip --cache-dir .cache/pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint unit integration bench clean down
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its development tools
+
+demo: install ## Run the whole bus locally: broker, simulated registrations, suppression service, mailing filter
+	$(BIN)/civreg demo
+
+test: install lint ## Lint, type-check, then every test (starts its own Kafka broker)
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: install ## Only the tests that need no broker
+	$(BIN)/pytest -m "not kafka"
+
+bench: install ## Codec and consumer benchmarks: prints a table, writes bench-results/*.json
+	$(BIN)/civreg bench
+
+down: ## Stop the local broker if one is running
+	-$(BIN)/civreg dev down
+
+clean: down
+	rm -rf $(VENV) .civreg .mypy_cache .ruff_cache .pytest_cache
