@@ -25,6 +25,9 @@ def _register_commands() -> None:
     from civreg.commands.consume import consume
 
     app.command("consume")(consume)
+    from civreg.commands.demo import demo
+
+    app.command("demo")(demo)
     from civreg.commands.dev import dev_app, topics_app
 
     app.add_typer(dev_app, name="dev")
@@ -32,6 +35,9 @@ def _register_commands() -> None:
     from civreg.commands.publish import publish
 
     app.command("publish")(publish)
+    from civreg.commands.simulate import simulate_app
+
+    app.add_typer(simulate_app, name="simulate")
     from civreg.commands.suppression import mailing_app, suppress_app
 
     app.add_typer(mailing_app, name="mailing")

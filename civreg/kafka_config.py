@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from civreg.logs import KAFKA_CLIENT_LOGGER
 from civreg.settings import Settings
 
 __all__ = ["admin_config", "consumer_config", "producer_config"]
@@ -14,6 +16,8 @@ def _common(settings: Settings, client_suffix: str) -> dict[str, Any]:
         "bootstrap.servers": settings.effective_bootstrap_servers,
         "client.id": f"{settings.client_id}-{client_suffix}",
         "security.protocol": settings.security_protocol,
+        # librdkafka logs through Python logging (civreg.logs formats it) instead of raw lines on stderr.
+        "logger": logging.getLogger(KAFKA_CLIENT_LOGGER),
     }
     if settings.sasl_username is not None:
         config["sasl.mechanism"] = settings.sasl_mechanism

@@ -10,10 +10,20 @@ import sys
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["KAFKA_CLIENT_LOGGER", "configure_logging", "get_logger"]
+
+KAFKA_CLIENT_LOGGER = "civreg.kafka"
+"""librdkafka's own messages arrive on this stdlib logger (see ``civreg.kafka_config``)."""
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+class _ToStructlog(logging.Handler):
+    """Forward stdlib records (librdkafka's) into structlog, so every line has one format."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        get_logger(record.name).log(record.levelno, record.getMessage())
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True, client_level: str | None = None) -> None:
     """Route structlog (and the stdlib root logger) to stderr as JSON, or as readable text with ``json=False``."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -31,6 +41,10 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    client = logging.getLogger(KAFKA_CLIENT_LOGGER)
+    client.handlers[:] = [_ToStructlog()]
+    client.propagate = False
+    client.setLevel(logging.getLevelNamesMapping()[(client_level or level).upper()])
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

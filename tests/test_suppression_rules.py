@@ -81,6 +81,15 @@ def test_name_and_date_of_birth_with_other_postcode_is_held_not_guessed(store: S
     assert decision(store, recipient(date_of_birth=date(1950, 1, 1))) is Action.SEND
 
 
+def test_a_misspelt_entry_at_the_same_birth_date_and_postcode_is_held(store: SqliteStore) -> None:
+    misspelt = make_person(family_name="Mrogan", address=make_address(postcode="LS1 4AP"))
+    apply(store, make_death(deceased=misspelt))
+    who = decide(SuppressionList(store.read()), recipient())
+    assert who.action is Action.HOLD
+    assert who.matched_by == "dob_postcode" and "name differs" in who.reason
+    assert decision(store, recipient(postcode="M1 1AE")) is Action.SEND
+
+
 def test_two_entries_for_one_person_and_one_voided_stays_suppressed(store: SqliteStore) -> None:
     person = make_person(address=make_address(postcode="LS1 4AP"))
     first = make_death(entry_number=1, deceased=person)

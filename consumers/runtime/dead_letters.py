@@ -87,5 +87,6 @@ class DeadLetterWriter:
             )
 
     def close(self) -> None:
-        """Flush anything outstanding."""
+        """Flush anything outstanding and release the client (no reconnect attempts after shutdown)."""
         self._producer.flush(10)
+        del self._producer

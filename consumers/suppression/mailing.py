@@ -4,8 +4,9 @@ Decisions, most certain first:
 
 - **suppress**: the recipient matches a registered death exactly (NINO, NHS number, or name + date of birth +
   postcode);
-- **hold**: the recipient might be a deceased person (same name and date of birth, different or missing postcode),
-  or a row is too damaged to check; a person looks at it before anything is sent;
+- **hold**: the recipient might be a deceased person (same name and date of birth at another postcode, or same
+  date of birth and postcode under another name, as when an entry is misspelt and not yet corrected), or a row
+  is too damaged to check; a person looks at it before anything is sent;
 - **send**: no death on record matches.
 
 The report names recipients by ``recipient_id`` only; it does not repeat names or identifiers.
@@ -91,7 +92,9 @@ def decide(records: SuppressionList, recipient: Recipient) -> Decision:
     if exact is not None:
         return Decision(Action.SUPPRESS, exact.matched_by, _describe(exact))
     if partial:
-        return Decision(Action.HOLD, "name_dob", f"possible match: {_describe(partial[0])}; postcode differs")
+        first = partial[0]
+        differs = "postcode differs" if first.matched_by == "name_dob" else "name differs"
+        return Decision(Action.HOLD, first.matched_by, f"possible match: {_describe(first)}; {differs}")
     if recipient.problems:
         return Decision(Action.HOLD, "", "cannot check: " + "; ".join(recipient.problems))
     return Decision(Action.SEND)

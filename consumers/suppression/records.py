@@ -34,6 +34,8 @@ CREATE INDEX IF NOT EXISTS do_not_contact_nino ON do_not_contact (nino) WHERE st
 CREATE INDEX IF NOT EXISTS do_not_contact_nhs ON do_not_contact (nhs_number) WHERE status = 'suppressed';
 CREATE INDEX IF NOT EXISTS do_not_contact_person
     ON do_not_contact (name_key, date_of_birth) WHERE status = 'suppressed';
+CREATE INDEX IF NOT EXISTS do_not_contact_birth_postcode
+    ON do_not_contact (date_of_birth, postcode) WHERE status = 'suppressed';
 CREATE TABLE IF NOT EXISTS do_not_contact_history (
     entry_key   TEXT NOT NULL,
     version     INTEGER NOT NULL,
@@ -121,8 +123,9 @@ class SuppressionList:
     ) -> tuple[Listing | None, list[Listing]]:
         """An exact match (by NINO, NHS number, or name + date of birth + postcode) and any partial matches.
 
-        A partial match (same name and date of birth, different or unknown postcode) is never treated as the
-        same person; the caller decides what to do with it (the mailing filter holds such letters for review).
+        A partial match (same name and date of birth at another postcode, or same date of birth and postcode under
+        another name) is never treated as the same person; the caller decides what to do with it (the mailing
+        filter holds such letters for review).
         """
         if nino:
             found = self._listing("nino = ?", (nino,), "nino")
@@ -142,6 +145,11 @@ class SuppressionList:
             if exact:
                 return exact[0], []
             partial = [Listing(**{**c.__dict__, "matched_by": "name_dob"}) for c in candidates]
+            if wanted is not None:
+                # Same date of birth at the same postcode under another name: a misspelt entry not yet corrected.
+                partial += self._listing(
+                    "date_of_birth = ? AND postcode = ?", (date_of_birth.isoformat(), wanted), "dob_postcode"
+                )
             return None, partial
         return None, []
 
