@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from consumers.runtime.outcomes import Result
-from consumers.runtime.sqlite_store import SqliteTransaction
+from consumers.runtime.store import Transaction
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected, RegistrationVoided
 from schemas.topics import Register, dead_letter_topic, registration_topic
 
@@ -45,7 +45,7 @@ class Department(Generic[RecordsT]):
     name: str
     registers: frozenset[Register]
     schema: str
-    records: Callable[[SqliteTransaction], RecordsT]
+    records: Callable[[Transaction], RecordsT]
     legal_gateway: str = ""
     handlers: dict[str, Handler] = field(default_factory=dict)
 
@@ -89,7 +89,7 @@ class Department(Generic[RecordsT]):
         """Consumer group id: one per department, so each department reads every event once."""
         return f"{prefix}.department.{self.name}"
 
-    def apply(self, event: Event, transaction: SqliteTransaction) -> Result:
+    def apply(self, event: Event, transaction: Transaction) -> Result:
         """Run this department's rule for ``event`` inside ``transaction``."""
         return self.handlers[event.event_type](event, self.records(transaction))
 
@@ -100,7 +100,7 @@ class Department(Generic[RecordsT]):
         *,
         registers: Iterable[Register],
         schema: str,
-        records: Callable[[SqliteTransaction], RecordsT],
+        records: Callable[[Transaction], RecordsT],
         legal_gateway: str = "",
     ) -> Department[RecordsT]:
         """Declare a department (the constructor, with registers as any iterable)."""

@@ -22,10 +22,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from civreg.kafka_config import consumer_config, producer_config
@@ -35,24 +44,46 @@ from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
 from consumers.runtime.errors import PermanentError, PoisonMessage, TransientError
 from consumers.runtime.outcomes import Outcome, Result
-from consumers.runtime.sqlite_store import SqliteStore, SqliteTransaction
+from consumers.runtime.store import Store, Transaction
 from schemas.codec import Codec, DecodeError
 from schemas.models import Event
 
-__all__ = ["BatchReport", "DepartmentConsumer"]
+__all__ = ["BatchReport", "DepartmentConsumer", "EventOutcome"]
 
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class EventOutcome:
+    """One event's recorded outcome, as committed (for acknowledgements and metrics; no personal data)."""
+
+    event_id: str
+    event_type: str
+    entry_key: str
+    version: int
+    outcome: Outcome
+    note: str
+    topic: str
+    partition: int
+    offset: int
+    recorded_at: datetime
+    published_at: datetime | None
+    handler_seconds: float
+
+
 @dataclass
 class BatchReport:
-    """What one committed batch did; passed to listeners (metrics, progress, tests)."""
+    """What one committed batch did; passed to listeners (metrics, acknowledgements, progress, tests)."""
 
     messages: int = 0
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     duplicates: int = 0
     dead_letters: int = 0
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    seconds: float = 0.0
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    events: list[EventOutcome] = field(default_factory=list)
 
 
 BatchListener = Callable[[BatchReport], None]
@@ -72,7 +103,7 @@ class DepartmentConsumer:
         self,
         department: Department[Any],
         settings: Settings,
-        store: SqliteStore,
+        store: Store,
         *,
         codec: Codec | None = None,
         batch_size: int = 500,
@@ -219,7 +250,10 @@ class DepartmentConsumer:
                 error=type(state.outcome.exception()).__name__ if state.outcome else None,
             ),
         )
+        started = time.monotonic()
         report = retrying(self._apply_batch, decoded)
+        report.retries = retrying.statistics.get("attempt_number", 1) - 1
+        report.seconds = time.monotonic() - started
         for listener in self._listeners:
             listener(report)
         self._commit_to_kafka(report.next_offsets)
@@ -243,6 +277,7 @@ class DepartmentConsumer:
                         error_class=type(item.poison).__name__,
                     )
                     report.outcomes[("(undecodable)", Outcome.DEAD_LETTERED.value)] += 1
+                    report.dead_letter_reasons[item.poison.reason] += 1
                     self._log.warning(
                         "dead-lettered",
                         topic=topic,
@@ -257,7 +292,9 @@ class DepartmentConsumer:
                 if transaction.outcome_of(event_id) is not None:
                     report.duplicates += 1
                     continue
+                handler_started = time.perf_counter()
                 result = self._apply_event(event, message, transaction, letters)
+                handler_seconds = time.perf_counter() - handler_started
                 transaction.record_outcome(
                     event_id=event_id,
                     event_type=event.event_type,
@@ -270,6 +307,24 @@ class DepartmentConsumer:
                     offset=offset,
                 )
                 report.outcomes[(event.event_type, result.outcome.value)] += 1
+                if result.outcome is Outcome.DEAD_LETTERED:
+                    report.dead_letter_reasons[result.note] += 1
+                report.events.append(
+                    EventOutcome(
+                        event_id=event_id,
+                        event_type=event.event_type,
+                        entry_key=event.entry.key,
+                        version=event.version,
+                        outcome=result.outcome,
+                        note=result.note,
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        recorded_at=event.recorded_at,
+                        published_at=_message_time(message),
+                        handler_seconds=handler_seconds,
+                    )
+                )
             for (topic, partition), next_offset in report.next_offsets.items():
                 transaction.save_offset(topic, partition, next_offset)
             self._dead_letters.write(letters)
@@ -277,7 +332,7 @@ class DepartmentConsumer:
         return report
 
     def _apply_event(
-        self, event: Event, message: Message, transaction: SqliteTransaction, letters: list[DeadLetter]
+        self, event: Event, message: Message, transaction: Transaction, letters: list[DeadLetter]
     ) -> Result:
         bound = self._log.bind(
             event_id=str(event.event_id),
@@ -308,7 +363,39 @@ class DepartmentConsumer:
         self.totals.outcomes.update(report.outcomes)
         self.totals.duplicates += report.duplicates
         self.totals.dead_letters += report.dead_letters
+        self.totals.dead_letter_reasons.update(report.dead_letter_reasons)
+        self.totals.retries += report.retries
+        self.totals.seconds += report.seconds
         self.totals.next_offsets.update(report.next_offsets)
+
+    # Operators' view ---------------------------------------------------------------------------------------
+
+    @property
+    def assigned(self) -> bool:
+        """True once the group has given this consumer its partitions (readiness)."""
+        return self._assigned and not self._closed
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Messages not yet applied per assigned partition, from the fetcher's cached high watermarks."""
+        if self._closed or not self._assigned:
+            return {}
+        stored = self.store.stored_offsets()
+        lag: dict[tuple[str, int], int] = {}
+        for partition in self._consumer.assignment():
+            low, high = self._consumer.get_watermark_offsets(partition, cached=True)
+            if high < 0:
+                continue
+            position = stored.get((partition.topic, partition.partition), low)
+            lag[(partition.topic, partition.partition)] = max(high - position, 0)
+        return lag
+
+
+def _message_time(message: Message) -> datetime | None:
+    """When the broker (or producer) stamped the message, if it did."""
+    kind, millis = message.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or millis < 0:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def _letter(message: Message, exc: Exception, *, reason: str | None = None, event: Event | None = None) -> DeadLetter:

@@ -22,7 +22,7 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
-from consumers.runtime import SqliteStore
+from consumers.runtime import Store
 from consumers.suppression.records import Listing, SuppressionList
 from schemas.identifiers import normalise_nhs_number, normalise_nino
 
@@ -149,7 +149,7 @@ def _rows(path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
 
 
 def filter_mailing(
-    store: SqliteStore,
+    store: Store,
     recipients: Path,
     sendable: Path,
     report: Path,

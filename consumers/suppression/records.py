@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from consumers.matching import name_key, postcode_key
-from consumers.runtime import SqliteTransaction
+from consumers.runtime import Transaction
 from schemas.models import DeathDetails, EntryReference
 
 __all__ = ["SCHEMA", "Listing", "SuppressionList"]
@@ -61,7 +61,7 @@ class Listing:
 class SuppressionList:
     """Reads and writes the do-not-contact list inside one transaction."""
 
-    def __init__(self, transaction: SqliteTransaction) -> None:
+    def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction
 
     def version_of(self, entry: EntryReference) -> int | None:

@@ -1,0 +1,163 @@
+"""What the runtime needs of a department's database, whichever engine it is (SQLite by default, PostgreSQL).
+
+Keeping offsets in the same database as the effects is what makes a crash at any instant harmless: one
+transaction holds an event's effects, its outcome (keyed by event id, so a redelivery applies nothing) and the
+next offset to read, and on restart the consumer seeks to the offsets stored there, not the group's.
+
+Department SQL is written once for both engines: ``?`` placeholders, ``INSERT ... ON CONFLICT``, types both
+understand (TEXT, INTEGER, BIGINT), partial indexes. Rows come back as tuples (index them by position).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+__all__ = ["RUNTIME_SCHEMA", "Row", "Store", "Transaction"]
+
+Row = Sequence[Any]
+Params = Sequence[Any]
+
+RUNTIME_SCHEMA = """
+CREATE TABLE IF NOT EXISTS civreg_event_outcomes (
+    event_id      TEXT PRIMARY KEY,
+    event_type    TEXT NOT NULL,
+    entry_key     TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    outcome       TEXT NOT NULL,
+    note          TEXT NOT NULL,
+    topic         TEXT NOT NULL,
+    partition     INTEGER NOT NULL,
+    "offset"      BIGINT NOT NULL,
+    processed_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS civreg_undecodable_messages (
+    topic            TEXT NOT NULL,
+    partition        INTEGER NOT NULL,
+    "offset"         BIGINT NOT NULL,
+    reason           TEXT NOT NULL,
+    error_class      TEXT NOT NULL,
+    dead_lettered_at TEXT NOT NULL,
+    PRIMARY KEY (topic, partition, "offset")
+);
+CREATE TABLE IF NOT EXISTS civreg_offsets (
+    topic        TEXT NOT NULL,
+    partition    INTEGER NOT NULL,
+    next_offset  BIGINT NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 text (stored the same way in both engines)."""
+    return datetime.now(UTC).isoformat()
+
+
+class Transaction(ABC):
+    """One open transaction: what handlers (through their department's records) and the runtime write with."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run one statement with ``?`` placeholders and return its rows (empty for statements without rows)."""
+
+    @abstractmethod
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement for many parameter rows."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Undo only this block's writes if it raises (one event's effects, not the whole batch's)."""
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        """The first row of a query, or None."""
+        rows = self.execute(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        """The first column of the first row, or None."""
+        row = self.one(sql, params)
+        return None if row is None else row[0]
+
+    # Runtime bookkeeping -----------------------------------------------------------------------------------
+
+    def outcome_of(self, event_id: str) -> str | None:
+        """The outcome already recorded for ``event_id``, or None if this department has not seen it."""
+        outcome = self.scalar("SELECT outcome FROM civreg_event_outcomes WHERE event_id = ?", (event_id,))
+        return None if outcome is None else str(outcome)
+
+    def record_outcome(
+        self,
+        *,
+        event_id: str,
+        event_type: str,
+        entry_key: str,
+        version: int,
+        outcome: str,
+        note: str,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        """Record the one outcome of an event."""
+        self.execute(
+            "INSERT INTO civreg_event_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, event_type, entry_key, version, outcome, note, topic, partition, offset, now_iso()),
+        )
+
+    def record_undecodable(self, *, topic: str, partition: int, offset: int, reason: str, error_class: str) -> None:
+        """Record a message that never became an event (it has gone to the dead-letter topic)."""
+        self.execute(
+            "INSERT INTO civreg_undecodable_messages VALUES (?, ?, ?, ?, ?, ?) "
+            'ON CONFLICT (topic, partition, "offset") DO UPDATE SET reason = excluded.reason',
+            (topic, partition, offset, reason, error_class, now_iso()),
+        )
+
+    def save_offset(self, topic: str, partition: int, next_offset: int) -> None:
+        """Store the next offset to read, in the same transaction as the effects."""
+        self.execute(
+            "INSERT INTO civreg_offsets VALUES (?, ?, ?) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            (topic, partition, next_offset),
+        )
+
+
+class Store(Protocol):
+    """A department's database as the runtime and the CLI use it."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        ...
+
+    def read(self) -> Transaction:
+        """A handle for read-only queries outside a write transaction (CLI lookups, reports)."""
+        ...
+
+    def stored_offsets(self) -> dict[tuple[str, int], int]:
+        """Next offset to read per (topic, partition), as committed with the data."""
+        ...
+
+    def outcome_counts(self) -> dict[tuple[str, str], int]:
+        """Events per (event type, outcome)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+def offsets_from(rows: Iterator[Row] | list[Row]) -> dict[tuple[str, int], int]:
+    """``civreg_offsets`` rows as a mapping."""
+    return {(str(row[0]), int(row[1])): int(row[2]) for row in rows}
+
+
+def counts_from(rows: Iterator[Row] | list[Row]) -> dict[tuple[str, str], int]:
+    """Outcome-count rows as a mapping."""
+    return {(str(row[0]), str(row[1])): int(row[2]) for row in rows}
+
+
+OFFSETS_QUERY = "SELECT topic, partition, next_offset FROM civreg_offsets"
+OUTCOME_COUNTS_QUERY = "SELECT event_type, outcome, COUNT(*) FROM civreg_event_outcomes GROUP BY event_type, outcome"
