@@ -28,6 +28,7 @@ __all__ = ["Department", "Handler"]
 RecordsT = TypeVar("RecordsT")
 EventT = TypeVar("EventT", bound=Event)
 Handler = Callable[[Any, Any], Result]
+Resolver = Callable[[Any, str, Any], Result]
 
 # Which event types travel on a register's topic: its own registration, and corrections and voids of its entries.
 _REGISTRATION_TYPE: dict[Register, str] = {
@@ -48,6 +49,7 @@ class Department(Generic[RecordsT]):
     records: Callable[[Transaction], RecordsT]
     legal_gateway: str = ""
     handlers: dict[str, Handler] = field(default_factory=dict)
+    resolvers: dict[str, Resolver] = field(default_factory=dict)
 
     def handles(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, RecordsT], Result]], Any]:
         """Register the decorated function as this department's handler for ``event_types``."""
@@ -60,6 +62,25 @@ class Department(Generic[RecordsT]):
             return handler
 
         return register
+
+    def resolves(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, str, RecordsT], Result]], Any]:
+        """Register how a person's review decision is applied: the event, applied to the record they chose."""
+
+        def register(
+            resolver: Callable[[EventT, str, RecordsT], Result],
+        ) -> Callable[[EventT, str, RecordsT], Result]:
+            for event_type in event_types:
+                self.resolvers[event_type.event_type] = resolver
+            return resolver
+
+        return register
+
+    def resolve(self, event: Event, record_id: str, transaction: Transaction) -> Result:
+        """Apply ``event`` to the record a reviewer chose."""
+        resolver = self.resolvers.get(event.event_type)
+        if resolver is None:
+            raise ValueError(f"department {self.name!r} cannot apply a reviewed {event.event_type} to a record")
+        return resolver(event, record_id, self.records(transaction))
 
     @property
     def event_types(self) -> frozenset[str]:

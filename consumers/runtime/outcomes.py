@@ -23,6 +23,8 @@ class Result:
 
     outcome: Outcome
     note: str = ""
+    candidates: tuple[str, ...] = ()
+    """For needs_review: the department's own record ids a person should choose between (never personal data)."""
 
     @classmethod
     def applied(cls, note: str = "") -> Result:
@@ -35,6 +37,6 @@ class Result:
         return cls(Outcome.NO_MATCHING_RECORD, note)
 
     @classmethod
-    def needs_review(cls, note: str = "") -> Result:
+    def needs_review(cls, note: str = "", candidates: tuple[str, ...] = ()) -> Result:
         """Ambiguous or partial match: queued for a person, never applied by guess."""
-        return cls(Outcome.NEEDS_REVIEW, note)
+        return cls(Outcome.NEEDS_REVIEW, note, candidates)

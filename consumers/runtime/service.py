@@ -295,6 +295,15 @@ class DepartmentConsumer:
                 handler_started = time.perf_counter()
                 result = self._apply_event(event, message, transaction, letters)
                 handler_seconds = time.perf_counter() - handler_started
+                if result.outcome is Outcome.NEEDS_REVIEW:
+                    transaction.enqueue_review(
+                        event_id=event_id,
+                        event_type=event.event_type,
+                        entry_key=event.entry.key,
+                        note=result.note,
+                        candidates=result.candidates,
+                        event_json=event.model_dump_json(),
+                    )
                 transaction.record_outcome(
                     event_id=event_id,
                     event_type=event.event_type,

@@ -10,6 +10,7 @@ understand (TEXT, INTEGER, BIGINT), partial indexes. Rows come back as tuples (i
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -42,6 +43,20 @@ CREATE TABLE IF NOT EXISTS civreg_undecodable_messages (
     error_class      TEXT NOT NULL,
     dead_lettered_at TEXT NOT NULL,
     PRIMARY KEY (topic, partition, "offset")
+);
+CREATE TABLE IF NOT EXISTS civreg_review_queue (
+    event_id         TEXT PRIMARY KEY,
+    event_type       TEXT NOT NULL,
+    entry_key        TEXT NOT NULL,
+    note             TEXT NOT NULL,
+    candidates       TEXT NOT NULL,
+    event_json       TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    resolution       TEXT,
+    resolved_record  TEXT,
+    resolved_by      TEXT,
+    queued_at        TEXT NOT NULL,
+    resolved_at      TEXT
 );
 CREATE TABLE IF NOT EXISTS civreg_offsets (
     topic        TEXT NOT NULL,
@@ -114,6 +129,15 @@ class Transaction(ABC):
             "INSERT INTO civreg_undecodable_messages VALUES (?, ?, ?, ?, ?, ?) "
             'ON CONFLICT (topic, partition, "offset") DO UPDATE SET reason = excluded.reason',
             (topic, partition, offset, reason, error_class, now_iso()),
+        )
+
+    def enqueue_review(
+        self, *, event_id: str, event_type: str, entry_key: str, note: str, candidates: Sequence[str], event_json: str
+    ) -> None:
+        """Queue an event a person must look at (ambiguous or partial match); it keeps the whole event to re-apply."""
+        self.execute(
+            "INSERT INTO civreg_review_queue VALUES (?, ?, ?, ?, ?, ?, 'open', NULL, NULL, NULL, ?, NULL)",
+            (event_id, event_type, entry_key, note, json.dumps(list(candidates)), event_json, now_iso()),
         )
 
     def save_offset(self, topic: str, partition: int, next_offset: int) -> None:
