@@ -1,0 +1,386 @@
+"""Publish a JSONL or CSV file of events: every row is validated first, so a file with bad rows publishes nothing.
+
+Why two passes over the file instead of loading it: pass one validates every row and keeps only counts, the
+first errors and the set of event ids (for duplicates); pass two reads the file again and publishes the valid
+rows. Memory is bounded by that id set (about 100 bytes an event) instead of 15 million models of kilobytes
+each; the price is parsing twice, which costs less than the network. Because the file is read twice, a change
+between the passes would publish something other than what was validated: its size and modification time are
+compared before publishing and after, and in all-or-nothing mode a row that fails on the second read stops the run.
+
+Re-running a file after a partial failure is safe: every event keeps its ``event_id`` and departments ignore ids
+they have already applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from confluent_kafka import KafkaException
+from rich import filesize
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from civreg.logs import get_logger
+from civreg.settings import Settings
+from producers.event_files import EventFileReader, FileFormat, ValidationReport, validate_file
+from producers.publisher import DeliveryReport, Publisher, PublishError
+from schemas.codec import Codec
+
+__all__ = [
+    "ExitCode",
+    "FilePublishResult",
+    "PublishProgress",
+    "RichPublishProgress",
+    "publish_file",
+    "publish_file_and_report",
+    "render_result",
+]
+
+log = get_logger(__name__)
+_PROGRESS_EVERY = 1000
+_FAILURES_KEPT = 1000
+_FAILURES_SHOWN = 20
+
+
+class ExitCode(IntEnum):
+    """What ``civreg publish`` exits with (2 is the CLI's own: bad arguments)."""
+
+    OK = 0
+    """Every row valid and every event delivered (or, with --dry-run, every row valid)."""
+    INVALID = 1
+    """Invalid rows (or no rows): nothing was published."""
+    PARTIAL = 3
+    """--allow-partial: the valid rows were published, the invalid ones were not."""
+    NOT_PUBLISHED = 4
+    """Kafka unreachable, topics missing, events not delivered, the file changed, or interrupted."""
+
+
+class PublishProgress(Protocol):
+    """Where progress goes: a rich progress bar on a terminal, nothing in tests."""
+
+    def phase(self, description: str, total: int, unit: str) -> None:
+        """Start a phase with ``total`` units (``bytes`` while validating, ``events`` while publishing)."""
+
+    def advance_to(self, completed: int) -> None:
+        """Units done so far in the current phase."""
+
+
+class _NoProgress:
+    def phase(self, description: str, total: int, unit: str) -> None:
+        pass
+
+    def advance_to(self, completed: int) -> None:
+        pass
+
+
+class RichPublishProgress:
+    """A rich progress bar per phase; a context manager (the bars live while it is open)."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self._unit = ""
+        self._total = 0
+
+    def __enter__(self) -> Self:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def phase(self, description: str, total: int, unit: str) -> None:
+        """Start a new bar."""
+        self._unit, self._total = unit, total
+        self._task = self._progress.add_task(description, total=total, counts=self._counts(0))
+
+    def advance_to(self, completed: int) -> None:
+        """Move the current bar."""
+        if self._task is not None:
+            self._progress.update(self._task, completed=completed, counts=self._counts(completed))
+
+    def _counts(self, completed: int) -> str:
+        if self._unit == "bytes":
+            return f"{filesize.decimal(completed)}/{filesize.decimal(self._total)}"
+        return f"{completed:,}/{self._total:,} {self._unit}"
+
+
+@dataclass
+class _Tally:
+    """Delivery reports counted by event type (the Publisher's callback)."""
+
+    delivered: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    failures: list[DeliveryReport] = field(default_factory=list)
+
+    def record(self, report: DeliveryReport) -> None:
+        if report.delivered:
+            self.delivered[report.event_type] += 1
+            return
+        self.failed[report.event_type] += 1
+        if len(self.failures) < _FAILURES_KEPT:
+            self.failures.append(report)
+
+
+@dataclass(frozen=True)
+class FilePublishResult:
+    """What happened to a file: its validation, what was delivered, and why it stopped if it did."""
+
+    report: ValidationReport
+    allow_partial: bool = False
+    dry_run: bool = False
+    published: bool = False
+    """Whether the publishing pass ran at all."""
+    produced: int = 0
+    delivered_by_type: Mapping[str, int] = field(default_factory=dict)
+    failed_by_type: Mapping[str, int] = field(default_factory=dict)
+    failures: tuple[DeliveryReport, ...] = ()
+    unconfirmed: int = 0
+    problem: str | None = None
+
+    @property
+    def delivered(self) -> int:
+        """Events Kafka acknowledged."""
+        return sum(self.delivered_by_type.values())
+
+    @property
+    def failed(self) -> int:
+        """Events Kafka refused or could not deliver."""
+        return sum(self.failed_by_type.values())
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The CLI's exit code for this outcome."""
+        if self.problem is not None or self.failed or self.unconfirmed:
+            return ExitCode.NOT_PUBLISHED
+        if self.report.valid == 0 or (self.report.invalid and not self.allow_partial):
+            return ExitCode.INVALID
+        return ExitCode.PARTIAL if self.report.invalid else ExitCode.OK
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def publish_file(
+    path: Path,
+    settings: Settings,
+    *,
+    file_format: FileFormat | None = None,
+    allow_partial: bool = False,
+    dry_run: bool = False,
+    max_errors: int | None = 1000,
+    codec: Codec | None = None,
+    progress: PublishProgress | None = None,
+    flush_timeout: float = 300.0,
+    connect_timeout: float = 10.0,
+    producer_overrides: dict[str, Any] | None = None,
+) -> FilePublishResult:
+    """Validate every row of ``path``; then, unless a row is invalid (and not ``allow_partial``) or ``dry_run``,
+    publish the valid rows and wait for Kafka to confirm them. Never raises for bad rows or Kafka trouble: the
+    result says what happened."""
+    progress = progress or _NoProgress()
+    reader = EventFileReader(path, file_format)
+    before = _fingerprint(path)
+    progress.phase("Validating", reader.size, "bytes")
+    report = validate_file(path, reader=reader, max_errors=max_errors, on_progress=progress.advance_to)
+    log.info("event file validated", file=str(path), rows=report.rows, valid=report.valid, invalid=report.invalid)
+    result = FilePublishResult(report, allow_partial, dry_run)
+    if dry_run or report.valid == 0 or (report.invalid and not allow_partial):
+        return result
+    if _fingerprint(path) != before:
+        return replace(result, problem="the file changed after it was validated; nothing was published")
+
+    tally = _Tally()
+    publisher = Publisher(settings, codec, tally.record, config_overrides=producer_overrides)
+    try:
+        missing = publisher.missing_topics(report.valid_by_register, timeout=connect_timeout)
+    except KafkaException as exc:
+        where = settings.effective_bootstrap_servers
+        return replace(result, problem=f"cannot reach Kafka at {where} ({exc}); nothing was published")
+    if missing:
+        return replace(result, problem=f"topic(s) {', '.join(missing)} do not exist; nothing was published")
+
+    progress.phase("Publishing", report.valid, "events delivered")
+    produced, problem = _publish_rows(reader, publisher, tally, allow_partial, progress)
+    unconfirmed = 0
+    try:
+        publisher.flush(flush_timeout)
+    except PublishError as exc:
+        unconfirmed = exc.unconfirmed
+    progress.advance_to(sum(tally.delivered.values()))
+    if problem is None and (produced != report.valid or _fingerprint(path) != before):
+        problem = "the file changed while it was being published; check what was delivered and publish again"
+    result = replace(
+        result,
+        published=True,
+        produced=produced,
+        delivered_by_type=dict(tally.delivered),
+        failed_by_type=dict(tally.failed),
+        failures=tuple(tally.failures),
+        unconfirmed=unconfirmed,
+        problem=problem,
+    )
+    log.info(
+        "event file published",
+        file=str(path),
+        delivered=result.delivered,
+        failed=result.failed,
+        unconfirmed=unconfirmed,
+        exit_code=int(result.exit_code),
+    )
+    return result
+
+
+def _publish_rows(
+    reader: EventFileReader, publisher: Publisher, tally: _Tally, allow_partial: bool, progress: PublishProgress
+) -> tuple[int, str | None]:
+    """The second pass: queue every valid row. Returns how many were queued and why it stopped early, if it did."""
+    produced = 0
+    try:
+        for row in reader:
+            if row.event is None:
+                if not allow_partial:
+                    return produced, f"line {row.line} failed validation on the second read (the file changed)"
+                continue
+            with contextlib.suppress(PublishError):  # refused when queued: the tally has it, the summary says so
+                publisher.publish(row.event)
+            produced += 1
+            if produced % _PROGRESS_EVERY == 0:
+                progress.advance_to(sum(tally.delivered.values()))
+    except KeyboardInterrupt:
+        return produced, f"interrupted after queueing {produced} events"
+    return produced, None
+
+
+# ---- rendering ------------------------------------------------------------------------------------------------
+
+
+def _error_table(report: ValidationReport) -> Table:
+    table = Table(title=f"Invalid rows in {report.path.name}", title_justify="left")
+    table.add_column("Line", justify="right")
+    table.add_column("Field")
+    table.add_column("Rule")
+    for error in report.errors:
+        table.add_row(str(error.line), Text(error.field), Text(error.rule))
+    return table
+
+
+def _summary_table(result: FilePublishResult) -> Table:
+    report = result.report
+    table = Table(title="Summary", title_justify="left")
+    table.add_column("Event type")
+    table.add_column("Valid rows", justify="right")
+    if result.published:
+        table.add_column("Delivered", justify="right")
+        table.add_column("Failed", justify="right")
+    types = sorted(set(report.valid_by_type) | set(result.delivered_by_type) | set(result.failed_by_type))
+    for event_type in types:
+        cells = [event_type, str(report.valid_by_type[event_type])]
+        if result.published:
+            cells += [str(result.delivered_by_type.get(event_type, 0)), str(result.failed_by_type.get(event_type, 0))]
+        table.add_row(*cells)
+    total: list[Text | str] = [Text("Total", style="bold"), str(report.valid)]
+    if result.published:
+        total += [str(result.delivered), str(result.failed)]
+    table.add_row(*total, end_section=True)
+    table.add_row("Invalid rows", str(report.invalid))
+    return table
+
+
+def _outcome(result: FilePublishResult) -> Text:
+    report = result.report
+    code = result.exit_code
+    if result.problem is not None:
+        return Text(f"Stopped: {result.problem}.", style="bold red")
+    if code is ExitCode.NOT_PUBLISHED:
+        text = f"{result.failed} event(s) not delivered"
+        if result.unconfirmed:
+            text += f" and {result.unconfirmed} unconfirmed when the wait ended"
+        return Text(f"{text}. Publishing the file again is safe: departments ignore events they have seen.", "bold red")
+    if report.rows == 0:
+        return Text("The file has no events; nothing was published.", style="bold red")
+    if code is ExitCode.INVALID:
+        hint = f"; use --allow-partial to publish the {report.valid} valid row(s)" if report.valid else ""
+        return Text(f"Nothing was published: {report.invalid} invalid row(s){hint}.", style="bold red")
+    verb = "would be published (dry run)" if result.dry_run else "delivered"
+    if code is ExitCode.PARTIAL:
+        return Text(
+            f"{report.valid} valid event(s) {verb}; {report.invalid} invalid row(s) were not published.",
+            style="bold yellow",
+        )
+    return Text(f"All {report.valid} event(s) {verb}.", style="bold green")
+
+
+def render_result(result: FilePublishResult, console: Console) -> None:
+    """Print the error table (if any), failed deliveries (if any), the summary and the outcome."""
+    report = result.report
+    if report.errors:
+        console.print(_error_table(report))
+        if report.errors_not_kept:
+            console.print(f"... and {report.errors_not_kept} more error(s) not shown (see --max-errors).")
+    if result.failures:
+        table = Table(title="Events not delivered", title_justify="left")
+        for name in ("Event id", "Event type", "Error"):
+            table.add_column(name)
+        for failure in result.failures[:_FAILURES_SHOWN]:
+            table.add_row(Text(failure.event_id), failure.event_type, Text(failure.error or ""))
+        console.print(table)
+        if result.failed > _FAILURES_SHOWN:
+            console.print(f"... and {result.failed - _FAILURES_SHOWN} more.")
+    console.print(_summary_table(result))
+    console.print(_outcome(result))
+
+
+def publish_file_and_report(
+    path: Path,
+    settings: Settings,
+    console: Console,
+    *,
+    file_format: FileFormat | None = None,
+    allow_partial: bool = False,
+    dry_run: bool = False,
+    max_errors: int | None = 1000,
+) -> ExitCode:
+    """``civreg publish``: publish with a progress bar, print the report, return the exit code."""
+    with RichPublishProgress(console) as progress:
+        result = publish_file(
+            path,
+            settings,
+            file_format=file_format,
+            allow_partial=allow_partial,
+            dry_run=dry_run,
+            max_errors=max_errors,
+            progress=progress,
+        )
+    render_result(result, console)
+    return result.exit_code
