@@ -16,6 +16,16 @@ KAFKA_CLIENT_LOGGER = "civreg.kafka"
 """librdkafka's own messages arrive on this stdlib logger (see ``civreg.kafka_config``)."""
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it), not the stream at configuration time."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 class _ToStructlog(logging.Handler):
     """Forward stdlib records (librdkafka's) into structlog, so every line has one format."""
 
@@ -38,7 +48,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True, client_level: s
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     client = logging.getLogger(KAFKA_CLIENT_LOGGER)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
+from civreg.kafka_config import admin_config
 from civreg.settings import Settings
 from deploy.local_kafka import LocalKafka
 from deploy.topics import apply_topics
@@ -60,7 +63,21 @@ def bus_settings(kafka_settings: Settings, tmp_path: Path) -> Settings:
         update={"topic_prefix": f"t{uuid.uuid4().hex[:12]}", "database_dir": tmp_path / "departments"}
     )
     apply_topics(settings, TEST_DEPARTMENTS, replication_factor=1, profile="local")
+    _wait_for_leaders(settings)
     return settings
+
+
+def _wait_for_leaders(settings: Settings, timeout: float = 30.0) -> None:
+    """Block until every topic under the test's prefix is in metadata with a leader on each partition."""
+    admin = AdminClient(admin_config(settings))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=5).topics
+        mine = {name: meta for name, meta in topics.items() if name.startswith(f"{settings.topic_prefix}.")}
+        if mine and all(p.leader >= 0 for meta in mine.values() for p in meta.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topics under {settings.topic_prefix} have no leaders after {timeout} s")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
