@@ -84,9 +84,7 @@ class Codec:
 
     def __init__(self, resolver: SchemaResolver | None = None) -> None:
         self._resolver: SchemaResolver = resolver or LocalSchemaCatalogue()
-        self._readers = {
-            event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES
-        }
+        self._readers = {event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES}
 
     def encode(self, event: Event) -> bytes:
         """Wire-format bytes for ``event``."""
@@ -109,17 +107,13 @@ class Codec:
             raise DecodeError("unknown-schema-id", str(exc)) from exc
         name = writer.get("name", "")
         if name not in self._readers:
-            raise DecodeError(
-                "unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type"
-            )
+            raise DecodeError("unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type")
         reader, model = self._readers[name]
         body = io.BytesIO(data[_HEADER.size :])
         try:
             record = fastavro.schemaless_reader(body, writer, reader)
         except Exception as exc:  # fastavro raises many types for corrupt bodies
-            raise DecodeError(
-                "avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}"
-            ) from exc
+            raise DecodeError("avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}") from exc
         left_over = len(data) - _HEADER.size - body.tell()
         if left_over:  # the body is not what the schema id says (wrong id, or bytes appended)
             raise DecodeError("avro-body-invalid", f"{left_over} bytes left after the record of schema id {schema_id}")
@@ -132,6 +126,5 @@ class Codec:
 def describe_validation_error(exc: ValidationError) -> str:
     """'field: rule' for each error, without the offending values (they may be personal data)."""
     return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}"
-        for error in exc.errors()
+        f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}" for error in exc.errors()
     )

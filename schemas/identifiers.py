@@ -94,9 +94,7 @@ def normalise_driving_licence_number(value: str) -> str:
     if len(number) != 16:
         raise ValueError("driving licence number must be 16 characters")
     if not _DRIVING_LICENCE.fullmatch(number):
-        raise ValueError(
-            "driving licence number is not in the DVLA layout (5 surname, 6 digits, 2 initials, ...)"
-        )
+        raise ValueError("driving licence number is not in the DVLA layout (5 surname, 6 digits, 2 initials, ...)")
     month_digits = int(number[6:8])
     if month_digits not in range(1, 13) and month_digits not in range(51, 63):
         raise ValueError("driving licence number month of birth is not 01-12 (or 51-62 for women)")

@@ -172,9 +172,7 @@ class BirthDetails(_Record):
     def _dates_in_order(self) -> Self:
         if self.child.date_of_birth is None:
             raise ValueError("child.date_of_birth is required in a birth entry")
-        _not_before(
-            self.date_of_registration, self.child.date_of_birth, "date_of_registration is before the birth"
-        )
+        _not_before(self.date_of_registration, self.child.date_of_birth, "date_of_registration is before the birth")
         return self
 
 
@@ -190,9 +188,7 @@ class DeathDetails(_Record):
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
         _not_before(self.date_of_death, self.deceased.date_of_birth, "date_of_death is before date_of_birth")
-        _not_before(
-            self.date_of_registration, self.date_of_death, "date_of_registration is before date_of_death"
-        )
+        _not_before(self.date_of_registration, self.date_of_death, "date_of_registration is before date_of_death")
         return self
 
 
@@ -216,9 +212,7 @@ class MarriageDetails(_Record):
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
-        _not_before(
-            self.date_of_registration, self.date_of_marriage, "date_of_registration is before the marriage"
-        )
+        _not_before(self.date_of_registration, self.date_of_marriage, "date_of_registration is before the marriage")
         return self
 
 
@@ -233,9 +227,7 @@ class CivilPartnershipDetails(_Record):
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
-        _not_before(
-            self.date_of_registration, self.date_of_formation, "date_of_registration is before the formation"
-        )
+        _not_before(self.date_of_registration, self.date_of_formation, "date_of_registration is before the formation")
         return self
 
 
