@@ -34,7 +34,7 @@ class DeadLetter:
     event_id: str | None = None
     event_type: str | None = None
 
-    def headers(self, department: str) -> list[tuple[str, bytes]]:
+    def headers(self, department: str) -> list[tuple[str, str | bytes | None]]:
         """Kafka headers describing why the message was dead-lettered."""
         headers = {
             "civreg.reason": self.reason,
