@@ -26,8 +26,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: install ## Only the tests that need no broker
-	$(BIN)/pytest -m "not kafka"
+unit: install ## Only the tests that need no broker, PostgreSQL server or schema registry
+	$(BIN)/pytest -m "not kafka and not postgres and not registry"
 
 bench: install ## Codec and consumer benchmarks: prints a table, writes bench-results/*.json
 	$(BIN)/civreg bench

@@ -22,6 +22,9 @@ def _root() -> None:
 def _register_commands() -> None:
     """Attach each area's sub-commands."""
     # Sub-apps (one line each, alphabetical):
+    from civreg.commands.bench import bench
+
+    app.command("bench")(bench)
     from civreg.commands.consume import consume
 
     app.command("consume")(consume)
@@ -32,16 +35,34 @@ def _register_commands() -> None:
 
     app.add_typer(dev_app, name="dev")
     app.add_typer(topics_app, name="topics")
+    from civreg.commands.letters import letters_app
+
+    app.add_typer(letters_app, name="letters")
     from civreg.commands.publish import publish
 
     app.command("publish")(publish)
+    from civreg.commands.review import review_app
+
+    app.add_typer(review_app, name="review")
+    from civreg.commands.registers import registers_app, simulate_registers
     from civreg.commands.simulate import simulate_app
 
+    app.add_typer(registers_app, name="registers")
+    simulate_app.command("registers")(simulate_registers)
     app.add_typer(simulate_app, name="simulate")
+    from civreg.commands.schemas import schemas_app
+
+    app.add_typer(schemas_app, name="schemas")
+    from civreg.commands.status import status
+
+    app.command("status")(status)
     from civreg.commands.suppression import mailing_app, suppress_app
 
     app.add_typer(mailing_app, name="mailing")
     app.add_typer(suppress_app, name="suppress")
+    from civreg.commands.trace import trace
+
+    app.command("trace")(trace)
 
 
 def main() -> None:

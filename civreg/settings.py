@@ -45,11 +45,51 @@ class Settings(BaseSettings):
     database_dir: Path = Field(
         default=DEFAULT_HOME / "departments", description="Where department SQLite databases live."
     )
+    postgres_dsn: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL for department stores, e.g. 'postgresql://civreg:PASSWORD@db:5432/civreg' (one schema "
+        "per department, civreg_<department>). Unset: one SQLite file per department in database_dir.",
+    )
+
+    registry_url: str | None = Field(
+        default=None,
+        description="Your own Confluent-compatible schema registry (Confluent, Karapace, or Apicurio's "
+        "'.../apis/ccompat/v7'). Unset: the local registry while 'civreg dev up' runs it, else local schema ids.",
+    )
+    registry_username: str | None = Field(default=None, description="Basic-auth user of your registry.")
+    registry_password: SecretStr | None = Field(default=None, description="Basic-auth password of your registry.")
+    registry_auto_register: bool = Field(
+        default=True,
+        description="Producers register a schema missing from its subject. Production: false, and CI publishes "
+        "schemas with 'civreg schemas register'.",
+    )
+    registry_wait_seconds: float = Field(
+        default=60.0, gt=0, description="How long a service waits, retrying with backoff, for the registry at start."
+    )
+    registry_version: str = Field(default="3.3.3", description="Apicurio Registry version of the local registry.")
+    registry_java_home: Path | None = Field(
+        default=None, description="A Java 21+ for the local registry (Apicurio 3); unset: found automatically."
+    )
+    local_registry_port: int = Field(default=8081, description="Port of the local registry on 127.0.0.1.")
+    local_registry_health_port: int = Field(default=8082, description="Its health (management) port.")
 
     topic_prefix: str = Field(default="civreg", description="Prefix of every topic name; tests use unique ones.")
     client_id: str = "civreg"
     session_timeout_ms: int = Field(
         default=45_000, ge=6_000, description="How long the group waits for a silent consumer before rebalancing."
+    )
+
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65_535,
+        description="Port of a long-running service's /metrics, /healthz and /readyz; 0 = off (containers use 9400).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics endpoint listens on; 0.0.0.0 in a container."
+    )
+    status_endpoints: str = Field(
+        default="", description="Comma-separated metrics endpoints `civreg status` reads, e.g. 'http://tax:9400'."
     )
 
     @property
@@ -61,6 +101,11 @@ class Settings(BaseSettings):
     def effective_bootstrap_servers(self) -> str:
         """The bootstrap servers clients connect to."""
         return self.bootstrap_servers or f"127.0.0.1:{self.local_port}"
+
+    @property
+    def local_registry_url(self) -> str:
+        """The Confluent-compatible API of the local registry ``civreg dev up`` starts."""
+        return f"http://127.0.0.1:{self.local_registry_port}/apis/ccompat/v7"
 
     def state_path(self, *parts: str) -> Path:
         """A path under the local state directory (created on demand by its user)."""

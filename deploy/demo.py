@@ -3,9 +3,13 @@
 1. start the local Kafka broker (unless the settings name your own cluster) and create the topics;
 2. publish a few thousand simulated registrations (births, deaths, marriages, civil partnerships, corrections,
    voids in England-and-Wales proportions) through the idempotent publisher;
-3. run the letter-suppression service until it has caught up;
-4. filter a simulated mailing list through it and check the result against the simulation's answer key;
-5. print what happened, and stop the broker it started (unless asked to keep it running).
+3. load each department's simulated customer register (tax, pensions, DVLA, electoral register, passports: the
+   same people, as they stood before the registrations, with strangers and near-duplicates);
+4. run all six services (the five departments and the letter-suppression service) side by side until each has
+   caught up;
+5. filter a simulated mailing list through the suppression service, and run each department's scheduled letters
+   for the first four weeks; check both against the simulation's answer key (nobody dead is written to);
+6. print what happened, and stop the broker it started (unless asked to keep it running).
 
 Each run uses its own topic prefix and database, so runs never mix.
 """
@@ -15,20 +19,26 @@ from __future__ import annotations
 import csv
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from civreg.settings import Settings
+from consumers.departments import CORRESPONDENCE, DEPARTMENTS
+from consumers.letters import run_letters
+from consumers.registers import load_register
 from consumers.running import open_store
-from consumers.runtime import BatchReport, DepartmentConsumer
+from consumers.runtime import BatchReport, Department, DepartmentConsumer
 from consumers.suppression import Action, department, filter_mailing
 from deploy.local_kafka import LocalKafka
-from deploy.topics import apply_topics
+from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
+from producers.department_registers import simulate_register
 from producers.mailing_list import RecipientStatus, simulate_mailing_list, write_mailing_list
 from producers.publisher import Publisher
 from producers.simulate import SimulatedPopulation, simulate_population
@@ -44,8 +54,16 @@ class DemoSummary:
     workdir: Path
     published: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """The suppression service's outcomes per (event type, outcome)."""
+    department_outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    """Every service's events per outcome, plus 'withheld' (kept from it by its data-sharing agreement)."""
+    registers: Counter[str] = field(default_factory=Counter)
     mailing: Counter[str] = field(default_factory=Counter)
+    letters: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per department: letters due, sent, and held back by whom."""
+    mailing_sent_to_deceased: int = 0
     letters_to_deceased_sent: int = 0
+    """Mailing-run letters and department letters sent to a person the simulation says is dead (must be 0)."""
     living_wrongly_suppressed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -81,13 +99,15 @@ def run_demo(
                 broker.ensure_jars()
                 started_here = not broker.status().running
                 broker.start(timeout=120)
-        apply_topics(settings, (department.name,))
+        apply_topics(settings, DEFAULT_DEPARTMENTS)
         summary.seconds["broker and topics"] = time.monotonic() - started
         console.print(f"[bold]Kafka[/] {settings.effective_bootstrap_servers}, topics prefixed [bold]{prefix}[/]")
 
         population = _publish(settings, count, seed, console, summary)
-        _consume(settings, console, summary)
+        truth = _load_registers(settings, population, seed, summary)
+        _consume(settings, console, summary, population)
         _mail(settings, population, mailing_size, seed, summary)
+        _letters(settings, population, truth, summary)
         _print(console, summary)
         return summary
     finally:
@@ -112,25 +132,85 @@ def _publish(settings: Settings, count: int, seed: int, console: Console, summar
     return population
 
 
-def _consume(settings: Settings, console: Console, summary: DemoSummary) -> None:
+def _load_registers(
+    settings: Settings, population: SimulatedPopulation, seed: int, summary: DemoSummary
+) -> dict[str, dict[str, str]]:
+    """Each department's customers into its database; returns record id -> person id (the answer key)."""
     started = time.monotonic()
-    store = open_store(settings, department.name)
+    truth: dict[str, dict[str, str]] = {}
+    for name in CORRESPONDENCE:
+        records = simulate_register(population, name, seed)
+        store = open_store(settings, name)
+        try:
+            summary.registers[name] = load_register(store, DEPARTMENTS[name], (record.row for record in records))
+        finally:
+            store.close()
+        truth[name] = {record.row["record_id"]: record.person_id for record in records}
+    summary.seconds["department registers"] = time.monotonic() - started
+    return truth
+
+
+def _consume(settings: Settings, console: Console, summary: DemoSummary, population: SimulatedPopulation) -> None:
+    """All six services side by side, each until it has caught up (one progress bar each)."""
+    started = time.monotonic()
+    with _progress(console) as progress, ThreadPoolExecutor(max_workers=len(DEPARTMENTS)) as pool:
+
+        def run(service: Department[Any]) -> BatchReport:
+            expected = sum(1 for event in population.events if event.family in service.registers)
+            task = progress.add_task(f"{service.name} catching up", total=expected)
+            store = open_store(settings, service.name)
+            try:
+                consumer = DepartmentConsumer(service, settings, store)
+                consumer.on_batch_committed(lambda report: progress.advance(task, report.messages))
+                return consumer.run(until_caught_up=True)
+            finally:
+                store.close()
+
+        reports = dict(zip(DEPARTMENTS, pool.map(run, DEPARTMENTS.values()), strict=True))
+    for name, totals in reports.items():
+        counts: Counter[str] = Counter()
+        for (_, outcome), n in totals.outcomes.items():
+            counts[outcome] += n
+        counts["withheld"] += sum(totals.withheld.values())
+        summary.department_outcomes[name] = counts
+    summary.outcomes.update(reports[department.name].outcomes)
+    summary.seconds["consume (six services)"] = time.monotonic() - started
+
+
+def _letters(
+    settings: Settings, population: SimulatedPopulation, truth: dict[str, dict[str, str]], summary: DemoSummary
+) -> None:
+    """Each department's letters for the first four weeks, checked against who the simulation says is dead."""
+    started = time.monotonic()
+    dead = {person.person_id for person in population.people if person.is_deceased}
+    suppression = open_store(settings, department.name)
     try:
-        consumer = DepartmentConsumer(department, settings, store)
-        with _progress(console) as progress:
-            deaths = summary.published["DeathRegistered"]
-            task = progress.add_task("suppression service", total=None)
-
-            def advance(report: BatchReport) -> None:
-                progress.advance(task, report.messages)
-
-            consumer.on_batch_committed(advance)
-            totals = consumer.run(until_caught_up=True)
-            progress.update(task, total=max(totals.messages, deaths), completed=totals.messages)
-        summary.outcomes.update(totals.outcomes)
+        for name, letters_due in CORRESPONDENCE.items():
+            store = open_store(settings, name)
+            out = summary.workdir / f"{name}-letters.csv"
+            try:
+                run = run_letters(
+                    DEPARTMENTS[name],
+                    letters_due,
+                    store,
+                    suppression,
+                    first_day=population.start,
+                    days=28,
+                    out=out,
+                    report=summary.workdir / f"{name}-letters-held.csv",
+                )
+            finally:
+                store.close()
+            counts: Counter[str] = Counter(due=run.due, sent=sum(run.sent.values()))
+            counts.update(f"held by {letter.held_by}" for letter in run.held)
+            with out.open(newline="", encoding="utf-8") as handle:
+                to_the_dead = sum(1 for row in csv.DictReader(handle) if truth[name][row["record_id"]] in dead)
+            counts["sent to the deceased"] = to_the_dead
+            summary.letters_to_deceased_sent += to_the_dead
+            summary.letters[name] = counts
     finally:
-        store.close()
-    summary.seconds["consume"] = time.monotonic() - started
+        suppression.close()
+    summary.seconds["letters runs"] = time.monotonic() - started
 
 
 def _mail(settings: Settings, population: SimulatedPopulation, size: int, seed: int, summary: DemoSummary) -> None:
@@ -151,7 +231,8 @@ def _mail(settings: Settings, population: SimulatedPopulation, size: int, seed: 
         sent = {row["recipient_id"] for row in csv.DictReader(handle)}
     with report.open(newline="", encoding="utf-8") as handle:
         suppressed = {row["recipient_id"] for row in csv.DictReader(handle) if row["action"] == Action.SUPPRESS}
-    summary.letters_to_deceased_sent = sum(1 for rid in sent if truth[rid] is RecipientStatus.DECEASED)
+    summary.mailing_sent_to_deceased = sum(1 for rid in sent if truth[rid] is RecipientStatus.DECEASED)
+    summary.letters_to_deceased_sent += summary.mailing_sent_to_deceased
     summary.living_wrongly_suppressed = sum(1 for rid in suppressed if truth[rid] is not RecipientStatus.DECEASED)
     summary.mailing.update({f"truth:{status.value}": n for status, n in Counter(truth.values()).items()})
     summary.seconds["mailing run"] = time.monotonic() - started
@@ -164,12 +245,34 @@ def _print(console: Console, summary: DemoSummary) -> None:
     for event_type, n in sorted(summary.published.items()):
         published.add_row(event_type, str(n))
 
-    outcomes = Table(title="Letter-suppression service: outcome of every event it received")
-    outcomes.add_column("event type")
-    outcomes.add_column("outcome")
-    outcomes.add_column("events", justify="right")
-    for (event_type, outcome), n in sorted(summary.outcomes.items()):
-        outcomes.add_row(event_type, outcome, str(n))
+    outcomes = Table(title="Six services caught up: the outcome of every event each received", show_footer=True)
+    outcomes.add_column("service", footer="total")
+    columns = ("applied", "no_matching_record", "needs_review", "dead_lettered", "withheld")
+    for column in columns:
+        total = sum(counts[column] for counts in summary.department_outcomes.values())
+        outcomes.add_column(column.replace("_", " "), justify="right", footer=str(total))
+    for name, counts in summary.department_outcomes.items():
+        outcomes.add_row(name, *(str(counts[column]) for column in columns))
+    outcomes.caption = "withheld: not in the service's data-sharing agreement (e.g. stillbirths): never delivered"
+
+    letters = Table(title="Scheduled letters, first four weeks: sent, and held back by whom", show_footer=True)
+    letters.add_column("department", footer="total")
+    letter_columns = (
+        ("due", "due"),
+        ("sent", "sent"),
+        ("records", "held by department records"),
+        ("review", "held by review queue"),
+        ("suppression", "held by suppression service"),
+        ("to the dead", "sent to the deceased"),
+    )
+    for label, counted in letter_columns:
+        letters.add_column(label, justify="right", footer=str(sum(c[counted] for c in summary.letters.values())))
+    for name, counts in summary.letters.items():
+        letters.add_row(name, *(str(counts[counted]) for _, counted in letter_columns))
+    letters.caption = (
+        "held back by the department's own records (it applied the death), its review queue (a death it could not "
+        "match safely may be about the addressee) or the suppression service; to the dead: the answer key's check"
+    )
 
     mailing = Table(title="Mailing run through the suppression service")
     mailing.add_column("")
@@ -187,7 +290,7 @@ def _print(console: Console, summary: DemoSummary) -> None:
         )
         mailing.add_row(label, str(value))
     mailing.add_row("of whom deceased (simulation's answer key)", str(summary.mailing.get("truth:DECEASED", 0)))
-    mailing.add_row("letters sent to the deceased", f"[bold]{summary.letters_to_deceased_sent}[/]")
+    mailing.add_row("letters sent to the deceased", f"[bold]{summary.mailing_sent_to_deceased}[/]")
     mailing.add_row("living people suppressed", f"[bold]{summary.living_wrongly_suppressed}[/]")
 
     timings = Table(title="Time")
@@ -196,6 +299,9 @@ def _print(console: Console, summary: DemoSummary) -> None:
     for step, seconds in summary.seconds.items():
         timings.add_row(step, f"{seconds:.1f}")
 
-    for table in (published, outcomes, mailing, timings):
+    for table in (published, outcomes, mailing, letters, timings):
         console.print(table)
-    console.print(f"files: {summary.workdir}/recipients.csv, sendable.csv, suppression-report.csv")
+    console.print(
+        f"files: {summary.workdir}/recipients.csv, sendable.csv, suppression-report.csv, "
+        "<department>-letters.csv, <department>-letters-held.csv"
+    )

@@ -53,8 +53,8 @@ __all__ = [
 
 DEFINITIONS_PATH = Path(__file__).resolve().with_name("topics.yaml")
 
-# Departments consuming the bus today; "tax", "pensions", "dvla", "electoral" and "passports" join later.
-DEFAULT_DEPARTMENTS: tuple[str, ...] = ("suppression",)
+# Departments consuming the bus (each has a dead-letter topic); consumers/departments.py holds their rules.
+DEFAULT_DEPARTMENTS: tuple[str, ...] = ("suppression", "tax", "pensions", "dvla", "electoral", "passports")
 
 _DEPARTMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")

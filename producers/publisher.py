@@ -26,8 +26,10 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from civreg.codecs import open_codec
 from civreg.kafka_config import producer_config
 from civreg.logs import get_logger
+from civreg.metrics import default_metrics
 from civreg.settings import Settings
 from schemas.codec import Codec
 from schemas.models import Event
@@ -121,7 +123,9 @@ class Publisher:
         close_timeout: float = 60.0,
         max_failures_kept: int = 1000,
     ) -> None:
-        self._codec = codec or Codec()
+        # The registry when there is one (civreg.codecs); every subject's id is resolved now, so publishing goes
+        # on through a registry outage.
+        self._codec = codec or open_codec(settings, publishing=True)
         self._on_delivery = on_delivery
         self._topics = registration_topics(settings.topic_prefix)
         self._close_timeout = close_timeout
@@ -165,9 +169,9 @@ class Publisher:
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for its register's topic, keyed by its entry; raises PublishError if Kafka refuses it."""
-        value = self._codec.encode(event)
-        event_id = str(event.event_id)
         topic = self._topics[event.family]
+        value = self._codec.encode(event, topic)  # the schema id of its subject on that topic
+        event_id = str(event.event_id)
         headers = [
             ("event_type", event.event_type.encode()),
             ("event_id", event_id.encode()),
@@ -185,6 +189,7 @@ class Publisher:
                 # Refused before queueing (e.g. too large): raised now, so not kept for flush to raise again.
                 self._refused += 1
                 self._failed += 1
+                default_metrics().record_delivery(event.event_type, delivered=False)
                 report = DeliveryReport(event_id, event.event_type, topic, error=_describe_kafka_error(exc.args[0]))
                 if self._on_delivery is not None:
                     self._on_delivery(report)
@@ -241,6 +246,7 @@ class Publisher:
     # ---- internals ----------------------------------------------------------------------------------
 
     def _on_report(self, event_id: str, event_type: str, error: KafkaError | None, message: Any) -> None:
+        default_metrics().record_delivery(event_type, delivered=error is None, seconds=message.latency())
         if error is None:
             self._delivered += 1
             report = DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())

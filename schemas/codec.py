@@ -1,23 +1,37 @@
 """Encode and decode events in the Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro body.
 
-The schema id comes from a ``SchemaResolver``: the local catalogue today, a Confluent-compatible registry when one
-is configured. Decoding reads with the writer's schema and resolves into this codebase's reader schema, so a
-consumer on an older contract still reads newer events.
+The schema id comes from a ``SchemaResolver``: the local catalogue, or a Confluent-compatible registry
+(``schemas.registry``) when one is configured. Decoding reads with the writer's schema and resolves into this
+codebase's reader schema, so a consumer on an older contract still reads newer events.
+
+Why decoding is fast: what to do with a schema id (its writer schema, whether resolution is needed, which model) is
+worked out once per id and kept, so a message costs one dict lookup and one fastavro read. When the writer schema
+equals the reader's, no resolution is asked for: fastavro would otherwise compare the two schemas on every call.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import fastavro
 from pydantic import ValidationError
 
 from schemas.catalogue import EVENT_TYPES, NAMESPACE, event_schema
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected
+from schemas.topics import registration_topic
 
-__all__ = ["MAGIC_BYTE", "Codec", "DecodeError", "LocalSchemaCatalogue", "SchemaResolver", "UnknownSchemaId"]
+__all__ = [
+    "MAGIC_BYTE",
+    "Codec",
+    "DecodeError",
+    "LocalSchemaCatalogue",
+    "ResolverUnavailable",
+    "SchemaResolver",
+    "SubjectResolver",
+    "UnknownSchemaId",
+]
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">BI")  # unsigned magic byte, so a bad one reads 0-255
@@ -36,6 +50,11 @@ class UnknownSchemaId(LookupError):
     """The schema id in a message is not known to the resolver."""
 
 
+class ResolverUnavailable(RuntimeError):
+    """The resolver cannot answer now (registry unreachable): retry later. Not the message's fault, so never a
+    reason to dead-letter it: the id may well be valid."""
+
+
 class SchemaResolver(Protocol):
     """Where schema ids come from (local catalogue or registry)."""
 
@@ -44,7 +63,17 @@ class SchemaResolver(Protocol):
         ...
 
     def writer_schema(self, schema_id: int) -> dict[str, Any]:
-        """The parsed schema a message with ``schema_id`` was written with; raises UnknownSchemaId."""
+        """The parsed schema a message with ``schema_id`` was written with; raises UnknownSchemaId, or
+        ResolverUnavailable when it cannot tell now."""
+        ...
+
+
+@runtime_checkable
+class SubjectResolver(SchemaResolver, Protocol):
+    """A resolver whose ids depend on the topic too (a registry's subjects are ``<topic>-<record>``)."""
+
+    def subject_schema_id(self, event_type: str, topic: str) -> int:
+        """The id to write in messages of ``event_type`` sent to ``topic``."""
         ...
 
 
@@ -80,27 +109,75 @@ def to_avro(event: Event) -> dict[str, Any]:
 
 
 class Codec:
-    """Wire-format codec for every event type."""
+    """Wire-format codec for every event type.
 
-    def __init__(self, resolver: SchemaResolver | None = None) -> None:
+    ``topic_prefix`` lets ``encode`` find an event's topic itself (the registration topic of its register) when
+    the caller does not say; a registry resolver needs the topic for the subject.
+    """
+
+    def __init__(self, resolver: SchemaResolver | None = None, *, topic_prefix: str | None = None) -> None:
         self._resolver: SchemaResolver = resolver or LocalSchemaCatalogue()
+        self._subject_resolver = self._resolver if isinstance(self._resolver, SubjectResolver) else None
+        self._topic_prefix = topic_prefix
         self._readers = {event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES}
+        # schema id -> (writer schema, reader schema or None when equal to the writer, model); filled on first use.
+        self._plans: dict[int, tuple[dict[str, Any], dict[str, Any] | None, type[Event]]] = {}
 
-    def encode(self, event: Event) -> bytes:
-        """Wire-format bytes for ``event``."""
-        schema_id = self._resolver.schema_id(event.event_type)
+    @property
+    def resolver(self) -> SchemaResolver:
+        """Where this codec's schema ids come from."""
+        return self._resolver
+
+    def encode(self, event: Event, topic: str | None = None) -> bytes:
+        """Wire-format bytes for ``event``, with the schema id of its subject on ``topic``."""
+        if topic is None and self._topic_prefix is not None:
+            topic = registration_topic(event.family, self._topic_prefix)
+        if topic is not None and self._subject_resolver is not None:
+            schema_id = self._subject_resolver.subject_schema_id(event.event_type, topic)
+        else:
+            schema_id = self._resolver.schema_id(event.event_type)
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
         fastavro.schemaless_writer(buffer, event_schema(event.event_type).parsed, to_avro(event))
         return buffer.getvalue()
 
     def decode(self, data: bytes | None) -> Event:
-        """The event in ``data``; raises DecodeError saying why it cannot be read."""
+        """The event in ``data``; raises DecodeError saying why it cannot be read (ResolverUnavailable: retry)."""
+        record, model = self._read(data)
+        try:
+            return model.model_validate(record)
+        except ValidationError as exc:
+            raise DecodeError("contract-violation", describe_validation_error(exc)) from exc
+
+    def decode_record(self, data: bytes | None) -> dict[str, Any]:
+        """The Avro record in ``data`` as this codebase's reader schema sees it, not yet validated as an event."""
+        return self._read(data)[0]
+
+    def _read(self, data: bytes | None) -> tuple[dict[str, Any], type[Event]]:
         if not data or len(data) < _HEADER.size:
             raise DecodeError("truncated", "message is shorter than the 5-byte wire-format header")
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC_BYTE:
             raise DecodeError("bad-magic-byte", f"first byte is {magic}, expected {MAGIC_BYTE}")
+        plan = self._plans.get(schema_id)
+        if plan is None:
+            plan = self._plan(schema_id)
+        writer, reader, model = plan
+        body = io.BytesIO(data)
+        body.seek(_HEADER.size)
+        try:
+            record = fastavro.schemaless_reader(body, writer, reader)
+        except Exception as exc:  # fastavro raises many types for corrupt bodies
+            raise DecodeError("avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}") from exc
+        left_over = len(data) - body.tell()
+        if left_over:  # the body is not what the schema id says (wrong id, or bytes appended)
+            raise DecodeError("avro-body-invalid", f"{left_over} bytes left after the record of schema id {schema_id}")
+        if not isinstance(record, dict):
+            raise DecodeError("avro-body-invalid", f"schema id {schema_id} did not yield a record")
+        return record, model
+
+    def _plan(self, schema_id: int) -> tuple[dict[str, Any], dict[str, Any] | None, type[Event]]:
+        """Work out once how to read messages with ``schema_id``; unknown ids are not kept (they may appear)."""
         try:
             writer = self._resolver.writer_schema(schema_id)
         except UnknownSchemaId as exc:
@@ -109,18 +186,9 @@ class Codec:
         if name not in self._readers:
             raise DecodeError("unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type")
         reader, model = self._readers[name]
-        body = io.BytesIO(data[_HEADER.size :])
-        try:
-            record = fastavro.schemaless_reader(body, writer, reader)
-        except Exception as exc:  # fastavro raises many types for corrupt bodies
-            raise DecodeError("avro-body-invalid", f"{type(exc).__name__} reading schema id {schema_id}") from exc
-        left_over = len(data) - _HEADER.size - body.tell()
-        if left_over:  # the body is not what the schema id says (wrong id, or bytes appended)
-            raise DecodeError("avro-body-invalid", f"{left_over} bytes left after the record of schema id {schema_id}")
-        try:
-            return model.model_validate(record)
-        except ValidationError as exc:
-            raise DecodeError("contract-violation", describe_validation_error(exc)) from exc
+        plan = (reader, None, model) if writer == reader else (writer, reader, model)
+        self._plans[schema_id] = plan
+        return plan
 
 
 def describe_validation_error(exc: ValidationError) -> str:

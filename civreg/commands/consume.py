@@ -24,11 +24,21 @@ def consume(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Messages per database transaction.")] = 500,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65_535,
+            help="Serve /metrics, /healthz and /readyz on this port; 0 = off (default: $CIVREG_METRICS_PORT, 0).",
+        ),
+    ] = None,
 ) -> None:
     """Run a department consumer: apply each registration event once, record its outcome, dead-letter bad ones.
 
     SIGTERM or Ctrl-C finishes the batch in hand, commits it and exits cleanly.
     """
+    from civreg.commands.progress import BackfillBar
+    from civreg.metrics import MetricsServerError
     from consumers.departments import DEPARTMENTS
     from consumers.running import run_department
 
@@ -37,8 +47,19 @@ def consume(
             f"unknown department; known: {', '.join(sorted(DEPARTMENTS))}", param_hint="--department"
         )
     configure_logging(log_level)
-    totals = run_department(
-        load_settings(), department, database=database, until_caught_up=until_caught_up, batch_size=batch_size
-    )
+    try:
+        with BackfillBar(department, always=until_caught_up) as bar:  # also when it starts far behind
+            totals = run_department(
+                load_settings(),
+                department,
+                database=database,
+                until_caught_up=until_caught_up,
+                batch_size=batch_size,
+                metrics_port=metrics_port,
+                on_progress=bar.update,
+            )
+    except MetricsServerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     outcomes = ", ".join(f"{t} {o}: {n}" for (t, o), n in sorted(totals.outcomes.items())) or "no new events"
     typer.echo(f"{department}: {totals.messages} messages; {outcomes}; duplicates skipped: {totals.duplicates}")

@@ -13,10 +13,12 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from civreg.settings import Settings, load_settings
 from deploy.local_kafka import LocalKafka, LocalKafkaError, probe_cluster
+from deploy.local_registry import LocalRegistry, LocalRegistryError, probe_registry
 from deploy.topics import (
     DEFAULT_DEPARTMENTS,
     ApplyReport,
@@ -43,7 +45,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, h
 
 T = TypeVar("T")
 
-_EXPECTED = (LocalKafkaError, TopicApplyError, TopicDefinitionError)
+_EXPECTED = (LocalKafkaError, LocalRegistryError, TopicApplyError, TopicDefinitionError)
 
 DepartmentsOption = Annotated[
     list[str] | None,
@@ -104,6 +106,39 @@ def _report_remote(settings: Settings, timeout: float) -> None:
     raise typer.Exit(code=1)
 
 
+def _probe_own_registry(settings: Settings, timeout: float) -> tuple[str, bool]:
+    """One line about the user's own registry (CIVREG_REGISTRY_URL), and whether it answered."""
+    password = settings.registry_password.get_secret_value() if settings.registry_password else None
+    assert settings.registry_url is not None
+    probe = probe_registry(
+        settings.registry_url, username=settings.registry_username, password=password, timeout=timeout
+    )
+    if probe.reachable:
+        return f"schema registry {probe.url}: [green]reachable[/] (global compatibility {probe.compatibility})", True
+    return f"schema registry {probe.url}: [red]not reachable[/]: {escape(probe.error or '')}", False
+
+
+def _registry_up(settings: Settings, timeout: float) -> None:
+    """Start the local schema registry next to the local broker, unless the user has their own."""
+    if settings.registry_url:
+        line, _ = _probe_own_registry(settings, timeout=min(timeout, 10.0))
+        console.print(f"CIVREG_REGISTRY_URL is set: not starting a local registry; {line}", highlight=False)
+        return
+    registry = LocalRegistry(settings)
+    if not registry.installed():
+        with console.status(f"Fetching Apicurio Registry {registry.version} with Maven (first run: about 160 MB)..."):
+            _run(registry.ensure_installed)
+    with console.status(f"Starting the schema registry on {registry.url}..."):
+        status = _run(lambda: registry.start(timeout=timeout))
+        level = _run(registry.apply_global_compatibility)
+    console.print(
+        f"[green]Schema registry (Apicurio {status.version}) is up[/] (pid {status.pid}, data in {status.data_dir}); "
+        f"global compatibility {level}",
+        highlight=False,
+    )
+    console.print(f"schema registry: [bold]{status.url}[/]", highlight=False)
+
+
 def _print_report(report: ApplyReport) -> None:
     table = Table(title=f"Topics on {report.bootstrap} (profile {report.profile}, rf {report.replication_factor})")
     table.add_column("topic")
@@ -147,6 +182,7 @@ def dev_up(
     if report.changed:
         _print_report(report)
     console.print(f"bootstrap servers: [bold]{status.bootstrap}[/]", highlight=False)
+    _registry_up(settings, timeout)
 
 
 @dev_app.command("down")
@@ -155,8 +191,12 @@ def dev_down(
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for a clean shutdown before SIGKILL.")
     ] = 30.0,
 ) -> None:
-    """Stop the local broker cleanly (its data is kept for the next 'dev up')."""
+    """Stop the local broker and schema registry cleanly (their data is kept for the next 'dev up')."""
     settings = _settings()
+    registry = LocalRegistry(settings)
+    with console.status("Stopping the schema registry..."):
+        if _run(lambda: registry.stop(timeout=timeout)):
+            console.print("Schema registry stopped.")
     if not settings.uses_local_broker:
         console.print("CIVREG_BOOTSTRAP_SERVERS is set: there is no local broker to stop.")
         return
@@ -168,10 +208,18 @@ def dev_down(
 
 @dev_app.command("status")
 def dev_status(timeout: TimeoutOption = 5.0) -> None:
-    """Show whether the local broker runs and answers (or whether your own cluster answers)."""
+    """Show whether the local broker and registry run and answer (or whether your own cluster and registry do).
+
+    Exit code 3 when a local component is not running.
+    """
     settings = _settings()
     if not settings.uses_local_broker:
         _report_remote(settings, timeout=timeout)
+        if settings.registry_url:
+            line, reachable = _probe_own_registry(settings, timeout)
+            console.print(line, highlight=False)
+            if not reachable:
+                raise typer.Exit(code=1)
         return
     status = _run(LocalKafka(settings).status)
     table = Table(show_header=False, box=None)
@@ -183,8 +231,27 @@ def dev_status(timeout: TimeoutOption = 5.0) -> None:
     if status.running:
         probe = probe_cluster(settings, timeout=timeout)
         table.add_row("answers", "[green]yes[/]" if probe.reachable else f"[red]no[/] ({probe.error})")
+    registry_running = True
+    if settings.registry_url:
+        line, _ = _probe_own_registry(settings, timeout)
+        table.add_row("registry", line)
+    else:
+        registry = _run(LocalRegistry(settings).status)
+        registry_running = registry.running
+        table.add_row("registry", "[green]running[/]" if registry.running else "[red]not running[/]")
+        table.add_row("registry pid", str(registry.pid) if registry.pid is not None else "-")
+        table.add_row("registry url", registry.url)
+        table.add_row("registry version", f"Apicurio Registry {registry.version}")
+        if registry.running:
+            answer = probe_registry(registry.url, timeout=timeout)
+            table.add_row(
+                "registry answers",
+                f"[green]yes[/] (global compatibility {answer.compatibility})"
+                if answer.reachable
+                else f"[red]no[/] ({escape(answer.error or '')})",
+            )
     console.print(table)
-    if not status.running:
+    if not status.running or not registry_running:
         raise typer.Exit(code=3)  # like 'systemctl status': scripts can tell "not running" from errors
 
 

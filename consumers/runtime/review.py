@@ -83,4 +83,5 @@ def resolve_review(
             "UPDATE civreg_event_outcomes SET outcome = ?, note = ? WHERE event_id = ?",
             (result.outcome.value, f"reviewed: {result.note}", event_id),
         )
+        tx.queue_acknowledgement(event_id)
     return result

@@ -37,15 +37,17 @@ from confluent_kafka import (
 )
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from civreg.codecs import open_codec
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
+from consumers.runtime.agreements import Agreement, agreement_for
 from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
 from consumers.runtime.errors import PermanentError, PoisonMessage, TransientError
 from consumers.runtime.outcomes import Outcome, Result
 from consumers.runtime.store import Store, Transaction
-from schemas.codec import Codec, DecodeError
+from schemas.codec import Codec, DecodeError, ResolverUnavailable
 from schemas.models import Event
 
 __all__ = ["BatchReport", "DepartmentConsumer", "EventOutcome"]
@@ -84,6 +86,8 @@ class BatchReport:
     seconds: float = 0.0
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     events: list[EventOutcome] = field(default_factory=list)
+    withheld: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Events the data-sharing agreement kept from the department, per (event type, reason): not outcomes."""
 
 
 BatchListener = Callable[[BatchReport], None]
@@ -109,12 +113,16 @@ class DepartmentConsumer:
         batch_size: int = 500,
         poll_timeout: float = 0.5,
         max_attempts: int = 8,
+        agreement: Agreement | None = None,
     ) -> None:
         department.check_complete()
+        self.agreement = agreement or agreement_for(department.name)
+        if problems := self.agreement.problems(department):
+            raise ValueError("; ".join(problems))
         self.department = department
         self.settings = settings
         self.store = store
-        self.codec = codec or Codec()
+        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codecs)
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.max_attempts = max_attempts
@@ -237,8 +245,36 @@ class DepartmentConsumer:
         except DecodeError as exc:
             return _Decoded(message, None, PoisonMessage(exc.reason, exc.detail))
 
+    def _decode_batch(self, messages: Sequence[Message]) -> list[_Decoded] | None:
+        """Decode every message. While the schema registry cannot be asked about an id not cached yet, wait and
+        retry with backoff until stopped (None): never dead-letter for that, the id may well be valid. Ids already
+        met decode from the codec's cache whether the registry answers or not."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(ResolverUnavailable),
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),
+            stop=lambda _state: self._stopping,
+            sleep=self._sleep_unless_stopping,
+            reraise=True,
+            before_sleep=lambda state: self._log.warning(
+                "schema-registry-unavailable",
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception()) if state.outcome else None,
+            ),
+        )
+        try:
+            return retrying(lambda: [self._decode(message) for message in messages])
+        except ResolverUnavailable:
+            return None
+
+    def _sleep_unless_stopping(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
+
     def _process(self, messages: Sequence[Message]) -> None:
-        decoded = [self._decode(message) for message in messages]
+        decoded = self._decode_batch(messages)
+        if decoded is None:  # stopped while the registry was away: nothing applied, the batch is read again
+            return
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             wait=wait_exponential_jitter(multiplier=0.2, max=10),
@@ -265,7 +301,7 @@ class DepartmentConsumer:
         with self.store.transaction() as transaction:
             for item in decoded:
                 message = item.message
-                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                topic, partition, offset = _position(message)
                 report.next_offsets[(topic, partition)] = offset + 1
                 if item.poison is not None:
                     letters.append(_letter(message, item.poison))
@@ -287,7 +323,11 @@ class DepartmentConsumer:
                     )
                     continue
                 assert item.event is not None
-                event = item.event
+                withheld = self.agreement.withheld_because(item.event)
+                if withheld is not None:
+                    report.withheld[(item.event.event_type, withheld)] += 1
+                    continue
+                event = self.agreement.minimise(item.event)
                 event_id = str(event.event_id)
                 if transaction.outcome_of(event_id) is not None:
                     report.duplicates += 1
@@ -376,6 +416,7 @@ class DepartmentConsumer:
         self.totals.retries += report.retries
         self.totals.seconds += report.seconds
         self.totals.next_offsets.update(report.next_offsets)
+        self.totals.withheld.update(report.withheld)
 
     # Operators' view ---------------------------------------------------------------------------------------
 
@@ -407,11 +448,20 @@ def _message_time(message: Message) -> datetime | None:
     return datetime.fromtimestamp(millis / 1000, UTC)
 
 
+def _position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record (always set on records, unlike on produced messages)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise KafkaException(KafkaError(KafkaError._BAD_MSG, "consumed message without topic/partition/offset"))
+    return topic, partition, offset
+
+
 def _letter(message: Message, exc: Exception, *, reason: str | None = None, event: Event | None = None) -> DeadLetter:
+    topic, partition, offset = _position(message)
     return DeadLetter(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
+        topic=topic,
+        partition=partition,
+        offset=offset,
         key=message.key(),
         value=message.value(),
         reason=reason or str(getattr(exc, "reason", "unknown")),

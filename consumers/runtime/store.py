@@ -11,6 +11,7 @@ understand (TEXT, INTEGER, BIGINT), partial indexes. Rows come back as tuples (i
 from __future__ import annotations
 
 import json
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS civreg_offsets (
     partition    INTEGER NOT NULL,
     next_offset  BIGINT NOT NULL,
     PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS civreg_unacknowledged (
+    event_id  TEXT PRIMARY KEY,
+    token     TEXT NOT NULL
 );
 """
 
@@ -121,6 +126,20 @@ class Transaction(ABC):
         self.execute(
             "INSERT INTO civreg_event_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (event_id, event_type, entry_key, version, outcome, note, topic, partition, offset, now_iso()),
+        )
+        self.queue_acknowledgement(event_id)
+
+    def queue_acknowledgement(self, event_id: str) -> None:
+        """Owe an acknowledgement of this event's (new) outcome: an outbox row, published after the commit.
+
+        Being in the same transaction as the outcome is what makes acknowledgements at-least-once: a crash after
+        the commit leaves the row, and the next publisher run sends it. A new token marks a newer outcome (a
+        review decision), so deleting the row for an older, already published one cannot lose it.
+        """
+        self.execute(
+            "INSERT INTO civreg_unacknowledged VALUES (?, ?) "
+            "ON CONFLICT (event_id) DO UPDATE SET token = excluded.token",
+            (event_id, uuid.uuid4().hex),
         )
 
     def record_undecodable(self, *, topic: str, partition: int, offset: int, reason: str, error_class: str) -> None:

@@ -1,0 +1,41 @@
+"""``civreg bench``: print a table of named benchmark cases and write ``bench-results/<suite>.json``.
+
+Parses arguments and delegates to ``deploy.bench``; suites are listed in ``deploy.bench.SUITES``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from civreg.settings import load_settings
+
+__all__ = ["bench"]
+
+
+def bench(
+    suites: Annotated[
+        list[str] | None, typer.Argument(help="Suites to run (default: all), e.g. 'codec'.", show_default=False)
+    ] = None,
+    events: Annotated[int, typer.Option(min=10, help="Events in each suite's workload.")] = 2000,
+    rounds: Annotated[int, typer.Option(min=1, help="Timed passes per case (the best is reported).")] = 7,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated events.")] = 2016,
+    out_dir: Annotated[Path, typer.Option(help="Where <suite>.json files are written.")] = Path("bench-results"),
+) -> None:
+    """Time this project's paths against baselines (e.g. the codec against confluent-kafka's stock serializers).
+
+    Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
+    """
+    from deploy.bench import BenchOptions, run_suites
+
+    console = Console()
+    options = BenchOptions(events=events, rounds=rounds, seed=seed, out_dir=out_dir)
+    try:
+        written = run_suites(load_settings(), list(suites or []), options, console)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="SUITES") from None
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)

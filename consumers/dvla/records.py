@@ -1,0 +1,195 @@
+"""DVLA's own records as its rules see them: driving licences, and the vehicles each driver keeps."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
+
+from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.matching import PersonTable, name_key
+from consumers.registers import (
+    PERSON_COLUMNS,
+    STORED_PERSON_COLUMNS,
+    PersonColumns,
+    RecordTable,
+    optional,
+    optional_date,
+)
+from consumers.runtime import Transaction
+from consumers.runtime.store import now_iso
+from schemas.identifiers import normalise_driving_licence_number
+
+__all__ = ["SCHEMA", "DvlaRecords"]
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS drivers (
+    driver_id               TEXT PRIMARY KEY,
+    given_names             TEXT NOT NULL,
+    family_name             TEXT NOT NULL,
+    date_of_birth           TEXT,
+    address                 TEXT NOT NULL,
+    town                    TEXT NOT NULL,
+    postcode                TEXT NOT NULL,
+    name_key                TEXT NOT NULL,
+    postcode_key            TEXT NOT NULL,
+    driving_licence_number  TEXT,
+    licence_status          TEXT NOT NULL CHECK (licence_status IN ('valid', 'cancelled')),
+    cancelled_reason        TEXT,
+    cancelled_on            TEXT,
+    licence_valid_to        TEXT,
+    updated_at              TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS drivers_licence ON drivers (driving_licence_number);
+CREATE INDEX IF NOT EXISTS drivers_name_birth ON drivers (name_key, date_of_birth);
+CREATE INDEX IF NOT EXISTS drivers_birth_postcode ON drivers (date_of_birth, postcode_key);
+CREATE INDEX IF NOT EXISTS drivers_name_postcode ON drivers (name_key, postcode_key);
+CREATE INDEX IF NOT EXISTS drivers_valid_to ON drivers (licence_valid_to);
+CREATE TABLE IF NOT EXISTS vehicles (
+    registration_mark  TEXT PRIMARY KEY,
+    keeper_id          TEXT NOT NULL,
+    tax_due_on         TEXT NOT NULL,
+    keeper_deceased    INTEGER NOT NULL,
+    updated_at         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vehicles_keeper ON vehicles (keeper_id);
+CREATE INDEX IF NOT EXISTS vehicles_tax_due ON vehicles (tax_due_on);
+"""
+    + ENTRY_LOG_SCHEMA
+)
+
+RENEWAL_NOTICE = timedelta(days=56)
+"""A licence renewal reminder goes 56 days before the photocard expires."""
+TAX_NOTICE = timedelta(days=30)
+"""A vehicle tax reminder (V11) goes 30 days before the tax runs out."""
+
+_SPECIFIC = ("driving_licence_number", "licence_status", "cancelled_reason", "cancelled_on", "licence_valid_to")
+_REGISTRATION_MARK = re.compile(r"^[A-Z0-9]{2,8}$")
+
+
+class DvlaRecords:
+    """Reads and writes DVLA's driver and vehicle tables inside one transaction."""
+
+    register_columns = (*PERSON_COLUMNS, "driving_licence_number", "licence_valid_to", "vehicles")
+
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
+        self.people = PersonTable(
+            transaction,
+            "drivers",
+            "driver_id",
+            identifier=("driving_licence_number", lambda ids: ids.driving_licence_number),
+        )
+        self.entries = EntryLog(transaction)
+        self.drivers = RecordTable(transaction, "drivers", "driver_id")
+
+    # Register -----------------------------------------------------------------------------------------------
+
+    def add(self, row: Mapping[str, str]) -> None:
+        """One driver from a register row; ``vehicles`` lists ``MARK:tax-due-date`` separated by ``;``."""
+        person = PersonColumns.from_row(row)
+        valid_to = optional_date(row, "licence_valid_to")
+        vehicles = [_vehicle(item) for item in (row.get("vehicles") or "").split(";") if item.strip()]
+        self.drivers.replace(
+            person.record_id,
+            ("driver_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
+            (
+                person.record_id,
+                *person.values(),
+                optional(row, "driving_licence_number", normalise_driving_licence_number),
+                "valid",
+                None,
+                None,
+                None if valid_to is None else valid_to.isoformat(),
+            ),
+        )
+        self._tx.execute("DELETE FROM vehicles WHERE keeper_id = ?", (person.record_id,))
+        for mark, tax_due in vehicles:
+            self._tx.execute(
+                "INSERT INTO vehicles VALUES (?, ?, ?, 0, ?) ON CONFLICT (registration_mark) DO UPDATE SET "
+                "keeper_id = excluded.keeper_id, tax_due_on = excluded.tax_due_on, keeper_deceased = 0, "
+                "updated_at = excluded.updated_at",
+                (mark, person.record_id, tax_due.isoformat(), now_iso()),
+            )
+
+    # What the rules change ----------------------------------------------------------------------------------
+
+    def cancel_licence(self, driver_id: str, reason: str, on: date) -> Snapshot:
+        """The licence is no longer valid."""
+        return self.drivers.update(
+            driver_id, {"licence_status": "cancelled", "cancelled_reason": reason, "cancelled_on": on.isoformat()}
+        )
+
+    def flag_vehicles_of_deceased_keeper(self, driver_id: str) -> list[str]:
+        """Mark the vehicles this driver keeps as having a deceased keeper; returns the marks newly flagged."""
+        rows = self._tx.execute(
+            "SELECT registration_mark FROM vehicles WHERE keeper_id = ? AND keeper_deceased = 0 "
+            "ORDER BY registration_mark",
+            (driver_id,),
+        )
+        marks = [str(row[0]) for row in rows]
+        self._tx.execute(
+            "UPDATE vehicles SET keeper_deceased = 1, updated_at = ? WHERE keeper_id = ? AND keeper_deceased = 0",
+            (now_iso(), driver_id),
+        )
+        return marks
+
+    def unflag_vehicles(self, marks: list[str]) -> None:
+        """The keeper is not dead after all."""
+        for mark in marks:
+            self._tx.execute(
+                "UPDATE vehicles SET keeper_deceased = 0, updated_at = ? WHERE registration_mark = ?",
+                (now_iso(), mark),
+            )
+
+    def change_surname(self, driver_id: str, new_surname: str) -> Snapshot:
+        """The driver's new surname (the licence is reissued in it)."""
+        given = str(self.drivers.fields(driver_id, "given_names")["given_names"])
+        return self.drivers.update(driver_id, {"family_name": new_surname, "name_key": name_key(given, new_surname)})
+
+    def restore(self, driver_id: str, before: Snapshot) -> None:
+        """Put the driver's fields an entry changed back as they were."""
+        self.drivers.update(driver_id, before)
+
+    # Correspondence -----------------------------------------------------------------------------------------
+
+    def renewals_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
+        """Licence renewal reminders due in [first, last], with the reason a licence was cancelled (if it was)."""
+        rows = self._tx.execute(
+            f"SELECT driver_id, licence_valid_to, cancelled_reason, {ADDRESSEE_COLUMNS} FROM drivers "  # noqa: S608
+            "WHERE licence_valid_to BETWEEN ? AND ? ORDER BY licence_valid_to, driver_id",
+            ((first + RENEWAL_NOTICE).isoformat(), (last + RENEWAL_NOTICE).isoformat()),
+        )
+        for row in rows:
+            due_on = date.fromisoformat(str(row[1])) - RENEWAL_NOTICE
+            letter = scheduled_letter(row[3:], record_id=str(row[0]), kind="licence-renewal-reminder", due_on=due_on)
+            yield letter, None if row[2] is None else str(row[2])
+
+    def vehicle_tax_reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, bool]]:
+        """Vehicle tax reminders due in [first, last], addressed to the keeper, with whether the keeper died."""
+        columns = ", ".join(f"d.{column.strip()}" for column in ADDRESSEE_COLUMNS.split(","))
+        rows = self._tx.execute(
+            f"SELECT d.driver_id, v.tax_due_on, v.registration_mark, v.keeper_deceased, {columns} "  # noqa: S608
+            "FROM vehicles v JOIN drivers d ON d.driver_id = v.keeper_id "
+            "WHERE v.tax_due_on BETWEEN ? AND ? ORDER BY v.tax_due_on, v.registration_mark",
+            ((first + TAX_NOTICE).isoformat(), (last + TAX_NOTICE).isoformat()),
+        )
+        for row in rows:
+            due_on = date.fromisoformat(str(row[1])) - TAX_NOTICE
+            letter = scheduled_letter(
+                row[4:], record_id=str(row[0]), kind="vehicle-tax-reminder", due_on=due_on, reference=str(row[2])
+            )
+            yield letter, bool(row[3])
+
+
+def _vehicle(item: str) -> tuple[str, date]:
+    mark, _, due = item.strip().partition(":")
+    mark = mark.replace(" ", "").upper()
+    if not _REGISTRATION_MARK.fullmatch(mark):
+        raise ValueError("vehicles: a registration mark is 2 to 8 letters and digits")
+    try:
+        return mark, date.fromisoformat(due)
+    except ValueError:
+        raise ValueError("vehicles: each vehicle is MARK:YYYY-MM-DD (its tax due date)") from None

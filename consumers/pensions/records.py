@@ -1,0 +1,228 @@
+"""DWP's own records as the pension rules see them: State Pension claims and how they are paid."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.matching import PersonTable, name_key
+from consumers.registers import (
+    PERSON_COLUMNS,
+    STORED_PERSON_COLUMNS,
+    PersonColumns,
+    RecordTable,
+    optional,
+    optional_date,
+    required,
+    required_choice,
+    required_date,
+)
+from consumers.runtime import Transaction
+from schemas.identifiers import normalise_nino
+from schemas.models import MaritalStatus
+
+__all__ = ["SCHEMA", "PaymentSchedule", "PensionRecords"]
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS pensioners (
+    pensioner_id         TEXT PRIMARY KEY,
+    given_names          TEXT NOT NULL,
+    family_name          TEXT NOT NULL,
+    date_of_birth        TEXT,
+    address              TEXT NOT NULL,
+    town                 TEXT NOT NULL,
+    postcode             TEXT NOT NULL,
+    name_key             TEXT NOT NULL,
+    postcode_key         TEXT NOT NULL,
+    nino                 TEXT,
+    marital_status       TEXT NOT NULL,
+    weekly_amount_pence  INTEGER NOT NULL,
+    paid_every_days      INTEGER NOT NULL,
+    payment_anchor_on    TEXT NOT NULL,
+    paid_in              TEXT NOT NULL CHECK (paid_in IN ('arrears', 'advance')),
+    status               TEXT NOT NULL CHECK (status IN ('in_payment', 'stopped')),
+    entitled_to          TEXT,
+    overpayment_pence    INTEGER NOT NULL,
+    recovery             TEXT NOT NULL CHECK (recovery IN ('none', 'pending', 'cancelled')),
+    next_statement_on    TEXT,
+    updated_at           TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pensioners_nino ON pensioners (nino);
+CREATE INDEX IF NOT EXISTS pensioners_name_birth ON pensioners (name_key, date_of_birth);
+CREATE INDEX IF NOT EXISTS pensioners_birth_postcode ON pensioners (date_of_birth, postcode_key);
+CREATE INDEX IF NOT EXISTS pensioners_name_postcode ON pensioners (name_key, postcode_key);
+CREATE INDEX IF NOT EXISTS pensioners_statement ON pensioners (next_statement_on);
+"""
+    + ENTRY_LOG_SCHEMA
+)
+
+_SPECIFIC = (
+    "nino",
+    "marital_status",
+    "weekly_amount_pence",
+    "paid_every_days",
+    "payment_anchor_on",
+    "paid_in",
+    "status",
+    "entitled_to",
+    "overpayment_pence",
+    "recovery",
+    "next_statement_on",
+)
+
+
+@dataclass(frozen=True)
+class PaymentSchedule:
+    """How one State Pension is paid: an amount a week, every so many days, in arrears or in advance.
+
+    ``anchor`` is any day a payment was (or will be) made; payments fall every ``every_days`` from it. A payment
+    in arrears covers the days up to and including its payment day; one in advance covers the days from it.
+    """
+
+    weekly_amount_pence: int
+    every_days: int
+    anchor: date
+    in_advance: bool
+
+    def last_payment_on_or_before(self, day: date) -> date:
+        """The latest payment day not after ``day``."""
+        periods = (day - self.anchor).days // self.every_days
+        return self.anchor + timedelta(days=periods * self.every_days)
+
+    def paid_up_to(self, day: date) -> date:
+        """The last day covered by the payments made up to and including ``day``."""
+        paid_on = self.last_payment_on_or_before(day)
+        return paid_on + timedelta(days=self.every_days - 1) if self.in_advance else paid_on
+
+    def paid_for_days_after(self, last_day: date, *, payments_until: date) -> int:
+        """Pence paid, by the payments made up to ``payments_until``, for days after ``last_day``."""
+        days = (self.paid_up_to(payments_until) - last_day).days
+        return max(days, 0) * self.weekly_amount_pence // 7
+
+
+class PensionRecords:
+    """Reads and writes DWP's pension tables inside one transaction."""
+
+    register_columns = (
+        *PERSON_COLUMNS,
+        "nino",
+        "marital_status",
+        "weekly_amount_pence",
+        "paid_every_days",
+        "payment_anchor_on",
+        "paid_in",
+        "next_statement_on",
+    )
+
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
+        self.people = PersonTable(transaction, "pensioners", "pensioner_id", identifier=("nino", lambda ids: ids.nino))
+        self.entries = EntryLog(transaction)
+        self.pensioners = RecordTable(transaction, "pensioners", "pensioner_id")
+
+    # Register -----------------------------------------------------------------------------------------------
+
+    def add(self, row: Mapping[str, str]) -> None:
+        """One pensioner from a register row."""
+        person = PersonColumns.from_row(row)
+        status = required_choice(row, "marital_status", MaritalStatus)
+        paid_in = required(row, "paid_in")
+        if paid_in not in {"arrears", "advance"}:
+            raise ValueError("paid_in must be arrears or advance")
+        weekly, every = _positive(row, "weekly_amount_pence"), _positive(row, "paid_every_days")
+        statement = optional_date(row, "next_statement_on")
+        self.pensioners.replace(
+            person.record_id,
+            ("pensioner_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
+            (
+                person.record_id,
+                *person.values(),
+                optional(row, "nino", normalise_nino),
+                status.value,
+                weekly,
+                every,
+                required_date(row, "payment_anchor_on").isoformat(),
+                paid_in,
+                "in_payment",
+                None,
+                0,
+                "none",
+                None if statement is None else statement.isoformat(),
+            ),
+        )
+
+    # What the rules change ----------------------------------------------------------------------------------
+
+    def schedule(self, pensioner_id: str) -> PaymentSchedule:
+        """How this pension is paid."""
+        fields = self.pensioners.fields(
+            pensioner_id, "weekly_amount_pence", "paid_every_days", "payment_anchor_on", "paid_in"
+        )
+        return PaymentSchedule(
+            weekly_amount_pence=int(fields["weekly_amount_pence"]),
+            every_days=int(fields["paid_every_days"]),
+            anchor=date.fromisoformat(str(fields["payment_anchor_on"])),
+            in_advance=fields["paid_in"] == "advance",
+        )
+
+    def stop_payments(self, pensioner_id: str, entitled_to: date, overpayment_pence: int) -> Snapshot:
+        """No payments for days after ``entitled_to``; recover what was already paid for them."""
+        return self.pensioners.update(
+            pensioner_id,
+            {
+                "status": "stopped",
+                "entitled_to": entitled_to.isoformat(),
+                "overpayment_pence": overpayment_pence,
+                "recovery": "pending" if overpayment_pence else "none",
+            },
+        )
+
+    def restart_payments(self, pensioner_id: str, before: Snapshot) -> None:
+        """Payments as they were before; a recovery already started is cancelled (kept visible as such)."""
+        started = self.pensioners.fields(pensioner_id, "recovery")["recovery"] == "pending"
+        self.pensioners.update(pensioner_id, {**before, "recovery": "cancelled" if started else before["recovery"]})
+
+    def record_partnership(self, pensioner_id: str, status: MaritalStatus, new_surname: str | None) -> Snapshot:
+        """The new marital status, and the new surname when it changes."""
+        changes: dict[str, str] = {"marital_status": status.value}
+        if new_surname:
+            given = str(self.pensioners.fields(pensioner_id, "given_names")["given_names"])
+            changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
+        return self.pensioners.update(pensioner_id, changes)
+
+    def restore(self, pensioner_id: str, before: Snapshot) -> None:
+        """Put the fields an entry changed back as they were."""
+        self.pensioners.update(pensioner_id, before)
+
+    # Correspondence -----------------------------------------------------------------------------------------
+
+    def statements_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
+        """Annual State Pension statements scheduled in [first, last], with each pension's status."""
+        rows = self._tx.execute(
+            f"SELECT pensioner_id, next_statement_on, nino, status, {ADDRESSEE_COLUMNS} FROM pensioners "  # noqa: S608
+            "WHERE next_statement_on BETWEEN ? AND ? ORDER BY next_statement_on, pensioner_id",
+            (first.isoformat(), last.isoformat()),
+        )
+        for row in rows:
+            letter = scheduled_letter(
+                row[4:],
+                record_id=str(row[0]),
+                kind="pension-statement",
+                due_on=date.fromisoformat(str(row[1])),
+                nino=None if row[2] is None else str(row[2]),
+            )
+            yield letter, str(row[3])
+
+
+def _positive(row: Mapping[str, str], column: str) -> int:
+    try:
+        value = int(required(row, column))
+    except ValueError:
+        raise ValueError(f"{column} must be a whole number") from None
+    if value < 1:
+        raise ValueError(f"{column} must be at least 1")
+    return value

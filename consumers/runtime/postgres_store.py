@@ -1,0 +1,226 @@
+"""PostgreSQL store: department databases at scale, one schema per department in one database.
+
+The same contract as the SQLite store (``store.Transaction`` / ``store.Store``): department SQL keeps its ``?``
+placeholders (translated here to psycopg's ``%s``, outside string literals, quoted names and comments), rows come
+back as tuples, a savepoint undoes one event, and the runtime schema plus the department's DDL are created at open.
+
+Why these choices:
+
+- **SERIALIZABLE** write transactions: SQLite serialises writers, so department rules may read-then-write; two
+  consumers of one department (different partitions) or a reviewer and a consumer must not interleave either.
+  Serialization failures, deadlocks and lost connections raise ``TransientError``: the runtime retries the batch
+  (nothing of it was committed) and the store reconnects.
+- **commit = durable**: ``synchronous_commit`` is forced on for the session, whatever the server default.
+- **no personal data in errors**: PostgreSQL puts row values in its messages ("Key (nino)=(...) already exists");
+  statement errors are re-raised as ``PostgresStatementError`` naming only the SQLSTATE, table, column and
+  constraint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from consumers.runtime.errors import TransientError
+from consumers.runtime.store import (
+    OFFSETS_QUERY,
+    OUTCOME_COUNTS_QUERY,
+    RUNTIME_SCHEMA,
+    Params,
+    Row,
+    Transaction,
+    counts_from,
+    offsets_from,
+)
+
+__all__ = ["PostgresStatementError", "PostgresStore", "PostgresTransaction", "schema_for", "to_psycopg"]
+
+_DEPARTMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+
+
+def schema_for(department: str) -> str:
+    """The PostgreSQL schema that holds one department's tables, e.g. ``civreg_suppression``."""
+    if not _DEPARTMENT_NAME.match(department):
+        raise ValueError(f"department name {department!r} must be lower-case letters, digits, '-' or '_'")
+    return "civreg_" + department.replace("-", "_")
+
+
+class PostgresStatementError(Exception):
+    """A statement PostgreSQL rejected (constraint, type, syntax); the message names no row values."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        diag = error.diag
+        where = ", ".join(
+            f"{label} {value}"
+            for label, value in (
+                ("table", diag.table_name),
+                ("column", diag.column_name),
+                ("constraint", diag.constraint_name),
+            )
+            if value
+        )
+        message = f"PostgreSQL rejected a statement: {type(error).__name__} (SQLSTATE {error.sqlstate})"
+        super().__init__(f"{message} on {where}" if where else message)
+        self.sqlstate = error.sqlstate
+
+
+def to_psycopg(statement: str) -> str:
+    """``?`` placeholders to ``%s`` and literal ``%`` to ``%%``, leaving ``?`` inside literals, names and comments.
+
+    psycopg scans the whole text for ``%``, so it is doubled everywhere; ``?`` becomes a placeholder only where
+    SQLite would treat it as one.
+    """
+    out: list[str] = []
+    index, length = 0, len(statement)
+    while index < length:
+        char = statement[index]
+        if char in "'\"":
+            end = statement.find(char, index + 1)
+            while end != -1 and statement[end + 1 : end + 2] == char:  # '' and "" escape the quote
+                end = statement.find(char, end + 2)
+            end = length if end == -1 else end + 1
+            out.append(statement[index:end].replace("%", "%%"))
+            index = end
+        elif statement.startswith("--", index):
+            end = statement.find("\n", index)
+            end = length if end == -1 else end
+            out.append(statement[index:end].replace("%", "%%"))
+            index = end
+        elif statement.startswith("/*", index):
+            end = statement.find("*/", index + 2)
+            end = length if end == -1 else end + 2
+            out.append(statement[index:end].replace("%", "%%"))
+            index = end
+        elif char == "?":
+            out.append("%s")
+            index += 1
+        elif char == "%":
+            out.append("%%")
+            index += 1
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=2048)
+def _query(statement: str) -> bytes:
+    return to_psycopg(statement).encode()
+
+
+def _params(params: Params) -> tuple[Any, ...]:
+    # SQLite stores True as 1; PostgreSQL refuses a boolean for an INTEGER column. Keep one dialect for both.
+    return tuple(int(value) if isinstance(value, bool) else value for value in params)
+
+
+def _transient(error: psycopg.Error) -> TransientError:
+    return TransientError(f"PostgreSQL unavailable or conflicting: {type(error).__name__} (SQLSTATE {error.sqlstate})")
+
+
+class PostgresTransaction(Transaction):
+    """Statements on the store's connection (inside a transaction, or autocommitted for ``read()``)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def execute(self, sql_text: str, params: Params = ()) -> list[Row]:
+        """Run one statement with ``?`` placeholders and return its rows as tuples."""
+        try:
+            cursor = self._store.connection.execute(_query(sql_text), _params(params))
+            return list(cursor.fetchall()) if cursor.description is not None else []
+        except psycopg.OperationalError as exc:
+            raise _transient(exc) from exc
+        except psycopg.Error as exc:
+            raise PostgresStatementError(exc) from None  # the original's text may hold row values
+
+    def execute_many(self, sql_text: str, rows: Sequence[Params]) -> None:
+        """Run one statement for many parameter rows (pipelined by psycopg)."""
+        if not rows:
+            return
+        try:
+            with self._store.connection.cursor() as cursor:
+                cursor.executemany(_query(sql_text), [_params(row) for row in rows])
+        except psycopg.OperationalError as exc:
+            raise _transient(exc) from exc
+        except psycopg.Error as exc:
+            raise PostgresStatementError(exc) from None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: SAVEPOINT, ROLLBACK TO SAVEPOINT if the block raises, RELEASE."""
+        with self._store.connection.transaction():
+            yield
+
+
+class PostgresStore:
+    """A department's schema in a PostgreSQL database; tables created at open (idempotent, safe concurrently)."""
+
+    def __init__(self, dsn: str, schema: str, department_schema: str = "", *, connect_timeout: int = 10) -> None:
+        self.schema = schema
+        self._dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._connection: psycopg.Connection[TupleRow] | None = None
+        self._create_tables(department_schema)
+
+    @property
+    def connection(self) -> psycopg.Connection[TupleRow]:
+        """The live connection, reconnecting if the last one broke (a failover, a restarted server)."""
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            try:
+                connection = psycopg.connect(self._dsn, autocommit=True, connect_timeout=self._connect_timeout)
+            except psycopg.OperationalError as exc:
+                raise _transient(exc) from exc
+            connection.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+            connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            connection.execute("SET synchronous_commit TO on")
+            self._connection = connection
+        return self._connection
+
+    def _create_tables(self, department_schema: str) -> None:
+        connection = self.connection
+        try:
+            with connection.transaction():
+                # Two processes opening a new department at once must not race on CREATE ... IF NOT EXISTS.
+                connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
+                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                # No parameters: psycopg sends the script as one simple query, several statements allowed.
+                connection.execute((RUNTIME_SCHEMA + department_schema).encode())
+        except psycopg.OperationalError as exc:
+            raise _transient(exc) from exc
+        except psycopg.Error as exc:
+            raise PostgresStatementError(exc) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """BEGIN ISOLATION LEVEL SERIALIZABLE .. COMMIT, rolled back if the block raises."""
+        connection = self.connection
+        try:
+            with connection.transaction():
+                yield PostgresTransaction(self)
+        except psycopg.OperationalError as exc:  # a serialization failure or lost connection at COMMIT
+            raise _transient(exc) from exc
+
+    def read(self) -> Transaction:
+        """A handle for read-only queries outside a write transaction (each statement autocommits)."""
+        return PostgresTransaction(self)
+
+    def stored_offsets(self) -> dict[tuple[str, int], int]:
+        """Next offset to read per (topic, partition)."""
+        return offsets_from(self.read().execute(OFFSETS_QUERY))
+
+    def outcome_counts(self) -> dict[tuple[str, str], int]:
+        """Events per (event type, outcome)."""
+        return counts_from(self.read().execute(OUTCOME_COUNTS_QUERY))
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -1,0 +1,194 @@
+"""HMRC's own records as the tax rules see them: taxpayers and Child Benefit claim invitations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import date
+
+from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.matching import PersonTable, name_key
+from consumers.registers import (
+    PERSON_COLUMNS,
+    STORED_PERSON_COLUMNS,
+    PersonColumns,
+    RecordTable,
+    optional,
+    optional_date,
+    required,
+    required_choice,
+)
+from consumers.runtime import Transaction
+from consumers.runtime.store import now_iso
+from schemas.identifiers import normalise_nino
+from schemas.models import MaritalStatus, Person
+
+__all__ = ["SCHEMA", "TaxRecords"]
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS taxpayers (
+    taxpayer_id       TEXT PRIMARY KEY,
+    given_names       TEXT NOT NULL,
+    family_name       TEXT NOT NULL,
+    date_of_birth     TEXT,
+    address           TEXT NOT NULL,
+    town              TEXT NOT NULL,
+    postcode          TEXT NOT NULL,
+    name_key          TEXT NOT NULL,
+    postcode_key      TEXT NOT NULL,
+    nino              TEXT,
+    marital_status    TEXT NOT NULL,
+    self_assessment   INTEGER NOT NULL,
+    sa_reminders      TEXT NOT NULL CHECK (sa_reminders IN ('on', 'stopped')),
+    next_reminder_on  TEXT,
+    status            TEXT NOT NULL CHECK (status IN ('live', 'deceased')),
+    date_of_death     TEXT,
+    updated_at        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS taxpayers_nino ON taxpayers (nino);
+CREATE INDEX IF NOT EXISTS taxpayers_name_birth ON taxpayers (name_key, date_of_birth);
+CREATE INDEX IF NOT EXISTS taxpayers_birth_postcode ON taxpayers (date_of_birth, postcode_key);
+CREATE INDEX IF NOT EXISTS taxpayers_name_postcode ON taxpayers (name_key, postcode_key);
+CREATE INDEX IF NOT EXISTS taxpayers_reminder ON taxpayers (next_reminder_on) WHERE self_assessment = 1;
+CREATE TABLE IF NOT EXISTS child_benefit_invitations (
+    taxpayer_id          TEXT NOT NULL,
+    child_key            TEXT NOT NULL,
+    child_given_names    TEXT NOT NULL,
+    child_family_name    TEXT NOT NULL,
+    child_date_of_birth  TEXT NOT NULL,
+    invite_on            TEXT NOT NULL,
+    status               TEXT NOT NULL CHECK (status IN ('due', 'withdrawn')),
+    updated_at           TEXT NOT NULL,
+    PRIMARY KEY (taxpayer_id, child_key)
+);
+CREATE INDEX IF NOT EXISTS child_benefit_invitations_due ON child_benefit_invitations (invite_on) WHERE status = 'due';
+"""
+    + ENTRY_LOG_SCHEMA
+)
+
+_SPECIFIC = ("nino", "marital_status", "self_assessment", "sa_reminders", "next_reminder_on", "status", "date_of_death")
+
+
+class TaxRecords:
+    """Reads and writes HMRC's tables inside one transaction."""
+
+    register_columns = (*PERSON_COLUMNS, "nino", "marital_status", "self_assessment", "next_reminder_on")
+
+    def __init__(self, transaction: Transaction) -> None:
+        self._tx = transaction
+        self.people = PersonTable(transaction, "taxpayers", "taxpayer_id", identifier=("nino", lambda ids: ids.nino))
+        self.entries = EntryLog(transaction)
+        self.taxpayers = RecordTable(transaction, "taxpayers", "taxpayer_id")
+
+    # Register -----------------------------------------------------------------------------------------------
+
+    def add(self, row: Mapping[str, str]) -> None:
+        """One taxpayer from a register row (self_assessment is yes or no)."""
+        person = PersonColumns.from_row(row)
+        status = required_choice(row, "marital_status", MaritalStatus)
+        in_self_assessment = required(row, "self_assessment").lower()
+        if in_self_assessment not in {"yes", "no"}:
+            raise ValueError("self_assessment must be yes or no")
+        reminder = optional_date(row, "next_reminder_on")
+        self.taxpayers.replace(
+            person.record_id,
+            ("taxpayer_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
+            (
+                person.record_id,
+                *person.values(),
+                optional(row, "nino", normalise_nino),
+                status.value,
+                int(in_self_assessment == "yes"),
+                "on",
+                None if reminder is None else reminder.isoformat(),
+                "live",
+                None,
+            ),
+        )
+
+    # What the rules change ----------------------------------------------------------------------------------
+
+    def mark_deceased(self, taxpayer_id: str, date_of_death: date) -> Snapshot:
+        """Record the death and stop self-assessment reminders."""
+        return self.taxpayers.update(
+            taxpayer_id, {"status": "deceased", "date_of_death": date_of_death.isoformat(), "sa_reminders": "stopped"}
+        )
+
+    def record_partnership(self, taxpayer_id: str, status: MaritalStatus, new_surname: str | None) -> Snapshot:
+        """The new marital status, and the new surname when it changes."""
+        changes: dict[str, str] = {"marital_status": status.value}
+        if new_surname:
+            given = str(self.taxpayers.fields(taxpayer_id, "given_names")["given_names"])
+            changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
+        return self.taxpayers.update(taxpayer_id, changes)
+
+    def restore(self, taxpayer_id: str, before: Snapshot) -> None:
+        """Put the fields an entry changed back as they were."""
+        self.taxpayers.update(taxpayer_id, before)
+
+    def invite_child_benefit_claim(self, taxpayer_id: str, child: Person, invite_on: date) -> Snapshot:
+        """Plan a Child Benefit claim invitation for the child's mother; returns how to withdraw it."""
+        assert child.date_of_birth is not None  # a birth entry always has it
+        key = f"{name_key(child.given_names, child.family_name)}|{child.date_of_birth.isoformat()}"
+        self._tx.execute(
+            "INSERT INTO child_benefit_invitations VALUES (?, ?, ?, ?, ?, ?, 'due', ?) "
+            "ON CONFLICT (taxpayer_id, child_key) DO UPDATE SET status = 'due', invite_on = excluded.invite_on, "
+            "updated_at = excluded.updated_at",
+            (
+                taxpayer_id,
+                key,
+                child.given_names,
+                child.family_name,
+                child.date_of_birth.isoformat(),
+                invite_on.isoformat(),
+                now_iso(),
+            ),
+        )
+        return {"child_key": key}
+
+    def withdraw_invitation(self, taxpayer_id: str, before: Snapshot) -> None:
+        """The birth entry was voided or corrected: the invitation it planned is withdrawn."""
+        self._tx.execute(
+            "UPDATE child_benefit_invitations SET status = 'withdrawn', updated_at = ? "
+            "WHERE taxpayer_id = ? AND child_key = ?",
+            (now_iso(), taxpayer_id, before["child_key"]),
+        )
+
+    # Correspondence -----------------------------------------------------------------------------------------
+
+    def reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
+        """Self-assessment reminders scheduled in [first, last], with each taxpayer's status."""
+        rows = self._tx.execute(
+            f"SELECT taxpayer_id, next_reminder_on, nino, status, {ADDRESSEE_COLUMNS} FROM taxpayers "  # noqa: S608
+            "WHERE self_assessment = 1 AND next_reminder_on BETWEEN ? AND ? ORDER BY next_reminder_on, taxpayer_id",
+            (first.isoformat(), last.isoformat()),
+        )
+        for row in rows:
+            letter = scheduled_letter(
+                row[4:],
+                record_id=str(row[0]),
+                kind="self-assessment-reminder",
+                due_on=date.fromisoformat(str(row[1])),
+                nino=None if row[2] is None else str(row[2]),
+            )
+            yield letter, str(row[3])
+
+    def invitations_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
+        """Child Benefit claim invitations planned in [first, last], with the mother's status."""
+        columns = ", ".join(f"t.{column.strip()}" for column in ADDRESSEE_COLUMNS.split(","))
+        rows = self._tx.execute(
+            f"SELECT t.taxpayer_id, i.invite_on, t.nino, t.status, {columns} "  # noqa: S608
+            "FROM child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id "
+            "WHERE i.status = 'due' AND i.invite_on BETWEEN ? AND ? ORDER BY i.invite_on, t.taxpayer_id, i.child_key",
+            (first.isoformat(), last.isoformat()),
+        )
+        for row in rows:
+            letter = scheduled_letter(
+                row[4:],
+                record_id=str(row[0]),
+                kind="child-benefit-invitation",
+                due_on=date.fromisoformat(str(row[1])),
+                nino=None if row[2] is None else str(row[2]),
+            )
+            yield letter, str(row[3])
