@@ -166,7 +166,13 @@ def _codec_suite(settings: Settings, options: BenchOptions, console: Console) ->
     return run_codec_suite(settings, options, console)
 
 
-SUITES: dict[str, Suite] = {"codec": _codec_suite}
+def _consumer_suite(settings: Settings, options: BenchOptions, console: Console) -> SuiteResult:
+    from deploy.bench_consumer import run_consumer_suite
+
+    return run_consumer_suite(settings, options, console)
+
+
+SUITES: dict[str, Suite] = {"codec": _codec_suite, "consumer": _consumer_suite}
 """Every suite by name, in the order ``civreg bench`` runs them."""
 
 
