@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from socketserver import ThreadingMixIn
@@ -361,7 +361,7 @@ class OperatorsEndpoint:
     ) -> None:
         self.close()
 
-    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes] | list[bytes]:
+    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == METRICS_PATH:
             body: Iterable[bytes] = self._metrics_app(environ, start_response)

@@ -69,6 +69,12 @@ def test_compose_runs_one_consumer_per_department_with_metrics_and_readiness(com
         assert f"127.0.0.1:{METRICS_PORT}{READY_PATH}" in probe, f"{department} healthcheck must use {READY_PATH}"
 
 
+def test_compose_creates_topics_with_the_production_profile(compose: dict[str, Any]) -> None:
+    setup = " ".join(compose["services"]["setup"]["command"])
+    assert "civreg topics apply --profile production" in setup
+    assert set(DEFAULT_DEPARTMENTS) == set(DEPARTMENTS)  # apply's default departments are the deployed ones
+
+
 def test_compose_sets_only_real_settings(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for variable in service.get("environment", {}):
@@ -186,6 +192,14 @@ def test_k8s_deployments_probe_and_expose_the_metrics_endpoint() -> None:
         assert container["readinessProbe"]["httpGet"] == {"path": READY_PATH, "port": "metrics"}
         assert container["livenessProbe"]["httpGet"] == {"path": HEALTH_PATH, "port": "metrics"}
         assert pod["metadata"]["labels"]["civreg/scrape-job"] == SCRAPE_JOB
+
+
+def test_k8s_workloads_set_only_real_settings() -> None:
+    for workload in [*k8s("Deployment"), *k8s("Job")]:
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            for item in container.get("env", []):
+                if item["name"].startswith("CIVREG_"):
+                    assert item["name"] in SETTINGS_ENV, f"{workload['metadata']['name']} sets {item['name']}"
 
 
 def test_k8s_pod_monitor_scrapes_the_departments_as_the_job_the_rules_name() -> None:

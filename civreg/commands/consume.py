@@ -41,6 +41,7 @@ def consume(
     from civreg.metrics import MetricsServerError
     from consumers.departments import DEPARTMENTS
     from consumers.running import run_department
+    from consumers.runtime import TransientError
 
     if department not in DEPARTMENTS:
         raise typer.BadParameter(
@@ -58,7 +59,7 @@ def consume(
                 metrics_port=metrics_port,
                 on_progress=bar.update,
             )
-    except MetricsServerError as exc:
+    except (MetricsServerError, TransientError) as exc:  # TransientError: the store stayed unreachable
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     outcomes = ", ".join(f"{t} {o}: {n}" for (t, o), n in sorted(totals.outcomes.items())) or "no new events"

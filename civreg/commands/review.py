@@ -49,11 +49,12 @@ def list_command(
 ) -> None:
     """List queued events, oldest first: event id, type, entry, note, candidate record ids, queued at (no names)."""
     from consumers.reviewing import NoDepartmentStore, list_reviews
+    from consumers.runtime import TransientError
 
     configure_logging("WARNING")
     try:
         items = list_reviews(load_settings(), _known(department), include_resolved=include_resolved)
-    except NoDepartmentStore as exc:
+    except (NoDepartmentStore, TransientError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     table = Table(title=f"{department}: needs review ({len(items)})")

@@ -10,12 +10,14 @@ transaction (they read through their own ``probe`` store), and its Kafka handle 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+from prometheus_client import Histogram
 
 from civreg.kafka_config import admin_config
 from civreg.logs import get_logger
@@ -122,7 +124,7 @@ class ConsumerMetrics:
 
     def _record(self, report: BatchReport) -> None:
         m, department = self.metrics, self.department
-        committed = datetime.now(UTC)
+        now = time.time()  # the batch's database commit has just happened
         for (event_type, outcome), count in report.outcomes.items():
             label = UNDECODABLE if event_type == "(undecodable)" else event_type
             m.consumed_events.labels(department, label, outcome).inc(count)
@@ -133,14 +135,20 @@ class ConsumerMetrics:
         m.duplicate_events.labels(department).inc(report.duplicates)
         m.batch_retries.labels(department).inc(report.retries)
         m.batch_duration.labels(department).observe(report.seconds)
+        histograms: dict[str, tuple[Histogram, Histogram, Histogram]] = {}  # labels() once per type, not per event
         for event in report.events:
-            m.handler_duration.labels(department, event.event_type).observe(event.handler_seconds)
-            since_registration = (committed - event.recorded_at).total_seconds()
-            m.registration_to_applied.labels(department, event.event_type).observe(max(since_registration, 0.0))
+            if event.event_type not in histograms:
+                histograms[event.event_type] = (
+                    m.handler_duration.labels(department, event.event_type),
+                    m.registration_to_applied.labels(department, event.event_type),
+                    m.publish_to_applied.labels(department, event.event_type),
+                )
+            handler, since_registration, since_publish = histograms[event.event_type]
+            handler.observe(event.handler_seconds)
+            since_registration.observe(max(now - event.recorded_at.timestamp(), 0.0))  # clocks may disagree
             if event.published_at is not None:
-                since_publish = (committed - event.published_at).total_seconds()
-                m.publish_to_applied.labels(department, event.event_type).observe(max(since_publish, 0.0))
-        m.last_commit.labels(department).set(committed.timestamp())
+                since_publish.observe(max(now - event.published_at.timestamp(), 0.0))
+        m.last_commit.labels(department).set(now)
 
     # Scrapes (endpoint threads) -------------------------------------------------------------------------------
 
@@ -156,6 +164,7 @@ class ConsumerMetrics:
             # A partition this department has never read is lagging from its first offset (a back-fill).
             lag = {key: max(end - stored.get(key, start), 0) for key, (start, end) in self._registrations().items()}
             dead_letters = self._dead_letters()
+        dead_letter_messages = sum(end - start for start, end in dead_letters.values()) if dead_letters else None
         age = 0.0
         if oldest is not None:
             age = max((datetime.now(UTC) - datetime.fromisoformat(str(oldest))).total_seconds(), 0.0)
@@ -166,14 +175,14 @@ class ConsumerMetrics:
             lag=lag,
             review_queue=int(count),
             review_oldest_age_seconds=age,
-            dead_letter_topic_messages=sum(end - start for start, end in dead_letters.values())
-            if dead_letters
-            else None,
+            dead_letter_topic_messages=dead_letter_messages,
         )
 
     def health(self) -> Check:
         """Liveness: serving, and not stopping."""
-        return Check(False, "stopping") if self._stopping else Check(True, f"{self.department}: alive")
+        if self._stopping:
+            return Check(False, f"{self.department}: stopping")
+        return Check(True, f"{self.department}: alive")
 
     def readiness(self) -> Check:
         """Ready only when the consumer holds its partitions and its store answers."""

@@ -175,8 +175,11 @@ class PostgresStore:
         if self._connection is None or self._connection.closed or self._connection.broken:
             try:
                 connection = psycopg.connect(self._dsn, autocommit=True, connect_timeout=self._connect_timeout)
-            except psycopg.OperationalError as exc:
-                raise _transient(exc) from exc
+            except psycopg.OperationalError as exc:  # libpq's text names host, port and user, never the password
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise TransientError(f"cannot connect to PostgreSQL: {reason}") from exc
+            except psycopg.ProgrammingError:  # its text may quote the DSN, password included
+                raise ValueError("the PostgreSQL DSN (CIVREG_POSTGRES_DSN) is not a valid connection string") from None
             connection.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
             connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
             connection.execute("SET synchronous_commit TO on")
