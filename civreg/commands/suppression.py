@@ -18,8 +18,12 @@ suppress_app = typer.Typer(help="Ask the letter-suppression service about one pe
 mailing_app = typer.Typer(help="Filter mailing runs through the letter-suppression service.", no_args_is_help=True)
 
 
-def _database(database: Path | None) -> Path:
-    path = database or load_settings().department_database("suppression")
+def _database(database: Path | None) -> Path | None:
+    """The SQLite file to read, or None for PostgreSQL (CIVREG_POSTGRES_DSN set and no file named)."""
+    settings = load_settings()
+    if database is None and settings.postgres_dsn is not None:
+        return None
+    path = database or settings.department_database("suppression")
     if not path.exists():
         raise typer.BadParameter(
             f"{path} does not exist; run `civreg consume --department suppression` first", param_hint="--database"
@@ -28,7 +32,10 @@ def _database(database: Path | None) -> Path:
 
 
 Database = Annotated[
-    Path | None, typer.Option("--database", help="Suppression service database (default: from settings).")
+    Path | None,
+    typer.Option(
+        "--database", help="Suppression service SQLite file (default: from settings; PostgreSQL if a DSN is set)."
+    ),
 ]
 
 
