@@ -17,7 +17,7 @@ from tests.conftest import REPO
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 RULES = PROMETHEUS_DIR / "civreg-rules.yml"
-OPERATIONS = REPO / "docs" / "operations.md"
+OPERATIONS = REPO / "deploy" / "OPERATIONS.md"
 
 promtool = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -68,7 +68,7 @@ def test_every_alert_is_unit_tested_and_documented() -> None:
         annotations = alert["annotations"]
         assert isinstance(annotations, dict)
         anchor = str(annotations["runbook_url"]).split("#", 1)[1]
-        assert anchor in headings, f"{name}'s runbook anchor #{anchor} is not a heading of docs/operations.md"
+        assert anchor in headings, f"{name}'s runbook anchor #{anchor} is not a heading of deploy/OPERATIONS.md"
         labels = alert["labels"]
         assert isinstance(labels, dict)
         assert labels["severity"] in {"critical", "warning"}
