@@ -1,6 +1,6 @@
 """``civreg demo``: the whole bus on the local embedded broker, end to end, in about a minute.
 
-1. start the local Kafka broker (unless the settings name your own cluster) and create the topics;
+1. start the local Kafka broker and schema registry (unless the settings name your own) and create the topics;
 2. publish a few thousand simulated registrations (births, deaths, marriages, civil partnerships, corrections,
    voids in England-and-Wales proportions) through the idempotent publisher;
 3. load each department's simulated customer register (tax, pensions, DVLA, electoral register, passports: the
@@ -9,7 +9,8 @@
    caught up;
 5. filter a simulated mailing list through the suppression service, and run each department's scheduled letters
    for the first four weeks; check both against the simulation's answer key (nobody dead is written to);
-6. print what happened, and stop the broker it started (unless asked to keep it running).
+6. trace one death through the acknowledgement topic: which services received it and what each did;
+7. print what happened, and stop the broker and registry it started (unless asked to keep them running).
 
 Each run uses its own topic prefix and database, so runs never mix.
 """
@@ -30,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from civreg.settings import Settings
+from consumers.acknowledgements import AcknowledgementPublisher, EventTrace, trace_event
 from consumers.departments import CORRESPONDENCE, DEPARTMENTS
 from consumers.letters import run_letters
 from consumers.registers import load_register
@@ -37,11 +39,13 @@ from consumers.running import open_store
 from consumers.runtime import BatchReport, Department, DepartmentConsumer
 from consumers.suppression import Action, department, filter_mailing
 from deploy.local_kafka import LocalKafka
+from deploy.local_registry import LocalRegistry
 from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
 from producers.department_registers import simulate_register
 from producers.mailing_list import RecipientStatus, simulate_mailing_list, write_mailing_list
 from producers.publisher import Publisher
 from producers.simulate import SimulatedPopulation, simulate_population
+from schemas.models import DeathRegistered
 
 __all__ = ["DemoSummary", "run_demo"]
 
@@ -65,6 +69,10 @@ class DemoSummary:
     letters_to_deceased_sent: int = 0
     """Mailing-run letters and department letters sent to a person the simulation says is dead (must be 0)."""
     living_wrongly_suppressed: int = 0
+    schema_ids: str = ""
+    """Where the messages' schema ids came from (the local registry, yours, or the local catalogue)."""
+    trace: EventTrace | None = None
+    """One death's acknowledgements: which services received it and what each did."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -91,31 +99,50 @@ def run_demo(
     settings = settings.model_copy(update={"topic_prefix": prefix, "database_dir": workdir})
     summary = DemoSummary(prefix, workdir)
     broker = LocalKafka(settings) if settings.uses_local_broker else None
-    started_here = False
+    registry = LocalRegistry(settings) if settings.uses_local_broker and not settings.registry_url else None
+    started_here: list[LocalKafka | LocalRegistry] = []
     try:
         started = time.monotonic()
         if broker is not None:
             with console.status("starting the local Kafka broker (first run downloads it with Maven)"):
                 broker.ensure_jars()
-                started_here = not broker.status().running
+                if not broker.status().running:
+                    started_here.append(broker)
                 broker.start(timeout=120)
+        if registry is not None:
+            with console.status("starting the local schema registry (first run downloads it with Maven)"):
+                registry.ensure_installed()
+                if not registry.is_running():
+                    started_here.append(registry)
+                registry.start()
         apply_topics(settings, DEFAULT_DEPARTMENTS)
-        summary.seconds["broker and topics"] = time.monotonic() - started
-        console.print(f"[bold]Kafka[/] {settings.effective_bootstrap_servers}, topics prefixed [bold]{prefix}[/]")
+        summary.seconds["broker, registry and topics"] = time.monotonic() - started
+        summary.schema_ids = (
+            f"registry {registry.url}"
+            if registry is not None
+            else (f"registry {settings.registry_url}" if settings.registry_url else "local schema catalogue")
+        )
+        console.print(
+            f"[bold]Kafka[/] {settings.effective_bootstrap_servers}, topics prefixed [bold]{prefix}[/]; "
+            f"schema ids from the {summary.schema_ids}"
+        )
 
         population = _publish(settings, count, seed, console, summary)
         truth = _load_registers(settings, population, seed, summary)
         _consume(settings, console, summary, population)
         _mail(settings, population, mailing_size, seed, summary)
         _letters(settings, population, truth, summary)
+        _trace(settings, population, summary)
         _print(console, summary)
         return summary
     finally:
-        if broker is not None and started_here and not keep_running:
-            with console.status("stopping the local Kafka broker"):
-                broker.stop()
-        elif broker is not None:
-            console.print(f"the broker keeps running on {broker.bootstrap}; `civreg dev down` stops it")
+        if keep_running:
+            if started_here:
+                console.print("the local broker and registry keep running; `civreg dev down` stops them")
+        else:
+            for service in reversed(started_here):
+                with console.status(f"stopping the {'broker' if isinstance(service, LocalKafka) else 'registry'}"):
+                    service.stop()
 
 
 def _publish(settings: Settings, count: int, seed: int, console: Console, summary: DemoSummary) -> SimulatedPopulation:
@@ -159,11 +186,14 @@ def _consume(settings: Settings, console: Console, summary: DemoSummary, populat
             expected = sum(1 for event in population.events if event.family in service.registers)
             task = progress.add_task(f"{service.name} catching up", total=expected)
             store = open_store(settings, service.name)
+            acknowledgements = AcknowledgementPublisher(settings, service.name, store)
             try:
                 consumer = DepartmentConsumer(service, settings, store)
                 consumer.on_batch_committed(lambda report: progress.advance(task, report.messages))
+                acknowledgements.attach(consumer)
                 return consumer.run(until_caught_up=True)
             finally:
+                acknowledgements.close()
                 store.close()
 
         reports = dict(zip(DEPARTMENTS, pool.map(run, DEPARTMENTS.values()), strict=True))
@@ -211,6 +241,15 @@ def _letters(
     finally:
         suppression.close()
     summary.seconds["letters runs"] = time.monotonic() - started
+
+
+def _trace(settings: Settings, population: SimulatedPopulation, summary: DemoSummary) -> None:
+    """Follow the first registered death through the acknowledgement topic (what ``civreg trace`` shows)."""
+    started = time.monotonic()
+    death = next((event for event in population.events if isinstance(event, DeathRegistered)), None)
+    if death is not None:
+        summary.trace = trace_event(settings, str(death.event_id))
+    summary.seconds["trace one death"] = time.monotonic() - started
 
 
 def _mail(settings: Settings, population: SimulatedPopulation, size: int, seed: int, summary: DemoSummary) -> None:
@@ -299,8 +338,19 @@ def _print(console: Console, summary: DemoSummary) -> None:
     for step, seconds in summary.seconds.items():
         timings.add_row(step, f"{seconds:.1f}")
 
-    for table in (published, outcomes, mailing, letters, timings):
+    trace = Table(title=f"civreg trace: one death, {summary.trace.event_id if summary.trace else '-'}")
+    trace.add_column("service")
+    trace.add_column("outcome")
+    trace.add_column("note")
+    if summary.trace is not None:
+        for name, acknowledged in sorted(summary.trace.departments.items()):
+            trace.add_row(name, str(acknowledged.latest.outcome), acknowledged.latest.note)
+        for name in summary.trace.awaiting:
+            trace.add_row(name, "[red]not acknowledged[/]", "")
+
+    for table in (published, outcomes, mailing, letters, trace, timings):
         console.print(table)
+    console.print(f"schema ids: {summary.schema_ids}")
     console.print(
         f"files: {summary.workdir}/recipients.csv, sendable.csv, suppression-report.csv, "
         "<department>-letters.csv, <department>-letters-held.csv"

@@ -19,10 +19,13 @@ def demo(
         bool, typer.Option("--keep-running", help="Leave the local broker running afterwards.")
     ] = False,
 ) -> None:
-    """Start the local broker, publish simulated registrations, run the suppression service, filter a mailing run.
+    """Run the whole bus locally: publish simulated registrations, run all six services, send letters safely.
 
-    Prints events by type, the service's outcome for each, and the letters it held back. Uses the local
-    embedded broker unless CIVREG_BOOTSTRAP_SERVERS names your own cluster.
+    Starts the local broker and schema registry (unless CIVREG_BOOTSTRAP_SERVERS / CIVREG_REGISTRY_URL name your
+    own), publishes simulated registrations, loads each department's simulated register, runs the five departments
+    and the letter-suppression service until caught up, filters a mailing run, runs each department's letters,
+    traces one death, and prints every outcome and every letter held back. Exit status 2 if any letter went to a
+    person the simulation says is dead.
     """
     from civreg.logs import configure_logging
     from deploy.demo import run_demo
