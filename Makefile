@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint unit integration bench clean down
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -c .ci/constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the project with its development tools

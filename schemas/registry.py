@@ -17,6 +17,7 @@ fastavro directly, so a message costs a dict lookup, not the stock deserializer'
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import time
@@ -223,7 +224,6 @@ class RegistrySchemaResolver:
 
     def call(self, action: Callable[[], Any]) -> Any:
         """Run one client call, turning transport failures and 5xx answers into RegistryUnavailable."""
-        import httpx
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         try:
@@ -238,7 +238,7 @@ class RegistrySchemaResolver:
                     "check CIVREG_REGISTRY_USERNAME / CIVREG_REGISTRY_PASSWORD"
                 ) from exc
             raise
-        except (httpx.TransportError, OSError) as exc:  # connection refused, DNS, timeout, TLS
+        except _TRANSPORT_ERRORS as exc:  # connection refused, DNS, timeout, TLS
             raise RegistryUnavailable(
                 f"schema registry {self.url} is unreachable: {type(exc).__name__}: {exc}"
             ) from exc
@@ -292,3 +292,18 @@ class RegistrySchemaResolver:
         if not isinstance(parsed, dict):
             raise UnknownSchemaId(f"schema id {schema_id} is not a record schema")
         return parsed
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP client's transport errors: confluent-kafka uses httpx2 when installed, else httpx."""
+    errors: list[type[Exception]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors.append(module.TransportError)
+    return tuple(errors)
+
+
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (*_transport_errors(), OSError)
