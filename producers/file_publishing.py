@@ -42,6 +42,7 @@ from civreg.settings import Settings
 from producers.event_files import EventFileReader, FileFormat, ValidationReport, validate_file
 from producers.publisher import DeliveryReport, Publisher, PublishError
 from schemas.codec import Codec
+from schemas.registry import RegistryError
 
 __all__ = [
     "ExitCode",
@@ -221,7 +222,10 @@ def publish_file(
         return replace(result, problem="the file changed after it was validated; nothing was published")
 
     tally = _Tally()
-    publisher = Publisher(settings, codec, tally.record, config_overrides=producer_overrides)
+    try:
+        publisher = Publisher(settings, codec, tally.record, config_overrides=producer_overrides)
+    except RegistryError as exc:
+        return replace(result, problem=f"cannot use the schema registry ({exc}); nothing was published")
     try:
         missing = publisher.missing_topics(report.valid_by_register, timeout=connect_timeout)
     except KafkaException as exc:

@@ -42,6 +42,7 @@ def consume(
     from consumers.departments import DEPARTMENTS
     from consumers.running import run_department
     from consumers.runtime import TransientError
+    from schemas.registry import RegistryError
 
     if department not in DEPARTMENTS:
         raise typer.BadParameter(
@@ -59,7 +60,7 @@ def consume(
                 metrics_port=metrics_port,
                 on_progress=bar.update,
             )
-    except (MetricsServerError, TransientError) as exc:  # TransientError: the store stayed unreachable
+    except (MetricsServerError, TransientError, RegistryError) as exc:  # the store or registry stayed unreachable
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     outcomes = ", ".join(f"{t} {o}: {n}" for (t, o), n in sorted(totals.outcomes.items())) or "no new events"

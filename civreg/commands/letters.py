@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from civreg.settings import load_settings
+from civreg.settings import Settings, load_settings
 
 __all__ = ["letters_app"]
 
@@ -18,7 +18,11 @@ letters_app = typer.Typer(
 )
 
 
-def _existing(path: Path, hint: str, how: str) -> Path:
+def _existing(settings: Settings, named: Path | None, department: str, hint: str, how: str) -> Path | None:
+    """The SQLite file to open, checked to exist; None means PostgreSQL (CIVREG_POSTGRES_DSN set, no file named)."""
+    if named is None and settings.postgres_dsn is not None:
+        return None
+    path = named or settings.department_database(department)
     if not path.exists():
         raise typer.BadParameter(f"{path} does not exist; {how}", param_hint=hint)
     return path
@@ -33,9 +37,18 @@ def run(
     report: Annotated[
         Path, typer.Option("--report", help="Letters held back and why, by record id (CSV, no names).")
     ] = Path("letters-held.csv"),
-    database: Annotated[Path | None, typer.Option("--database", help="The department's database.")] = None,
+    database: Annotated[
+        Path | None,
+        typer.Option(
+            "--database", help="The department's SQLite file (default: from settings; PostgreSQL if a DSN is set)."
+        ),
+    ] = None,
     suppression_database: Annotated[
-        Path | None, typer.Option("--suppression-database", help="The letter-suppression service's database.")
+        Path | None,
+        typer.Option(
+            "--suppression-database",
+            help="The suppression service's SQLite file (default: from settings; PostgreSQL if a DSN is set).",
+        ),
     ] = None,
 ) -> None:
     """Produce the letters due from --date for --days days, holding back any to a person known to have died.
@@ -56,12 +69,16 @@ def run(
         raise typer.BadParameter("must be a date, YYYY-MM-DD", param_hint="--date") from None
     settings = load_settings()
     own = _existing(
-        database or settings.department_database(department),
+        settings,
+        database,
+        department,
         "--database",
         f"load its register and run `civreg consume --department {department}` first",
     )
     suppression_path = _existing(
-        suppression_database or settings.department_database("suppression"),
+        settings,
+        suppression_database,
+        "suppression",
         "--suppression-database",
         "run `civreg consume --department suppression` first (letters are never sent unchecked)",
     )
