@@ -100,8 +100,9 @@ def test_departments_apply_what_their_agreements_allow_through_the_real_consumer
 
 
 def test_after_ten_thousand_registrations_no_department_writes_to_the_dead(
-    bus_settings: Settings, tmp_path: Path
+    bus_store_settings: Settings, tmp_path: Path
 ) -> None:
+    bus_settings = bus_store_settings  # SQLite and PostgreSQL
     population = simulate_population(10_000, seed=1953)
     people = {person.person_id: person for person in population.people}
     truth: dict[str, dict[str, str]] = {}
