@@ -7,8 +7,9 @@ topics are called, and a frozen object cannot drift mid-run.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "load_settings"]
@@ -43,7 +44,8 @@ class Settings(BaseSettings):
     local_controller_port: int = Field(default=9093)
 
     database_dir: Path = Field(
-        default=DEFAULT_HOME / "departments", description="Where department SQLite databases live."
+        default=DEFAULT_HOME / "departments",
+        description="Where department SQLite databases live (default: <home>/departments).",
     )
     postgres_dsn: SecretStr | None = Field(
         default=None,
@@ -91,6 +93,14 @@ class Settings(BaseSettings):
     status_endpoints: str = Field(
         default="", description="Comma-separated metrics endpoints `civreg status` reads, e.g. 'http://tax:9400'."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _databases_under_home(cls, data: Any) -> Any:
+        """A home set without a database directory keeps the department databases under that home."""
+        if isinstance(data, dict) and data.get("home") is not None and data.get("database_dir") is None:
+            return {**data, "database_dir": Path(data["home"]) / "departments"}
+        return data
 
     @property
     def uses_local_broker(self) -> bool:

@@ -90,6 +90,14 @@ def test_a_misspelt_entry_at_the_same_birth_date_and_postcode_is_held(store: Sql
     assert decision(store, recipient(postcode="M1 1AE")) is Action.SEND
 
 
+def test_a_recipient_without_a_date_of_birth_is_held_when_name_and_postcode_match(store: SqliteStore) -> None:
+    apply(store, make_death(deceased=make_person(address=make_address(postcode="LS1 4AP"))))
+    who = decide(SuppressionList(store.read()), recipient(date_of_birth=None))
+    assert who.action is Action.HOLD
+    assert who.matched_by == "name_postcode" and "no date of birth" in who.reason
+    assert decision(store, recipient(date_of_birth=None, postcode="M1 1AE")) is Action.SEND
+
+
 def test_two_entries_for_one_person_and_one_voided_stays_suppressed(store: SqliteStore) -> None:
     person = make_person(address=make_address(postcode="LS1 4AP"))
     first = make_death(entry_number=1, deceased=person)

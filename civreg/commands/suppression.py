@@ -53,7 +53,7 @@ def check(
 ) -> None:
     """Say whether letters to one person must be suppressed, held for review, or may be sent.
 
-    Exit status: 0 send, 1 suppress, 2 hold (so scripts can use it).
+    Exit status: 0 send, 1 suppress, 3 hold (so scripts can use it; 2 is a usage error).
     """
     from consumers.running import open_store
     from consumers.suppression import Action, SuppressionList, decide
@@ -84,7 +84,7 @@ def check(
     if decision.action is Action.HOLD and not decision.matched_by:
         detail = f" ({decision.reason})"
     typer.echo(f"{decision.action.value.upper()}{detail}")
-    raise typer.Exit({Action.SEND: 0, Action.SUPPRESS: 1, Action.HOLD: 2}[decision.action])
+    raise typer.Exit({Action.SEND: 0, Action.SUPPRESS: 1, Action.HOLD: 3}[decision.action])
 
 
 @mailing_app.command("filter")

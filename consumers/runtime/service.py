@@ -21,7 +21,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -203,6 +203,7 @@ class DepartmentConsumer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.incremental_unassign(partitions)
+        self._assigned = bool(consumer.assignment())  # not ready while it holds no partitions
         self._log.info("revoked", partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
 
     def _caught_up(self) -> bool:
@@ -329,7 +330,8 @@ class DepartmentConsumer:
                     continue
                 event = self.agreement.minimise(item.event)
                 event_id = str(event.event_id)
-                if transaction.outcome_of(event_id) is not None:
+                # Applied once: a redelivered event is skipped, except one that was dead-lettered (a re-drive).
+                if transaction.outcome_of(event_id) not in (None, Outcome.DEAD_LETTERED.value):
                     report.duplicates += 1
                     continue
                 handler_started = time.perf_counter()
@@ -396,9 +398,19 @@ class DepartmentConsumer:
             raise
         except Exception as exc:  # PermanentError, or a bug in a rule: never stop the department
             reason = exc.reason if isinstance(exc, PermanentError) else "handler-crashed"
-            letters.append(_letter(message, exc, reason=reason, event=event))
+            letter = _letter(message, exc, reason=reason, event=event)
+            # The dead letter holds what this department may hold: the event as its agreement minimised it.
+            minimised = self._encode_for_dead_letter(event, letter.topic)
+            letters.append(letter if minimised is None else replace(letter, value=minimised))
             bound.warning("dead-lettered", reason=reason, error_class=type(exc).__name__)
             return Result(Outcome.DEAD_LETTERED, reason)
+
+    def _encode_for_dead_letter(self, event: Event, topic: str) -> bytes | None:
+        try:
+            return self.codec.encode(event, topic)
+        except Exception as exc:  # the registry may be down: keep the original bytes rather than lose the letter
+            self._log.warning("dead-letter-not-minimised", error_class=type(exc).__name__)
+            return None
 
     def _commit_to_kafka(self, next_offsets: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
@@ -466,7 +478,8 @@ def _letter(message: Message, exc: Exception, *, reason: str | None = None, even
         value=message.value(),
         reason=reason or str(getattr(exc, "reason", "unknown")),
         error_class=type(exc).__name__,
-        error_message=str(exc),
+        # Our errors name the field and the rule; anything else (a bug) may quote data, so only its class is kept.
+        error_message=str(exc) if isinstance(exc, PermanentError) else f"{type(exc).__name__} in a handler",
         event_id=None if event is None else str(event.event_id),
         event_type=None if event is None else event.event_type,
     )

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from consumers.runtime.errors import TransientError
 from consumers.runtime.store import (
     OFFSETS_QUERY,
     OUTCOME_COUNTS_QUERY,
@@ -21,6 +22,17 @@ from consumers.runtime.store import (
 __all__ = ["SqliteStore", "SqliteTransaction"]
 
 
+@contextmanager
+def _busy_is_transient() -> Iterator[None]:
+    """'database is locked' (another writer held it past the timeout) passes: the runtime retries the batch."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise TransientError(f"SQLite database busy: {exc}") from exc
+        raise
+
+
 class SqliteTransaction(Transaction):
     """A transaction on a SQLite connection."""
 
@@ -30,7 +42,8 @@ class SqliteTransaction(Transaction):
 
     def execute(self, sql: str, params: Params = ()) -> list[Row]:
         """Run one statement and return its rows as tuples."""
-        return self._connection.execute(sql, params).fetchall()
+        with _busy_is_transient():
+            return self._connection.execute(sql, params).fetchall()
 
     def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
         """Run one statement for many parameter rows."""
@@ -67,7 +80,8 @@ class SqliteStore:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """BEGIN IMMEDIATE .. COMMIT, rolled back if the block raises."""
-        self._connection.execute("BEGIN IMMEDIATE")
+        with _busy_is_transient():
+            self._connection.execute("BEGIN IMMEDIATE")
         try:
             yield SqliteTransaction(self._connection)
         except BaseException:

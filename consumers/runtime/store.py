@@ -122,9 +122,12 @@ class Transaction(ABC):
         partition: int,
         offset: int,
     ) -> None:
-        """Record the one outcome of an event."""
+        """Record the one outcome of an event (replacing a dead-lettered one when the event is re-driven)."""
         self.execute(
-            "INSERT INTO civreg_event_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO civreg_event_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (event_id) DO UPDATE SET outcome = excluded.outcome, note = excluded.note, "
+            'topic = excluded.topic, partition = excluded.partition, "offset" = excluded."offset", '
+            "processed_at = excluded.processed_at",
             (event_id, event_type, entry_key, version, outcome, note, topic, partition, offset, now_iso()),
         )
         self.queue_acknowledgement(event_id)
@@ -161,9 +164,12 @@ class Transaction(ABC):
 
     def save_offset(self, topic: str, partition: int, next_offset: int) -> None:
         """Store the next offset to read, in the same transaction as the effects."""
+        # Never backwards: a consumer that lost its partitions (a zombie) must not rewind its successor's progress.
         self.execute(
             "INSERT INTO civreg_offsets VALUES (?, ?, ?) "
-            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = CASE "
+            "WHEN excluded.next_offset > civreg_offsets.next_offset THEN excluded.next_offset "
+            "ELSE civreg_offsets.next_offset END",
             (topic, partition, next_offset),
         )
 

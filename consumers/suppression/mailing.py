@@ -93,7 +93,11 @@ def decide(records: SuppressionList, recipient: Recipient) -> Decision:
         return Decision(Action.SUPPRESS, exact.matched_by, _describe(exact))
     if partial:
         first = partial[0]
-        differs = "postcode differs" if first.matched_by == "name_dob" else "name differs"
+        differs = {
+            "name_dob": "postcode differs",
+            "dob_postcode": "name differs",
+            "name_postcode": "no date of birth to compare",
+        }.get(first.matched_by, "partial match")
         return Decision(Action.HOLD, first.matched_by, f"possible match: {_describe(first)}; {differs}")
     if recipient.problems:
         return Decision(Action.HOLD, "", "cannot check: " + "; ".join(recipient.problems))

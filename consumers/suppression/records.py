@@ -34,6 +34,8 @@ CREATE INDEX IF NOT EXISTS do_not_contact_nino ON do_not_contact (nino) WHERE st
 CREATE INDEX IF NOT EXISTS do_not_contact_nhs ON do_not_contact (nhs_number) WHERE status = 'suppressed';
 CREATE INDEX IF NOT EXISTS do_not_contact_person
     ON do_not_contact (name_key, date_of_birth) WHERE status = 'suppressed';
+CREATE INDEX IF NOT EXISTS do_not_contact_name_postcode
+    ON do_not_contact (name_key, postcode) WHERE status = 'suppressed';
 CREATE INDEX IF NOT EXISTS do_not_contact_birth_postcode
     ON do_not_contact (date_of_birth, postcode) WHERE status = 'suppressed';
 CREATE TABLE IF NOT EXISTS do_not_contact_history (
@@ -123,8 +125,9 @@ class SuppressionList:
     ) -> tuple[Listing | None, list[Listing]]:
         """An exact match (by NINO, NHS number, or name + date of birth + postcode) and any partial matches.
 
-        A partial match (same name and date of birth at another postcode, or same date of birth and postcode under
-        another name) is never treated as the same person; the caller decides what to do with it (the mailing
+        A partial match (same name and date of birth at another postcode, same date of birth and postcode under
+        another name, or, with no date of birth to compare, same name at the same postcode) is never treated as
+        the same person; the caller decides what to do with it (the mailing
         filter holds such letters for review).
         """
         if nino:
@@ -151,6 +154,11 @@ class SuppressionList:
                     "date_of_birth = ? AND postcode = ?", (date_of_birth.isoformat(), wanted), "dob_postcode"
                 )
             return None, partial
+        wanted = postcode_key(postcode)
+        if given_names and family_name and wanted is not None:
+            # No date of birth to compare: the same name at the same postcode is a possible match, never a pass.
+            key = name_key(given_names, family_name)
+            return None, self._listing("name_key = ? AND postcode = ?", (key, wanted), "name_postcode")
         return None, []
 
     def _postcode(self, entry_key: str) -> str | None:
