@@ -28,6 +28,9 @@ def _register_commands() -> None:
     from civreg.commands.consume import consume
 
     app.command("consume")(consume)
+    from civreg.commands.dead_letters import dead_letters_app
+
+    app.add_typer(dead_letters_app, name="dead-letters")
     from civreg.commands.demo import demo
 
     app.command("demo")(demo)
