@@ -182,7 +182,7 @@ class LifeRecords(Protocol):
 
 
 RecordsT = TypeVar("RecordsT", bound=LifeRecords)
-Apply = Callable[[Any, str, Any], Snapshot]
+Apply = Callable[[Any, str, Any], Snapshot | Result]
 Undo = Callable[[Any, str, Snapshot], None]
 
 
@@ -281,16 +281,20 @@ class LifeEvents(Generic[RecordsT]):
 
     def on_death(
         self,
-        apply: Callable[[RecordsT, str, DeathDetails], Snapshot],
+        apply: Callable[[RecordsT, str, DeathDetails], Snapshot | Result],
         *,
         undo: Callable[[RecordsT, str, Snapshot], None],
     ) -> None:
-        """A customer died: ``apply`` changes their record and returns it as it was; ``undo`` puts that back."""
+        """A customer died: ``apply`` changes their record and returns it as it was; ``undo`` puts that back.
+
+        When the fact changes nothing this department keeps, ``apply`` returns ``Result.no_matching_record(...)``
+        instead of a snapshot (so do ``on_partnership`` and ``on_birth`` rules): nothing is recorded to undo.
+        """
         self._declare("death", apply, undo)
 
     def on_partnership(
         self,
-        apply: Callable[[RecordsT, str, Partnership], Snapshot],
+        apply: Callable[[RecordsT, str, Partnership], Snapshot | Result],
         *,
         undo: Callable[[RecordsT, str, Snapshot], None],
     ) -> None:
@@ -299,7 +303,7 @@ class LifeEvents(Generic[RecordsT]):
 
     def on_birth(
         self,
-        apply: Callable[[RecordsT, str, BirthDetails], Snapshot],
+        apply: Callable[[RecordsT, str, BirthDetails], Snapshot | Result],
         *,
         undo: Callable[[RecordsT, str, Snapshot], None],
     ) -> None:
@@ -310,11 +314,15 @@ class LifeEvents(Generic[RecordsT]):
 
     def _apply_to(
         self, records: RecordsT, entry: EntryReference, version: int, subject: _Subject, record_id: str
-    ) -> None:
+    ) -> Result | None:
+        """Apply the fact to ``record_id`` and remember it; the rule's own outcome when it changed nothing."""
         before = self._apply[subject.fact_kind](records, record_id, subject.fact)
+        if isinstance(before, Result):
+            return before
         records.entries.link(
             entry, subject.role, record_id=record_id, fact=subject.fact_kind, version=version, before=before
         )
+        return None
 
     def _undo_link(self, records: RecordsT, link: Link) -> None:
         self._undo[link.fact](records, link.record_id, link.snapshot)
@@ -324,8 +332,8 @@ class LifeEvents(Generic[RecordsT]):
         match = self._match(records, subject.person)
         if match.record_id is None:
             return match.unresolved()
-        self._apply_to(records, entry, version, subject, match.record_id)
-        return Result.applied(f"matched by {match.matched_by}")
+        unchanged = self._apply_to(records, entry, version, subject, match.record_id)
+        return unchanged or Result.applied(f"matched by {match.matched_by}")
 
     def _stale(self, records: RecordsT, event: Event) -> Result | None:
         """The outcome for an event older than (or as old as) what this entry has already had, else None."""
@@ -368,13 +376,17 @@ class LifeEvents(Generic[RecordsT]):
                 results.append((subject.role, self._match_and_apply(records, event.entry, event.version, subject)))
                 continue
             match = self._match(records, subject.person)
-            target = match.record_id if match.record_id is not None else link.record_id
             self._undo_link(records, link)
-            self._apply_to(records, event.entry, event.version, subject, target)
+            if match.record_id is None and link.record_id not in match.candidates:
+                # The corrected details match nobody, or only others ambiguously: the effect must not stay on a
+                # record they no longer point at (a living person left dead). Undone; a reviewer may choose.
+                results.append((subject.role, match.unresolved("undone")))
+                continue
+            target = match.record_id if match.record_id is not None else link.record_id
+            unchanged = self._apply_to(records, event.entry, event.version, subject, target)
             moved = target != link.record_id
-            results.append(
-                (subject.role, Result.applied("moved to the record the correction matches" if moved else "amended"))
-            )
+            applied = Result.applied("moved to the record the correction matches" if moved else "amended")
+            results.append((subject.role, unchanged or applied))
         records.entries.saw(event.entry, event.version)
         return _combine(results, "the corrected entry names nobody this department keeps records of")
 
@@ -392,7 +404,11 @@ class LifeEvents(Generic[RecordsT]):
         return Result.applied(f"restored {len(links)} record(s)")
 
     def _resolve(self, event: Event, record_id: str, records: RecordsT) -> Result:
-        """A reviewer chose the record: apply the entry to it, for the person in the entry still unmatched."""
+        """A reviewer chose the record: apply the entry to it, for the person in the entry still unmatched.
+
+        When another person in the entry (the other party to a marriage) still needs a reviewer, the outcome is
+        needs_review with their candidates, and the review stays open for them.
+        """
         state = records.entries.state(event.entry)
         if state is not None and state[1] == "voided":
             return Result.no_matching_record("entry was voided before the review")
@@ -406,9 +422,15 @@ class LifeEvents(Generic[RecordsT]):
         if not pending:
             return Result.applied("already applied")
         subject = self._which(records, pending, record_id)
-        self._apply_to(records, event.entry, event.version, subject, record_id)
+        unchanged = self._apply_to(records, event.entry, event.version, subject, record_id)
         records.entries.saw(event.entry, event.version)
-        return Result.applied(f"{subject.role}: applied to the reviewed record")
+        result = unchanged or Result.applied(f"{subject.role}: applied to the reviewed record")
+        waiting = [(other.role, self._match(records, other.person)) for other in pending if other is not subject]
+        waiting = [(role, match) for role, match in waiting if match.needs_review]
+        if not waiting:
+            return result
+        note = "; ".join([f"{subject.role}: {result.note}", *(f"{role}: {m.reason}" for role, m in waiting)])
+        return Result.needs_review(note, tuple(c for _, match in waiting for c in match.candidates))
 
     def _which(self, records: RecordsT, pending: list[_Subject], record_id: str) -> _Subject:
         """The unmatched person the reviewer's record belongs to."""

@@ -55,10 +55,31 @@ def test_no_department_has_a_use_for_stillbirths_and_none_receives_one() -> None
     live_birth = make_birth(entry_number=2)
     assert agreement_for("tax").withheld_because(stillbirth) == "stillbirth"
     assert agreement_for("tax").withheld_because(live_birth) is None
-    corrected_to_stillbirth = make_correction(of=live_birth, stillbirth=True)
-    assert agreement_for("tax").withheld_because(corrected_to_stillbirth) == "stillbirth"
     for name in DEPARTMENTS:
         assert agreement_for(name).withheld_because(stillbirth) is not None
+
+
+def test_a_birth_corrected_to_a_stillbirth_reaches_the_department_as_a_withdrawal_only() -> None:
+    live_birth = make_birth()
+    corrected_to_stillbirth = make_correction(of=live_birth, stillbirth=True)
+    tax = agreement_for("tax")
+    assert tax.withheld_because(corrected_to_stillbirth) is None  # it must undo what the live birth did
+    seen = tax.minimise(corrected_to_stillbirth)
+    assert isinstance(seen, RegistrationVoided)
+    assert (seen.event_id, seen.entry, seen.version, seen.recorded_at, seen.register_office) == (
+        corrected_to_stillbirth.event_id,
+        corrected_to_stillbirth.entry,
+        corrected_to_stillbirth.version,
+        corrected_to_stillbirth.recorded_at,
+        corrected_to_stillbirth.register_office,
+    )
+    # Nothing of the stillbirth itself travels with it.
+    assert "stillbirth" not in seen.model_dump_json()
+    # A department agreed no births has nothing to withdraw.
+    assert agreement_for("pensions").withheld_because(corrected_to_stillbirth) is not None
+    # A correction that leaves a live birth live is an ordinary correction.
+    amended = make_correction(of=live_birth, place_of_birth="Leeds General Infirmary")
+    assert isinstance(tax.minimise(amended), RegistrationCorrected)
 
 
 def test_an_event_type_outside_the_agreement_is_withheld() -> None:

@@ -189,6 +189,16 @@ def test_tax_birth_invites_the_mother_to_claim_child_benefit_and_a_stillbirth_ne
     assert _invitations(store) == [("T1", "withdrawn")]
 
 
+def test_tax_a_birth_corrected_to_a_stillbirth_withdraws_the_invitation(open_department: Opener) -> None:
+    store = open_department(tax.department, row("tax", "T1", given_names="Sarah Jane", date_of_birth="1994-06-01"))
+    birth = make_birth()
+    assert outcome(store, tax.department, birth) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "due")]
+    # HMRC may not see the stillbirth, but it must undo what the live birth did: it receives a withdrawal.
+    assert outcome(store, tax.department, make_correction(of=birth, stillbirth=True)) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "withdrawn")]
+
+
 # Pensions ---------------------------------------------------------------------------------------------------
 
 
@@ -274,6 +284,15 @@ def test_dvla_death_cancels_the_licence_and_flags_vehicles_a_void_restores_both(
     assert outcome(store, dvla.department, make_void(of=death)) is Outcome.APPLIED
     assert fields(store, "dvla", "D1", "licence_status", "cancelled_reason")["licence_status"] == "valid"
     assert _flagged(store) == {"AB12CDE": 0, "XY70ABC": 0}
+
+
+def test_dvla_a_partnership_without_a_new_surname_changes_nothing(open_department: Opener) -> None:
+    thomas = row("dvla", "D1", given_names="Thomas", family_name="Hughes", date_of_birth="1988-09-02")
+    store = open_department(dvla.department, thomas | {"driving_licence_number": ""})
+    result = deliver(store, dvla.department, make_marriage())  # Thomas keeps his surname; Emily is not a driver
+    assert result is not None and result.outcome is Outcome.NO_MATCHING_RECORD
+    assert "no change for DVLA" in result.note
+    assert fields(store, "dvla", "D1", "family_name")["family_name"] == "Hughes"
 
 
 def test_dvla_marriage_records_the_new_surname_only(open_department: Opener) -> None:
@@ -412,6 +431,75 @@ def test_a_marriage_applies_the_certain_party_and_queues_the_other(open_departme
     [item] = open_reviews(store)
     assert resolve_review(store, tax.department, item.event_id, "T2", "reviewer-7").outcome is Outcome.APPLIED
     assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "MARRIED"
+
+
+def test_a_correction_matching_nobody_or_others_ambiguously_undoes_the_effect(open_department: Opener) -> None:
+    ann = {"given_names": "Ann", "date_of_birth": "1950-01-01"}
+    store = open_department(
+        electoral.department,
+        row("electoral", "E1"),
+        row("electoral", "E2", **ann),
+        row("electoral", "E3", **ann),  # listed twice
+    )
+    death = make_death()
+    assert outcome(store, electoral.department, death) is Outcome.APPLIED
+    nobody = make_correction(of=death, deceased=make_person("Mary", "Morgan", date(1939, 1, 1)))
+    result = deliver(store, electoral.department, nobody)
+    assert result is not None and result.outcome is Outcome.NO_MATCHING_RECORD
+    assert fields(store, "electoral", "E1", "status")["status"] == "registered"  # Margaret is not dead
+
+    other = make_death(entry_number=2)
+    assert outcome(store, electoral.department, other) is Outcome.APPLIED
+    ambiguous = make_correction(of=other, deceased=make_person("Ann", "Morgan", date(1950, 1, 1)))
+    result = deliver(store, electoral.department, ambiguous)
+    assert result is not None and result.outcome is Outcome.NEEDS_REVIEW
+    assert result.candidates == ("E2", "E3")
+    assert [fields(store, "electoral", e, "status")["status"] for e in ("E1", "E2", "E3")] == ["registered"] * 3
+    [item] = open_reviews(store)
+    assert resolve_review(store, electoral.department, item.event_id, "E3", "reviewer-7").outcome is Outcome.APPLIED
+    assert fields(store, "electoral", "E3", "status")["status"] == "removed"
+
+
+def test_a_correction_keeps_the_effect_on_a_reviewed_record_among_the_candidates(open_department: Opener) -> None:
+    store = open_department(electoral.department, row("electoral", "E1"), row("electoral", "E2"))  # listed twice
+    death = make_death()
+    assert outcome(store, electoral.department, death) is Outcome.NEEDS_REVIEW
+    [item] = open_reviews(store)
+    resolve_review(store, electoral.department, item.event_id, "E2", "reviewer-7")
+    corrected = make_correction(of=death, date_of_death=date(2024, 3, 8))
+    assert outcome(store, electoral.department, corrected) is Outcome.APPLIED
+    assert fields(store, "electoral", "E2", "status")["status"] == "removed"
+    assert fields(store, "electoral", "E1", "status")["status"] == "registered"
+
+
+def test_a_marriage_where_both_parties_need_review_stays_queued_until_both_are_resolved(
+    open_department: Opener,
+) -> None:
+    store = open_department(
+        tax.department,
+        row("tax", "T1", given_names="Em", family_name="Clarke", date_of_birth="1990-05-17", nino=""),
+        row("tax", "T2", given_names="Tom", family_name="Hughes", date_of_birth="1988-09-02", nino=""),
+    )
+    no_nino = make_identifiers(nino=None)
+    marriage = make_marriage(
+        party_1=make_partner(
+            make_person("Emily", "Clarke", date(1990, 5, 17), identifiers=no_nino), surname_after="Hughes"
+        ),
+        party_2=make_partner(make_person("Thomas", "Hughes", date(1988, 9, 2), Sex.MALE, identifiers=no_nino)),
+    )
+    result = deliver(store, tax.department, marriage)
+    assert result is not None and result.outcome is Outcome.NEEDS_REVIEW
+    assert result.candidates == ("T1", "T2")
+    [item] = open_reviews(store)
+    first = resolve_review(store, tax.department, item.event_id, "T1", "reviewer-7")
+    assert first.outcome is Outcome.NEEDS_REVIEW  # party 2 still waits
+    assert fields(store, "tax", "T1", "family_name")["family_name"] == "Hughes"
+    [still] = open_reviews(store)
+    assert (still.event_id, still.candidates) == (item.event_id, ("T2",))
+    assert resolve_review(store, tax.department, item.event_id, "T2", "reviewer-7").outcome is Outcome.APPLIED
+    assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "MARRIED"
+    assert open_reviews(store) == []
+    assert store.outcome_counts() == {("MarriageRegistered", "applied"): 1}
 
 
 def test_redelivered_and_stale_versions_change_nothing(open_department: Opener) -> None:

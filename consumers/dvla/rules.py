@@ -2,8 +2,8 @@
 
 - A death cancels the driving licence (so it cannot be used or renewed) and flags every vehicle whose registered
   keeper died: the vehicle's record needs a new keeper, and no tax reminder goes to the deceased.
-- A marriage or civil partnership records the driver's new surname when they take one. DVLA holds no marital status
-  and receives no occupations (its data-sharing agreement removes them).
+- A marriage or civil partnership records the driver's new surname when they take one (otherwise it is no change for
+  DVLA). DVLA holds no marital status and receives no occupations (its data-sharing agreement removes them).
 - A driver is matched by driving licence number first, then by names + date of birth + postcode; anything less
   certain waits for a reviewer, who picks the driver, and the entry is then applied to that record.
 - A correction re-applies the corrected entry; a void means the person is alive: the licence is valid again and
@@ -20,7 +20,7 @@ from datetime import date
 from consumers.dvla.records import SCHEMA, DvlaRecords
 from consumers.letters import ScheduledLetter
 from consumers.life_events import LifeEvents, Partnership, Snapshot
-from consumers.runtime import Department
+from consumers.runtime import Department, Result
 from schemas.models import DeathDetails
 from schemas.topics import Register
 
@@ -51,9 +51,11 @@ def death_voided(records: DvlaRecords, driver_id: str, before: Snapshot) -> None
     records.unflag_vehicles(before["flagged_vehicles"])
 
 
-def driver_partnered(records: DvlaRecords, driver_id: str, union: Partnership) -> Snapshot:
+def driver_partnered(records: DvlaRecords, driver_id: str, union: Partnership) -> Snapshot | Result:
     """The new surname, when the driver takes one (nothing else about a marriage concerns DVLA)."""
-    return records.change_surname(driver_id, union.new_surname) if union.new_surname else {}
+    if not union.new_surname:
+        return Result.no_matching_record("no change for DVLA")
+    return records.change_surname(driver_id, union.new_surname)
 
 
 life.on_death(driver_died, undo=death_voided)

@@ -14,6 +14,10 @@ more than its agreement allows however they are written. The agreements themselv
 
 - An event of a type outside the agreement, or a stillbirth for a department that has no use for one, is
   *withheld*: not applied, not an outcome, counted as withheld.
+- A correction that turns a birth into a stillbirth is the exception: the department may have acted on the live
+  birth (a Child Benefit invitation), so it receives the correction as a *withdrawal* of the entry, a
+  ``RegistrationVoided`` with the correction's envelope (event id, entry, version, time, office) and nothing of the
+  stillbirth, and its void rule undoes what the birth did (or finds nothing to undo).
 - Fields outside the agreement are removed before the handler sees the event. Paths are dotted field names from
   the event down (``death.deceased.identifiers.nino``); ``*`` stands for one field name, ``**`` for any number
   of them. A removed field takes the contract's default, so only optional fields can be excluded: the loader
@@ -33,7 +37,15 @@ from typing import TYPE_CHECKING, Any, Union
 import yaml
 from pydantic import BaseModel
 
-from schemas.models import EVENT_MODELS, BirthDetails, BirthRegistered, Event, RegistrationCorrected
+from schemas.models import (
+    EVENT_MODELS,
+    BirthDetails,
+    BirthRegistered,
+    Event,
+    RegistrationCorrected,
+    RegistrationVoided,
+    VoidReason,
+)
 from schemas.topics import Register
 
 if TYPE_CHECKING:
@@ -87,12 +99,17 @@ class Agreement:
         """Why ``event`` must not reach the department at all, or None when it may."""
         if event.event_type not in self.event_types:
             return WITHHELD_TYPE
-        if not self.stillbirths and _is_stillbirth(event):
+        if not self.stillbirths and _is_stillbirth(event) and not self._withdraws(event):
             return WITHHELD_STILLBIRTH
         return None
 
     def minimise(self, event: Event) -> Event:
-        """``event`` without the fields this agreement excludes (the same object when nothing is excluded)."""
+        """``event`` without the fields this agreement excludes (the same object when nothing is excluded).
+
+        A correction to a stillbirth the department may not see becomes a withdrawal of the entry (see above).
+        """
+        if self._withdraws(event):
+            return _withdrawal(event)
         if not self.fields_excluded:
             return event
         data = event.model_dump(mode="python")
@@ -100,6 +117,15 @@ class Agreement:
         if not removed:
             return event
         return type(event).model_validate(data)
+
+    def _withdraws(self, event: Event) -> bool:
+        """Whether ``event`` turns a birth the department received into a stillbirth it may not see."""
+        return (
+            not self.stillbirths
+            and isinstance(event, RegistrationCorrected)
+            and _is_stillbirth(event)
+            and {BirthRegistered.event_type, RegistrationVoided.event_type} <= self.event_types
+        )
 
     # Checks -----------------------------------------------------------------------------------------------
 
@@ -136,6 +162,21 @@ def _is_stillbirth(event: Event) -> bool:
         isinstance(event, RegistrationCorrected)
         and isinstance(event.corrected, BirthDetails)
         and (event.corrected.stillbirth)
+    )
+
+
+def _withdrawal(correction: Event) -> RegistrationVoided:
+    """The entry withdrawn, as its department's void rule expects it: the correction's envelope, no details.
+
+    The live birth was, for this department, entered in error; the stillbirth itself is not disclosed.
+    """
+    return RegistrationVoided(
+        event_id=correction.event_id,
+        entry=correction.entry,
+        version=correction.version,
+        recorded_at=correction.recorded_at,
+        register_office=correction.register_office,
+        reason=VoidReason.ENTERED_IN_ERROR,
     )
 
 

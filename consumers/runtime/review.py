@@ -2,7 +2,8 @@
 
 Nothing is applied by guess and nothing is dropped: the reviewer either names the department's record the event
 is about (the department's resolver applies it) or says no record matches. Either way the event's recorded outcome
-is updated in the same transaction.
+is updated in the same transaction. An entry naming two people (a marriage) may need a decision for each: when the
+resolver applied the chosen record but another person still needs review, the item stays open with their candidates.
 """
 
 from __future__ import annotations
@@ -73,7 +74,18 @@ def resolve_review(
             with tx.savepoint():
                 result = department.resolve(event, record_id, tx)
             if result.outcome is Outcome.NEEDS_REVIEW:
-                raise ValueError("a resolver must decide; it returned needs_review again")
+                if not result.candidates:
+                    raise ValueError("a resolver must decide; it returned needs_review again")
+                # The chosen record is applied; another person in the entry still waits for a reviewer.
+                tx.execute(
+                    "UPDATE civreg_review_queue SET note = ?, candidates = ? WHERE event_id = ?",
+                    (result.note, json.dumps(list(result.candidates)), event_id),
+                )
+                tx.execute(
+                    "UPDATE civreg_event_outcomes SET note = ? WHERE event_id = ?",
+                    (f"reviewed in part: {result.note}", event_id),
+                )
+                return result
         tx.execute(
             "UPDATE civreg_review_queue SET status = 'resolved', resolution = ?, resolved_record = ?, "
             "resolved_by = ?, resolved_at = ? WHERE event_id = ?",
