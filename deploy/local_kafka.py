@@ -13,15 +13,11 @@ something that is not our broker) is detected and removed.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from civreg.kafka_config import admin_config
 from civreg.settings import Settings
+from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use, tail
 
 __all__ = [
     "MIN_JAVA_VERSION",
@@ -52,7 +49,6 @@ MIN_JAVA_VERSION = 17
 KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
 POM_PATH = KAFKA_DIR / "pom.xml"
 LOG4J_CONFIG = KAFKA_DIR / "log4j2.properties"
-_COMPLETE_MARKER = ".civreg-complete"
 _MAIN_CLASS = "kafka.Kafka"
 _JAR_VERSION = re.compile(r"^kafka_2\.13-(\d[\w.\-]*?)\.jar$")
 
@@ -132,12 +128,6 @@ def _new_cluster_id() -> str:
             return text
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 class LocalKafka:
     """One local broker whose state lives under ``settings.home / "kafka"``."""
 
@@ -149,7 +139,13 @@ class LocalKafka:
         self.log_path = self.base_dir / "broker.log"
         self.pid_path = self.base_dir / "kafka.pid"
         self.bootstrap = f"127.0.0.1:{settings.local_port}"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._jvm = JvmProcess(
+            name="local Kafka",
+            pid_path=self.pid_path,
+            log_path=self.log_path,
+            markers=(_MAIN_CLASS, str(self.config_path)),
+            logger=log,
+        )
 
     # ---- jars -------------------------------------------------------------------------------------------
 
@@ -174,7 +170,7 @@ class LocalKafka:
         """True when the broker can start without running Maven (the CLI shows a spinner otherwise)."""
         if self.settings.kafka_home is not None:
             return any(self.libs_dir.glob("kafka_2.13-*.jar"))
-        return (self.libs_dir / _COMPLETE_MARKER).is_file()
+        return (self.libs_dir / COMPLETE_MARKER).is_file()
 
     def ensure_jars(self) -> Path:
         """Make the broker's jars available, running Maven once; returns the libs directory."""
@@ -197,23 +193,17 @@ class LocalKafka:
         # Maven fills a private staging dir that is renamed into place when complete: a run that is killed
         # half-way, or two test sessions fetching at once, never leave a libs/ that looks complete but is not.
         staging = self.libs_dir.with_name(f"libs.partial-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        command = self.maven_command(mvn, staging)
-        log.info("fetching Kafka %s jars with Maven", self.settings.kafka_version)
+        version = self.settings.kafka_version
+        log.info("fetching Kafka %s jars with Maven", version)
         started = time.monotonic()
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                tail = _tail((result.stdout + result.stderr).splitlines(), 15)
-                raise LocalKafkaError(f"Maven could not fetch Kafka {self.settings.kafka_version} jars:\n{tail}")
-            (staging / _COMPLETE_MARKER).write_text(f"{self.settings.kafka_version}\n", encoding="utf-8")
-            if not self.jars_present():  # else another process finished first: keep its copy
-                shutil.rmtree(self.libs_dir, ignore_errors=True)  # an incomplete copy from an older run
-                with contextlib.suppress(OSError):
-                    staging.rename(self.libs_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(staging.with_name(staging.name + ".build"), ignore_errors=True)
+        fetch_with_maven(
+            self.maven_command(mvn, staging),
+            staging=staging,
+            target=self.libs_dir,
+            version=version,
+            is_complete=self.jars_present,
+            failure=lambda output: LocalKafkaError(f"Maven could not fetch Kafka {version} jars:\n{output}"),
+        )
         if not self.jars_present():
             raise LocalKafkaError(f"Kafka jars did not appear in {self.libs_dir} after running Maven")
         log.info("Kafka jars ready in %.1fs", time.monotonic() - started)
@@ -222,19 +212,13 @@ class LocalKafka:
     def maven_command(self, mvn: str = "mvn", output_dir: Path | None = None) -> list[str]:
         """The ``mvn`` invocation that copies the broker's jars into ``output_dir`` (default ``libs_dir``)."""
         target = output_dir if output_dir is not None else self.libs_dir
-        return [
-            mvn,
-            "-B",
-            "-q",
-            "-Dstyle.color=never",
-            "-f",
-            str(POM_PATH),
-            f"-Dmaven.repo.local={self.settings.cache_dir.resolve() / 'm2'}",
-            f"-Dkafka.version={self.settings.kafka_version}",
-            f"-Dkafka.libs.dir={target}",
-            f"-Dkafka.build.dir={target.with_name(target.name + '.build')}",
-            "dependency:copy-dependencies",
-        ]
+        properties = {
+            "kafka.version": self.settings.kafka_version,
+            "kafka.libs.dir": str(target),
+            "kafka.build.dir": str(target.with_name(target.name + ".build")),
+        }
+        repo_local = self.settings.cache_dir.resolve() / "m2"
+        return maven_command(mvn, POM_PATH, repo_local, properties, "dependency:copy-dependencies")
 
     def java_executable(self) -> str:
         """``$JAVA_HOME/bin/java`` or ``java`` on PATH, checked to be Java 17 or newer."""
@@ -321,8 +305,8 @@ class LocalKafka:
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=self.base_dir)
         if result.returncode != 0:
-            tail = _tail((result.stdout + result.stderr).splitlines(), 15)
-            raise LocalKafkaError(f"formatting the Kafka log dir {self.data_dir} failed:\n{tail}")
+            output = tail((result.stdout + result.stderr).splitlines(), 15)
+            raise LocalKafkaError(f"formatting the Kafka log dir {self.data_dir} failed:\n{output}")
 
     def start(self, timeout: float = 60.0) -> KafkaStatus:
         """Start the broker and wait until its admin API answers; a no-op when it already runs."""
@@ -330,7 +314,7 @@ class LocalKafka:
         if current.running:
             return current
         for port in (self.settings.local_port, self.settings.local_controller_port):
-            if _port_in_use(port):
+            if port_in_use(port):
                 raise LocalKafkaError(
                     f"port {port} on 127.0.0.1 is already in use by another program; "
                     "set CIVREG_LOCAL_PORT / CIVREG_LOCAL_CONTROLLER_PORT to free ports"
@@ -343,67 +327,41 @@ class LocalKafka:
 
         command = [*self._java_base(java, ["-Xmx512m", "-Xms256m"]), _MAIN_CLASS, str(self.config_path)]
         started = time.monotonic()
-        with self.log_path.open("ab") as log_file:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-                start_new_session=True,  # survives the CLI and Ctrl-C in its terminal
-            )
-        self._proc = proc
-        self.pid_path.write_text(f"{proc.pid}\n", encoding="utf-8")
-        log.info("local Kafka starting, pid %d", proc.pid)
-
+        proc = self._jvm.launch(command, cwd=self.base_dir)
         errors: list[str] = []
         admin = AdminClient(self._local_admin_config(errors))
-        deadline = started + timeout
-        while True:
-            if proc.poll() is not None:
-                self._forget_pid()
-                raise LocalKafkaError(
-                    f"Kafka exited with code {proc.returncode} while starting; end of {self.log_path}:\n"
-                    f"{self.log_tail()}"
-                )
+
+        def answering() -> bool:
             try:
                 admin.list_topics(timeout=1.0)
-                break
             except Exception:  # KafkaException: not answering yet
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise LocalKafkaError(
-                        f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s; end of "
-                        f"{self.log_path}:\n{self.log_tail()}"
-                    ) from None
-                time.sleep(0.2)
+                return False
+            return True
+
+        self._jvm.wait_ready(
+            proc,
+            answering,
+            deadline=started + timeout,
+            exited=lambda code: LocalKafkaError(
+                f"Kafka exited with code {code} while starting; end of {self.log_path}:\n{self.log_tail()}"
+            ),
+            timed_out=lambda: LocalKafkaError(
+                f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s; end of "
+                f"{self.log_path}:\n{self.log_tail()}"
+            ),
+        )
         log.info("local Kafka ready on %s in %.1fs", self.bootstrap, time.monotonic() - started)
         return self.status()
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM for a clean shutdown, SIGKILL after ``timeout``; True if a broker was running."""
-        pid = self._running_pid()
-        if pid is None:
-            self._forget_pid()
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            self._forget_pid()
-            return False
-        if not self._wait_gone(pid, timeout):
-            log.warning("local Kafka pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self._wait_gone(pid, 10.0)
-        self._forget_pid()
-        return True
+        return self._jvm.stop(timeout)
 
     def status(self) -> KafkaStatus:
         """Whether our broker process runs (not whether it is ready: see ``probe_cluster``)."""
-        pid = self._running_pid()
+        pid = self._jvm.running_pid(search=True)
         if pid is None and self.pid_path.exists():
-            self._forget_pid()  # stale: the process is gone or the pid now belongs to something else
+            self._jvm.forget_pid()  # stale: the process is gone or the pid now belongs to something else
         return KafkaStatus(
             running=pid is not None,
             pid=pid,
@@ -414,11 +372,7 @@ class LocalKafka:
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the broker log, quoted in errors so a failed start explains itself."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no broker log)"
-        return _tail(text.splitlines(), lines)
+        return self._jvm.log_tail(lines, missing="(no broker log)")
 
     # ---- internals --------------------------------------------------------------------------------------
 
@@ -435,93 +389,3 @@ class LocalKafka:
             "error_cb": on_error,
             "reconnect.backoff.max.ms": 500,
         }
-
-    def _read_pid(self) -> int | None:
-        try:
-            return int(self.pid_path.read_text(encoding="utf-8").strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def _running_pid(self) -> int | None:
-        """Our broker's pid: the pid file's if that process is alive and ours, else a search of /proc.
-
-        The search finds a broker whose pid file was lost (deleted by hand, a crashed CLI), so ``stop`` leaves
-        no orphan JVM and ``start`` does not try to run a second broker on the same data dir.
-        """
-        pid = self._read_pid()
-        if pid is not None and self._is_our_broker(pid):
-            return pid
-        found = self._find_broker()
-        if found is not None:
-            self.pid_path.write_text(f"{found}\n", encoding="utf-8")
-        return found
-
-    def _is_our_broker(self, pid: int) -> bool:
-        if self._proc is not None and self._proc.pid == pid and self._proc.poll() is not None:
-            return False  # our own child, already exited (reaped here so it leaves no zombie)
-        if not _pid_alive(pid):
-            return False
-        cmdline = _cmdline(pid)
-        if cmdline is None:
-            return True  # no /proc: trust the pid file
-        return _MAIN_CLASS in cmdline and str(self.config_path) in cmdline  # else: pid reused by another program
-
-    def _find_broker(self) -> int | None:
-        proc = Path("/proc")
-        if not proc.is_dir():
-            return None
-        for entry in proc.iterdir():
-            if entry.name.isdigit() and self._is_our_broker(int(entry.name)):
-                return int(entry.name)
-        return None
-
-    def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout=timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return True
-            time.sleep(0.1)
-        return not _pid_alive(pid)
-
-    def _forget_pid(self) -> None:
-        self.pid_path.unlink(missing_ok=True)
-        if self._proc is not None and self._proc.poll() is not None:
-            self._proc = None
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie (a zombie has exited; only its parent has not reaped it)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if sys.platform.startswith("linux"):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            return False
-        state = stat.rsplit(")", 1)[-1].split()[:1]
-        return state != ["Z"]
-    return True
-
-
-def _cmdline(pid: int) -> str | None:
-    """The command line of ``pid`` where /proc exists (Linux); None elsewhere, meaning 'cannot tell'."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return raw.replace(b"\0", b" ").decode("utf-8", errors="replace")
-
-
-def _tail(lines: Sequence[str], count: int) -> str:
-    picked = [line for line in lines if line.strip()][-count:]
-    return "\n".join(picked) if picked else "(empty)"

@@ -15,13 +15,10 @@ Why these choices:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -30,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civreg.settings import Settings
-from deploy.local_kafka import _cmdline, _pid_alive, _tail  # the broker runner's process helpers
+from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use
 from deploy.schema_policy import load_policy
 from schemas.registry import registry_client
 
@@ -49,7 +46,6 @@ log = logging.getLogger(__name__)
 MIN_REGISTRY_JAVA_VERSION = 21
 REGISTRY_DIR = Path(__file__).resolve().parent / "registry"
 POM_PATH = REGISTRY_DIR / "pom.xml"
-_COMPLETE_MARKER = ".civreg-complete"
 _RUN_JAR = "quarkus-run.jar"
 _JVM_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/usr/local/lib/jvm"))
 
@@ -134,12 +130,6 @@ def find_java(settings: Settings, minimum: int = MIN_REGISTRY_JAVA_VERSION) -> s
     )
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 class LocalRegistry:
     """One local Apicurio Registry whose state lives under ``settings.home / "registry"``."""
 
@@ -152,7 +142,14 @@ class LocalRegistry:
         self.url = settings.local_registry_url
         self.health_url = f"http://127.0.0.1:{settings.local_registry_health_port}/health/ready"
         self.version = settings.registry_version
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._jvm = JvmProcess(
+            name="local registry",
+            pid_path=self.pid_path,
+            log_path=self.log_path,
+            # how a scan of /proc tells our JVM from any other registry (see ``command``)
+            markers=(_RUN_JAR, f"-Dcivreg.registry.home={self.base_dir}"),
+            logger=log,
+        )
 
     # ---- installation -----------------------------------------------------------------------------------
 
@@ -163,7 +160,7 @@ class LocalRegistry:
 
     def installed(self) -> bool:
         """True when the registry can start without running Maven (the CLI shows a spinner otherwise)."""
-        return (self.install_dir / _COMPLETE_MARKER).is_file() and (self.install_dir / _RUN_JAR).is_file()
+        return (self.install_dir / COMPLETE_MARKER).is_file() and (self.install_dir / _RUN_JAR).is_file()
 
     def ensure_installed(self) -> Path:
         """Fetch and unpack the registry with Maven once; returns the directory holding ``quarkus-run.jar``."""
@@ -179,24 +176,24 @@ class LocalRegistry:
         # A private staging dir renamed into place when complete, as for the broker's jars: a killed fetch or two
         # sessions fetching at once never leave a directory that looks complete but is not.
         staging = self.install_dir.with_name(f"{self.install_dir.name}.partial-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
         log.info("fetching Apicurio Registry %s with Maven", self.version)
         started = time.monotonic()
-        try:
-            result = subprocess.run(self.maven_command(mvn, staging), capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                tail = _tail((result.stdout + result.stderr).splitlines(), 15)
-                raise LocalRegistryError(f"Maven could not fetch Apicurio Registry {self.version}:\n{tail}")
+
+        def check_staging(staging: Path) -> None:
             if not (staging / _RUN_JAR).is_file():
                 raise LocalRegistryError(f"the Apicurio Registry {self.version} archive has no {_RUN_JAR}")
-            (staging / _COMPLETE_MARKER).write_text(f"{self.version}\n", encoding="utf-8")
-            if not self.installed():  # else another process finished first: keep its copy
-                shutil.rmtree(self.install_dir, ignore_errors=True)
-                with contextlib.suppress(OSError):
-                    staging.rename(self.install_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(staging.with_name(staging.name + ".build"), ignore_errors=True)
+
+        fetch_with_maven(
+            self.maven_command(mvn, staging),
+            staging=staging,
+            target=self.install_dir,
+            version=self.version,
+            is_complete=self.installed,
+            failure=lambda output: LocalRegistryError(
+                f"Maven could not fetch Apicurio Registry {self.version}:\n{output}"
+            ),
+            check_staging=check_staging,
+        )
         if not self.installed():
             raise LocalRegistryError(f"Apicurio Registry did not appear in {self.install_dir} after running Maven")
         log.info("Apicurio Registry ready to run in %.1fs", time.monotonic() - started)
@@ -205,19 +202,13 @@ class LocalRegistry:
     def maven_command(self, mvn: str = "mvn", output_dir: Path | None = None) -> list[str]:
         """The ``mvn`` invocation that unpacks the registry into ``output_dir`` (default ``install_dir``)."""
         target = output_dir if output_dir is not None else self.install_dir
-        return [
-            mvn,
-            "-B",
-            "-q",
-            "-Dstyle.color=never",
-            "-f",
-            str(POM_PATH),
-            f"-Dmaven.repo.local={self.settings.cache_dir.resolve() / 'm2'}",
-            f"-Dregistry.version={self.version}",
-            f"-Dregistry.install.dir={target}",
-            f"-Dregistry.build.dir={target.with_name(target.name + '.build')}",
-            "dependency:unpack",
-        ]
+        properties = {
+            "registry.version": self.version,
+            "registry.install.dir": str(target),
+            "registry.build.dir": str(target.with_name(target.name + ".build")),
+        }
+        repo_local = self.settings.cache_dir.resolve() / "m2"
+        return maven_command(mvn, POM_PATH, repo_local, properties, "dependency:unpack")
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
@@ -231,7 +222,7 @@ class LocalRegistry:
             "-XX:TieredStopAtLevel=1",
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
-            f"-Dcivreg.registry.home={self.base_dir}",  # how _is_ours tells our JVM from any other registry
+            f"-Dcivreg.registry.home={self.base_dir}",  # how JvmProcess.is_ours tells our JVM from any other registry
             "-Dquarkus.http.host=127.0.0.1",
             f"-Dquarkus.http.port={settings.local_registry_port}",
             "-Dquarkus.management.host=127.0.0.1",
@@ -252,7 +243,7 @@ class LocalRegistry:
         if current.running:
             return current
         for port in (self.settings.local_registry_port, self.settings.local_registry_health_port):
-            if _port_in_use(port):
+            if port_in_use(port):
                 raise LocalRegistryError(
                     f"port {port} on 127.0.0.1 is already in use by another program; "
                     "set CIVREG_LOCAL_REGISTRY_PORT / CIVREG_LOCAL_REGISTRY_HEALTH_PORT to free ports"
@@ -261,33 +252,19 @@ class LocalRegistry:
         java = find_java(self.settings)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        with self.log_path.open("ab") as log_file:
-            proc = subprocess.Popen(
-                self.command(java),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-                start_new_session=True,  # survives the CLI and Ctrl-C in its terminal
-            )
-        self._proc = proc
-        self.pid_path.write_text(f"{proc.pid}\n", encoding="utf-8")
-        log.info("local registry starting, pid %d", proc.pid)
-        deadline = started + timeout
-        while not self._ready():
-            if proc.poll() is not None:
-                self._forget_pid()
-                raise LocalRegistryError(
-                    f"the registry exited with code {proc.returncode} while starting; end of {self.log_path}:\n"
-                    f"{self.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise LocalRegistryError(
-                    f"the registry did not become ready on {self.url} within {timeout:.0f}s; end of "
-                    f"{self.log_path}:\n{self.log_tail()}"
-                )
-            time.sleep(0.2)
+        proc = self._jvm.launch(self.command(java), cwd=self.base_dir)
+        self._jvm.wait_ready(
+            proc,
+            self._ready,
+            deadline=started + timeout,
+            exited=lambda code: LocalRegistryError(
+                f"the registry exited with code {code} while starting; end of {self.log_path}:\n{self.log_tail()}"
+            ),
+            timed_out=lambda: LocalRegistryError(
+                f"the registry did not become ready on {self.url} within {timeout:.0f}s; end of "
+                f"{self.log_path}:\n{self.log_tail()}"
+            ),
+        )
         self.apply_global_compatibility()
         log.info("local registry ready on %s in %.1fs", self.url, time.monotonic() - started)
         return self.status()
@@ -304,31 +281,16 @@ class LocalRegistry:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM for a clean shutdown, SIGKILL after ``timeout``; True if a registry was running."""
-        pid = self._running_pid(search=True)
-        if pid is None:
-            self._forget_pid()
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            self._forget_pid()
-            return False
-        if not self._wait_gone(pid, timeout):
-            log.warning("local registry pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self._wait_gone(pid, 10.0)
-        self._forget_pid()
-        return True
+        return self._jvm.stop(timeout)
 
     def status(self, *, search: bool = True) -> RegistryStatus:
         """Whether our registry process runs (not whether it is ready: see ``probe_registry``).
 
         ``search=False`` trusts the pid file alone (no /proc scan): cheap enough for every codec built.
         """
-        pid = self._running_pid(search=search)
+        pid = self._jvm.running_pid(search=search)
         if pid is None and search and self.pid_path.exists():
-            self._forget_pid()  # stale: the process is gone or the pid now belongs to something else
+            self._jvm.forget_pid()  # stale: the process is gone or the pid now belongs to something else
         return RegistryStatus(pid is not None, pid, self.url, self.version, self.data_dir)
 
     def is_running(self) -> bool:
@@ -337,11 +299,7 @@ class LocalRegistry:
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the registry log, quoted in errors so a failed start explains itself."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no registry log)"
-        return _tail(text.splitlines(), lines)
+        return self._jvm.log_tail(lines, missing="(no registry log)")
 
     # ---- internals --------------------------------------------------------------------------------------
 
@@ -351,61 +309,3 @@ class LocalRegistry:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
-
-    def _read_pid(self) -> int | None:
-        try:
-            return int(self.pid_path.read_text(encoding="utf-8").strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def _running_pid(self, *, search: bool) -> int | None:
-        """The pid file's pid if that process is alive and ours; with ``search``, else a scan of /proc (finds a
-        registry whose pid file was lost, so ``stop`` leaves no orphan JVM)."""
-        pid = self._read_pid()
-        if pid is not None and self._is_ours(pid):
-            return pid
-        if not search:
-            return None
-        found = self._find()
-        if found is not None:
-            self.base_dir.mkdir(parents=True, exist_ok=True)
-            self.pid_path.write_text(f"{found}\n", encoding="utf-8")
-        return found
-
-    def _is_ours(self, pid: int) -> bool:
-        if self._proc is not None and self._proc.pid == pid and self._proc.poll() is not None:
-            return False  # our own child, already exited (reaped here so it leaves no zombie)
-        if not _pid_alive(pid):
-            return False
-        cmdline = _cmdline(pid)
-        if cmdline is None:
-            return True  # no /proc: trust the pid file
-        return _RUN_JAR in cmdline and f"-Dcivreg.registry.home={self.base_dir}" in cmdline
-
-    def _find(self) -> int | None:
-        proc = Path("/proc")
-        if not proc.is_dir():
-            return None
-        for entry in proc.iterdir():
-            if entry.name.isdigit() and self._is_ours(int(entry.name)):
-                return int(entry.name)
-        return None
-
-    def _wait_gone(self, pid: int, timeout: float) -> bool:
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout=timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return True
-            time.sleep(0.1)
-        return not _pid_alive(pid)
-
-    def _forget_pid(self) -> None:
-        self.pid_path.unlink(missing_ok=True)
-        if self._proc is not None and self._proc.poll() is not None:
-            self._proc = None
