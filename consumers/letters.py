@@ -37,6 +37,7 @@ __all__ = [
     "LettersDue",
     "LettersRun",
     "ScheduledLetter",
+    "addressee_columns",
     "run_letters",
     "scheduled_letter",
 ]
@@ -79,6 +80,11 @@ class ScheduledLetter:
 
 ADDRESSEE_COLUMNS = "given_names, family_name, date_of_birth, address, town, postcode"
 """The columns a department selects (in this order) for ``scheduled_letter``."""
+
+
+def addressee_columns(alias: str) -> str:
+    """``ADDRESSEE_COLUMNS`` qualified by a table alias, for queries that join the person's table."""
+    return ", ".join(f"{alias}.{column.strip()}" for column in ADDRESSEE_COLUMNS.split(","))
 
 
 def scheduled_letter(

@@ -23,6 +23,7 @@ from schemas.identifiers import normalise_postcode
 
 __all__ = [
     "PERSON_COLUMNS",
+    "PERSON_COLUMNS_DDL",
     "STORED_PERSON_COLUMNS",
     "PersonColumns",
     "RecordTable",
@@ -48,6 +49,16 @@ STORED_PERSON_COLUMNS = (
     "postcode_key",
 )
 """The person columns of every department table after its key, in the order ``PersonColumns.values`` gives."""
+
+PERSON_COLUMNS_DDL = """    given_names   TEXT NOT NULL,
+    family_name   TEXT NOT NULL,
+    date_of_birth TEXT,
+    address       TEXT NOT NULL,
+    town          TEXT NOT NULL,
+    postcode      TEXT NOT NULL,
+    name_key      TEXT NOT NULL,
+    postcode_key  TEXT NOT NULL,"""
+"""``STORED_PERSON_COLUMNS`` as table-definition lines, for each department's CREATE TABLE."""
 
 PERSON_COLUMNS = (
     "record_id",

@@ -6,11 +6,12 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
 from consumers.registers import (
     PERSON_COLUMNS,
+    PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
     RecordTable,
@@ -24,17 +25,10 @@ from schemas.identifiers import normalise_driving_licence_number
 __all__ = ["SCHEMA", "DvlaRecords"]
 
 SCHEMA = (
-    """
+    f"""
 CREATE TABLE IF NOT EXISTS drivers (
     driver_id               TEXT PRIMARY KEY,
-    given_names             TEXT NOT NULL,
-    family_name             TEXT NOT NULL,
-    date_of_birth           TEXT,
-    address                 TEXT NOT NULL,
-    town                    TEXT NOT NULL,
-    postcode                TEXT NOT NULL,
-    name_key                TEXT NOT NULL,
-    postcode_key            TEXT NOT NULL,
+{PERSON_COLUMNS_DDL}
     driving_licence_number  TEXT,
     licence_status          TEXT NOT NULL CHECK (licence_status IN ('valid', 'cancelled')),
     cancelled_reason        TEXT,
@@ -169,7 +163,7 @@ class DvlaRecords:
 
     def vehicle_tax_reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, bool]]:
         """Vehicle tax reminders due in [first, last], addressed to the keeper, with whether the keeper died."""
-        columns = ", ".join(f"d.{column.strip()}" for column in ADDRESSEE_COLUMNS.split(","))
+        columns = addressee_columns("d")
         rows = self._tx.execute(
             f"SELECT d.driver_id, v.tax_due_on, v.registration_mark, v.keeper_deceased, {columns} "  # noqa: S608
             "FROM vehicles v JOIN drivers d ON d.driver_id = v.keeper_id "

@@ -8,23 +8,23 @@ from datetime import date
 from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
-from consumers.registers import PERSON_COLUMNS, STORED_PERSON_COLUMNS, PersonColumns, RecordTable, optional_date
+from consumers.registers import (
+    PERSON_COLUMNS,
+    PERSON_COLUMNS_DDL,
+    STORED_PERSON_COLUMNS,
+    PersonColumns,
+    RecordTable,
+    optional_date,
+)
 from consumers.runtime import Transaction
 
 __all__ = ["SCHEMA", "ElectoralRecords"]
 
 SCHEMA = (
-    """
+    f"""
 CREATE TABLE IF NOT EXISTS electors (
     elector_id      TEXT PRIMARY KEY,
-    given_names     TEXT NOT NULL,
-    family_name     TEXT NOT NULL,
-    date_of_birth   TEXT,
-    address         TEXT NOT NULL,
-    town            TEXT NOT NULL,
-    postcode        TEXT NOT NULL,
-    name_key        TEXT NOT NULL,
-    postcode_key    TEXT NOT NULL,
+{PERSON_COLUMNS_DDL}
     status          TEXT NOT NULL CHECK (status IN ('registered', 'removed')),
     removed_reason  TEXT,
     removed_on      TEXT,

@@ -10,6 +10,7 @@ from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable
 from consumers.registers import (
     PERSON_COLUMNS,
+    PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
     RecordTable,
@@ -22,17 +23,10 @@ from schemas.identifiers import normalise_passport_number
 __all__ = ["SCHEMA", "PassportRecords"]
 
 SCHEMA = (
-    """
+    f"""
 CREATE TABLE IF NOT EXISTS passports (
     passport_id       TEXT PRIMARY KEY,
-    given_names       TEXT NOT NULL,
-    family_name       TEXT NOT NULL,
-    date_of_birth     TEXT,
-    address           TEXT NOT NULL,
-    town              TEXT NOT NULL,
-    postcode          TEXT NOT NULL,
-    name_key          TEXT NOT NULL,
-    postcode_key      TEXT NOT NULL,
+{PERSON_COLUMNS_DDL}
     passport_number   TEXT,
     status            TEXT NOT NULL CHECK (status IN ('valid', 'cancelled')),
     cancelled_reason  TEXT,

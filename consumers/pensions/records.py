@@ -11,6 +11,7 @@ from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
 from consumers.registers import (
     PERSON_COLUMNS,
+    PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
     RecordTable,
@@ -27,17 +28,10 @@ from schemas.models import MaritalStatus
 __all__ = ["SCHEMA", "PaymentSchedule", "PensionRecords"]
 
 SCHEMA = (
-    """
+    f"""
 CREATE TABLE IF NOT EXISTS pensioners (
     pensioner_id         TEXT PRIMARY KEY,
-    given_names          TEXT NOT NULL,
-    family_name          TEXT NOT NULL,
-    date_of_birth        TEXT,
-    address              TEXT NOT NULL,
-    town                 TEXT NOT NULL,
-    postcode             TEXT NOT NULL,
-    name_key             TEXT NOT NULL,
-    postcode_key         TEXT NOT NULL,
+{PERSON_COLUMNS_DDL}
     nino                 TEXT,
     marital_status       TEXT NOT NULL,
     weekly_amount_pence  INTEGER NOT NULL,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
 from consumers.registers import (
     PERSON_COLUMNS,
+    PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
     RecordTable,
@@ -26,17 +27,10 @@ from schemas.models import MaritalStatus, Person
 __all__ = ["SCHEMA", "TaxRecords"]
 
 SCHEMA = (
-    """
+    f"""
 CREATE TABLE IF NOT EXISTS taxpayers (
     taxpayer_id       TEXT PRIMARY KEY,
-    given_names       TEXT NOT NULL,
-    family_name       TEXT NOT NULL,
-    date_of_birth     TEXT,
-    address           TEXT NOT NULL,
-    town              TEXT NOT NULL,
-    postcode          TEXT NOT NULL,
-    name_key          TEXT NOT NULL,
-    postcode_key      TEXT NOT NULL,
+{PERSON_COLUMNS_DDL}
     nino              TEXT,
     marital_status    TEXT NOT NULL,
     self_assessment   INTEGER NOT NULL,
@@ -176,7 +170,7 @@ class TaxRecords:
 
     def invitations_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Child Benefit claim invitations planned in [first, last], with the mother's status."""
-        columns = ", ".join(f"t.{column.strip()}" for column in ADDRESSEE_COLUMNS.split(","))
+        columns = addressee_columns("t")
         rows = self._tx.execute(
             f"SELECT t.taxpayer_id, i.invite_on, t.nino, t.status, {columns} "  # noqa: S608
             "FROM child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id "
