@@ -73,6 +73,7 @@ __all__ = [
     "RegistrationSimulator",
     "SimulatedPopulation",
     "SimulationRates",
+    "SimulationReachesToday",
     "event_from_record",
     "event_record",
     "publish_events",
@@ -158,6 +159,16 @@ class SimulationRates:
 
 
 DEFAULT_RATES = SimulationRates()
+
+
+class SimulationReachesToday(ValueError):
+    """The simulated clock would pass today: the contract refuses registrations dated in the future."""
+
+    def __init__(self, today: date) -> None:
+        super().__init__(
+            f"the simulated registrations would be dated after today ({today.isoformat()}): "
+            "give an earlier start (--start) or fewer events (--count)"
+        )
 
 
 class EventSink(Protocol):
@@ -365,6 +376,9 @@ class RegistrationSimulator:
         self.people: list[SyntheticPerson] = []
         self._keep_people = keep_people
         self._day = _next_open_day(start)
+        self._last_day = datetime.now(UTC).date()
+        if self._day > self._last_day:
+            raise SimulationReachesToday(self._last_day)
         self._offset = 0.0
         self._register_cum_weights = rates.register_cum_weights
         self._entry_numbers: dict[tuple[str, Register], int] = {}
@@ -390,6 +404,8 @@ class RegistrationSimulator:
         while self._offset >= _OFFICE_SECONDS:
             self._offset -= _OFFICE_SECONDS
             self._day = _next_open_day(self._day + timedelta(days=1))
+            if self._day > self._last_day:
+                raise SimulationReachesToday(self._last_day)
         return _opening(self._day) + timedelta(seconds=self._offset)
 
     def _event_id(self) -> uuid.UUID:

@@ -6,8 +6,9 @@ Validation messages name the rule, never the value.
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
@@ -35,6 +36,12 @@ from schemas.identifiers import (
 from schemas.topics import Register
 
 __all__ = [
+    "CLOCK_SKEW",
+    "MAX_AGE_YEARS",
+    "MAX_MOTHER_AGE_AT_BIRTH",
+    "MAX_SECOND_PARENT_AGE_AT_BIRTH",
+    "MIN_AGE_TO_MARRY",
+    "MIN_PARENT_AGE_AT_BIRTH",
     "Address",
     "BirthDetails",
     "BirthRegistered",
@@ -57,9 +64,37 @@ __all__ = [
     "RegistrationVoided",
     "Sex",
     "VoidReason",
+    "age_on",
+    "latest_registration_date",
 ]
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# ---- plausibility limits: wide enough for every real entry, narrow enough to catch a wrong century -------------
+
+MAX_AGE_YEARS = 125
+"""Oldest plausible age: the oldest verified person lived 122 years 164 days (Jeanne Calment, 1875-1997)."""
+MIN_PARENT_AGE_AT_BIRTH = 10
+"""Youngest plausible parent: documented mothers under 10 are a handful of medical extremes worldwide."""
+MAX_MOTHER_AGE_AT_BIRTH = 75
+"""Oldest plausible mother: the oldest reported births (after IVF) were to women of about 70 to 74."""
+MAX_SECOND_PARENT_AGE_AT_BIRTH = 100
+"""Oldest plausible second parent: the oldest reported fathers were in their nineties."""
+MIN_AGE_TO_MARRY = 16
+"""The lowest legal age to marry or form a civil partnership in England and Wales (18 since 27 February 2023;
+16 with consent before, and corrections of those entries still arrive)."""
+CLOCK_SKEW = timedelta(days=1)
+"""How far past today (UTC) a date of registration may be: an office ahead of UTC is already on tomorrow."""
+
+
+def _one_line_of_text(value: str) -> str:
+    """No control characters (NUL, newline, ...): names and places are one line, and PostgreSQL refuses NUL."""
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("must be one line of text without control characters")
+    return value
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line_of_text)
+]
 Nino = Annotated[str, AfterValidator(normalise_nino)]
 NhsNumber = Annotated[str, AfterValidator(normalise_nhs_number)]
 DrivingLicenceNumber = Annotated[str, AfterValidator(normalise_driving_licence_number)]
@@ -158,6 +193,33 @@ def _not_before(later: date, earlier: date | None, rule: str) -> None:
         raise ValueError(rule)
 
 
+def age_on(date_of_birth: date, day: date) -> int:
+    """Whole years of age on ``day`` (negative when born after it)."""
+    return day.year - date_of_birth.year - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def latest_registration_date() -> date:
+    """The latest date of registration accepted now: today in UTC plus ``CLOCK_SKEW``."""
+    return datetime.now(UTC).date() + CLOCK_SKEW
+
+
+def _registered_by_now(date_of_registration: date) -> None:
+    if date_of_registration > latest_registration_date():
+        raise ValueError("date_of_registration is in the future (after today)")
+
+
+def _age_within(person: Person | None, who: str, at: tuple[date, str], ages: tuple[int, int]) -> None:
+    """Refuse an age at an event (its date and name) outside ``ages``; ``who`` is the person's field path."""
+    if person is None or person.date_of_birth is None:
+        return
+    (day, event), (low, high) = at, ages
+    age = age_on(person.date_of_birth, day)
+    if age < low:
+        raise ValueError(f"{who}.date_of_birth gives an age under {low} at the {event}")
+    if age > high:
+        raise ValueError(f"{who}.date_of_birth gives an age over {high} at the {event}")
+
+
 class BirthDetails(_Record):
     """A birth entry."""
 
@@ -173,6 +235,12 @@ class BirthDetails(_Record):
         if self.child.date_of_birth is None:
             raise ValueError("child.date_of_birth is required in a birth entry")
         _not_before(self.date_of_registration, self.child.date_of_birth, "date_of_registration is before the birth")
+        _registered_by_now(self.date_of_registration)
+        birth = (self.child.date_of_birth, "birth")
+        _age_within(self.mother, "mother", birth, (MIN_PARENT_AGE_AT_BIRTH, MAX_MOTHER_AGE_AT_BIRTH))
+        _age_within(
+            self.second_parent, "second_parent", birth, (MIN_PARENT_AGE_AT_BIRTH, MAX_SECOND_PARENT_AGE_AT_BIRTH)
+        )
         return self
 
 
@@ -189,7 +257,12 @@ class DeathDetails(_Record):
     def _dates_in_order(self) -> Self:
         _not_before(self.date_of_death, self.deceased.date_of_birth, "date_of_death is before date_of_birth")
         _not_before(self.date_of_registration, self.date_of_death, "date_of_registration is before date_of_death")
+        _registered_by_now(self.date_of_registration)
+        _age_within(self.deceased, "deceased", (self.date_of_death, "death"), (0, MAX_AGE_YEARS))
         return self
+
+
+_PARTY_AGES = (MIN_AGE_TO_MARRY, MAX_AGE_YEARS)
 
 
 class Partner(_Record):
@@ -213,6 +286,9 @@ class MarriageDetails(_Record):
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
         _not_before(self.date_of_registration, self.date_of_marriage, "date_of_registration is before the marriage")
+        _registered_by_now(self.date_of_registration)
+        for name, party in (("party_1", self.party_1), ("party_2", self.party_2)):
+            _age_within(party.person, f"{name}.person", (self.date_of_marriage, "marriage"), _PARTY_AGES)
         return self
 
 
@@ -228,6 +304,10 @@ class CivilPartnershipDetails(_Record):
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
         _not_before(self.date_of_registration, self.date_of_formation, "date_of_registration is before the formation")
+        _registered_by_now(self.date_of_registration)
+        formation = (self.date_of_formation, "formation")
+        for name, partner in (("partner_1", self.partner_1), ("partner_2", self.partner_2)):
+            _age_within(partner.person, f"{name}.person", formation, _PARTY_AGES)
         return self
 
 
