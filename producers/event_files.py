@@ -507,7 +507,7 @@ class EventFileReader:
         if name in self._missing_columns:
             return None
         self._missing_columns.add(name)
-        columns = name if name in _columns() else f"{name}.* columns"
+        columns = f"{name} column" if name in _columns() else f"{name}.* columns"
         return RowError(1, name, f"is required, but the header has no {columns} (every row of this type needs it)")
 
 
@@ -516,7 +516,7 @@ def _field_name(name: str) -> str:
     return name if _FIELD_PATH.fullmatch(name) else "(a key that is not a field name)"
 
 
-_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}|\[[0-9]{1,3}\]){0,15}")
+_FIELD_PATH = re.compile(r"[a-z_][a-z0-9_]{0,63}(\.[a-z_][a-z0-9_]{0,63}|\[[0-9]{1,3}\]){0,15}")
 
 
 def _header_errors(columns: list[str]) -> list[RowError]:
