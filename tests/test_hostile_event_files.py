@@ -19,10 +19,10 @@ import pytest
 from pydantic import ValidationError
 
 from producers.event_files import (
-    EventFileReader,
     MAX_LINE_BYTES,
     RULE_TEXTS,
     UNKNOWN_RULE,
+    EventFileReader,
     RowError,
     csv_columns,
     event_to_csv_row,
