@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from civreg.commands.simulate import simulate_app
 from producers.simulate import SimulationRates, SimulationReachesToday, simulate_registrations
 from schemas.models import (
     CLOCK_SKEW,
@@ -217,3 +220,12 @@ def test_the_simulator_refuses_to_date_registrations_after_today() -> None:
         list(simulate_registrations(10, start=_today() + timedelta(days=7)))
     with pytest.raises(SimulationReachesToday, match="would be dated after today"):
         list(simulate_registrations(50_000, start=_today() - timedelta(days=2)))
+
+
+def test_the_simulate_command_says_so_in_one_line(tmp_path: Path) -> None:
+    start = (_today() + timedelta(days=7)).isoformat()
+    out = tmp_path / "events.jsonl"
+    result = CliRunner().invoke(simulate_app, ["registrations", "--count", "5", "--start", start, "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error: the simulated registrations would be dated after today")
+    assert "Traceback" not in result.output

@@ -54,6 +54,7 @@ def simulate_registers(
     CSV files, --load to put the records into the departments' databases, or both. Loading replaces records with
     the same record_id.
     """
+    from civreg.commands.simulate import simulation_errors
     from consumers.departments import department_named
     from consumers.registers import load_register
     from consumers.running import open_store
@@ -67,7 +68,8 @@ def simulate_registers(
     except ValueError:
         raise typer.BadParameter("must be a date, YYYY-MM-DD", param_hint="--start") from None
     departments = _departments(department)
-    population = simulate_population(count, seed, first_day)
+    with simulation_errors():
+        population = simulate_population(count, seed, first_day)
     settings = load_settings()
     for name in departments:
         records = simulate_register(population, name, seed)
