@@ -12,6 +12,9 @@ always after the entry (hours to a few days of office time later) and with the e
 each time. Follow-ups that would fall after the last requested event are never emitted, so a stream of a day or
 two has noticeably fewer of them.
 
+Registrations are never dated after today (the contract refuses them): a run whose clock would pass today stops
+with ``SimulationReachesToday``, so a long back-fill needs an early enough ``start``.
+
 ``simulate_registrations`` streams events in constant memory (a ten-year back-fill is 15 million events);
 ``simulate_population`` also keeps the people, so mailing lists and department registers can be drawn from the same
 people the registrations talk about.

@@ -27,7 +27,12 @@ Count = Annotated[
     int, typer.Option(min=1, help="How many events to generate (about 4,000 is one day of England and Wales).")
 ]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed, count and start give the same output.")]
-Start = Annotated[str, typer.Option(help="First day of the simulated registrations (YYYY-MM-DD).")]
+Start = Annotated[
+    str,
+    typer.Option(
+        help="First day of the simulated registrations (YYYY-MM-DD); a run that would pass today stops (exit 1)."
+    ),
+]
 _DEFAULT_START = DEFAULT_START.isoformat()
 
 
