@@ -38,7 +38,7 @@ Hostile input never stops the reader with a traceback: a line longer than ``MAX_
 UTF-8, arrays nested thousands deep, ``NaN`` or numbers too large for their field are each reported by line and
 rule. A CSV file that cannot be parsed further (an unclosed quote, an overlong line) is reported where that
 happens and reading stops there. A required column missing from a CSV header is reported once, on line 1, not
-in every row that needs it. Rules are in this project's words (``RULE_TEXTS``), never the validation library's.
+in every row that needs it. Rules are in this project's words (``schemas.rules``), never the validation library's.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected, RegistrationEvent
+from schemas.rules import RULE_TEXTS, UNKNOWN_RULE, rule_text
 from schemas.topics import Register
 
 __all__ = [
@@ -488,7 +489,7 @@ class EventFileReader:
     def _row_error(self, line: int, detail: ErrorDetails, kind: str | None) -> RowError | None:
         """The row's error for one validation detail; None when a file-level error already covers it."""
         parts: list[str | int] = list(detail["loc"])
-        rule = _rule(detail)
+        rule = rule_text(detail)
         if self.file_format is FileFormat.CSV:
             if parts[:1] == [_CORRECTED] and kind is not None:
                 parts.insert(1, kind)
@@ -633,67 +634,6 @@ def _error(
     if ctx is not None:
         error["ctx"] = ctx
     return error
-
-
-_DATE = "must be a date, YYYY-MM-DD"
-_DATETIME = "must be a date and time with its time zone, e.g. 2024-03-01T09:30:00Z"
-_WHOLE_NUMBER = "must be a whole number"
-_UUID = "must be a UUID (32 hexadecimal digits in groups of 8-4-4-4-12)"
-RULE_TEXTS: dict[str, str] = {
-    # Every pydantic error type the event models can raise, in this project's words. Placeholders are filled
-    # from the error's context (limits and allowed values from the models, never the input).
-    "missing": "is required",
-    "extra_forbidden": "is not a field here (for this event type or object)",
-    "string_type": "must be text",
-    "string_unicode": "must be text (it holds an unpaired surrogate, which is not a character)",
-    "string_too_short": "must not be empty",
-    "string_too_long": "must be at most {max_length} characters",
-    "int_type": _WHOLE_NUMBER,
-    "int_parsing": _WHOLE_NUMBER,
-    "int_parsing_size": f"{_WHOLE_NUMBER} of sensible size",
-    "int_from_float": f"{_WHOLE_NUMBER} (no fraction)",
-    "finite_number": f"{_WHOLE_NUMBER} (a number this large is infinite to JSON readers)",
-    "greater_than_equal": "must be at least {ge}",
-    "less_than_equal": "must be at most {le}",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "date_type": _DATE,
-    "date_parsing": _DATE,
-    "date_from_datetime_parsing": _DATE,
-    "date_from_datetime_inexact": f"{_DATE} (without a time of day)",
-    "datetime_type": _DATETIME,
-    "datetime_parsing": _DATETIME,
-    "datetime_from_date_parsing": _DATETIME,
-    "datetime_object_invalid": _DATETIME,
-    "timezone_aware": f"{_DATETIME} (the time zone is missing)",
-    "uuid_type": _UUID,
-    "uuid_parsing": _UUID,
-    "enum": "must be one of {expected}",
-    "model_type": "must be an object of fields",
-    "model_attributes_type": "must be an object of fields",
-    "dict_type": "must be an object of fields",
-    "list_type": "must be a list",
-    "too_short": "must have at least {min_length} item(s)",
-    "too_long": "must have at most {max_length} items",
-}
-_OWN_WORDS = frozenset({"value_error", "details_kind"})
-"""Error types whose message is already this project's (the models' own validators)."""
-UNKNOWN_RULE = "is not valid here"
-"""For an error type missing from ``RULE_TEXTS``: vaguer than it should be, but never the library's words."""
-
-
-def _rule(detail: ErrorDetails) -> str:
-    """The rule a detail broke, in this project's words."""
-    if detail["type"] in _OWN_WORDS:
-        return detail["msg"].removeprefix("Value error, ")
-    template = RULE_TEXTS.get(detail["type"])
-    if template is None:
-        return UNKNOWN_RULE
-    context = {key: str(value).replace("'", "") for key, value in detail.get("ctx", {}).items()}
-    try:
-        return template.format(**context)
-    except (KeyError, IndexError):
-        return template.split(" {", 1)[0]
 
 
 # ---- a whole file ---------------------------------------------------------------------------------------------

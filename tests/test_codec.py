@@ -285,8 +285,8 @@ def _set_empty_name(record: dict[str, Any]) -> None:
         (_set_dob_after_death, "death", "date_of_death is before date_of_birth", "2024-03-12"),
         (_set_registration_before_death, "death", "date_of_registration is before date_of_death", "2024-03-01"),
         (_set_register, "(record)", "entry.register must be DEATH", None),
-        (_set_version, "version", "greater than or equal to 1", None),
-        (_set_empty_name, "death.deceased.family_name", "at least 1 character", None),
+        (_set_version, "version", "must be at least 1", None),
+        (_set_empty_name, "death.deceased.family_name", "must not be empty", None),
     ],
     ids=["nino", "postcode", "born-after-death", "registered-before-death", "register", "version", "empty-name"],
 )
@@ -316,7 +316,7 @@ def test_contract_violation_inside_a_correction_names_the_field() -> None:
     # only the kind the details are (not all four union members): one error, named by its path
     assert error.detail == (
         "corrected.DeathDetails.deceased.identifiers.nhs_number: "
-        "Value error, NHS number check digit (modulus 11) does not match"
+        "NHS number check digit (modulus 11) does not match"
     )
     assert "9434765918" not in str(error)
 
