@@ -297,7 +297,7 @@ def _bounded_text_lines(text: io.TextIOWrapper) -> Iterator[str]:
 _TOO_LONG = f"is longer than {MAX_LINE_BYTES // 1024} KiB (one event is a few KiB)"
 # Python's csv module's messages, in this project's words.
 _CSV_PROBLEMS = (
-    ("field larger than field limit", "a cell is longer than the csv module's field limit"),
+    ("field larger than field limit", f"a cell is longer than {csv.field_size_limit()} characters"),
     ("',' expected after '\"'", "a quoted cell has text after its closing quote (double a quote inside a cell)"),
     ("unexpected end of data", "a quoted cell is never closed"),
     ("line contains NUL", "it contains a NUL byte"),

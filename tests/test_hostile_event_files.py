@@ -399,3 +399,11 @@ def test_csv_hostile_rows_never_quote_values(tmp_path: Path) -> None:
     assert report.invalid == len(rows)
     assert {error.line for error in report.errors} == set(range(2, len(rows) + 2))
     _assert_clean(report.errors, "Margaret", "Morgan")
+
+
+def test_an_overlong_csv_cell_stops_reading_in_project_words(tmp_path: Path) -> None:
+    body = b"DeathRegistered," + b"M" * 200_000 + b"\n" + _csv_line()
+    report = validate_file(_raw_csv(tmp_path, body))
+    assert [str(e) for e in report.errors] == [
+        "line 2: (row): is not readable as CSV, reading stopped: a cell is longer than 131072 characters"
+    ]
