@@ -315,8 +315,7 @@ def test_contract_violation_inside_a_correction_names_the_field() -> None:
     assert error.reason == "contract-violation"
     # only the kind the details are (not all four union members): one error, named by its path
     assert error.detail == (
-        "corrected.DeathDetails.deceased.identifiers.nhs_number: "
-        "NHS number check digit (modulus 11) does not match"
+        "corrected.DeathDetails.deceased.identifiers.nhs_number: NHS number check digit (modulus 11) does not match"
     )
     assert "9434765918" not in str(error)
 
