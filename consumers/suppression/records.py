@@ -124,7 +124,8 @@ class SuppressionList:
             (version, _now(), entry.key),
         )
         self._tx.execute(
-            "INSERT INTO voided_entries VALUES (?, ?, ?) ON CONFLICT (entry_key) DO NOTHING", (entry.key, version, _now())
+            "INSERT INTO voided_entries VALUES (?, ?, ?) ON CONFLICT (entry_key) DO NOTHING",
+            (entry.key, version, _now()),
         )
         self._history(entry, version, "void", event_id)
 
