@@ -1,7 +1,8 @@
 """The do-not-contact list, as the suppression service's rules and lookups see it.
 
 One row per death entry (not per person): a duplicate entry voided later must not un-suppress someone whose other
-entry stands. A row is ``suppressed`` or ``voided``; voided rows are kept so the history is auditable.
+entry stands. A row is ``suppressed`` or ``voided``; voided rows are kept so the history is auditable. Every void is
+also remembered in ``voided_entries``, listed or not: a void can arrive before the death it voids.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ CREATE INDEX IF NOT EXISTS do_not_contact_name_postcode
     ON do_not_contact (name_key, postcode) WHERE status = 'suppressed';
 CREATE INDEX IF NOT EXISTS do_not_contact_birth_postcode
     ON do_not_contact (date_of_birth, postcode) WHERE status = 'suppressed';
+CREATE TABLE IF NOT EXISTS voided_entries (
+    entry_key   TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL,
+    voided_at   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS do_not_contact_history (
     entry_key   TEXT NOT NULL,
     version     INTEGER NOT NULL,
@@ -76,6 +82,12 @@ class SuppressionList:
         row = self._tx.one("SELECT status FROM do_not_contact WHERE entry_key = ?", (entry.key,))
         return None if row is None else str(row[0])
 
+    def voided(self, entry: EntryReference) -> bool:
+        """True once a void of ``entry`` has arrived, whether or not its death had."""
+        if self._tx.one("SELECT 1 FROM voided_entries WHERE entry_key = ?", (entry.key,)) is not None:
+            return True
+        return self.status_of(entry) == "voided"  # voided before voids were remembered apart
+
     def suppress(self, entry: EntryReference, version: int, death: DeathDetails, event_id: str) -> None:
         """Put the deceased on the list (or refresh their details from a corrected entry)."""
         person = death.deceased
@@ -106,10 +118,14 @@ class SuppressionList:
         self._history(entry, version, "suppress", event_id)
 
     def void(self, entry: EntryReference, version: int, event_id: str) -> None:
-        """Take a voided death entry off the list (kept as history): letters may go to this person again."""
+        """Take a voided death entry off the list (kept as history), and remember the void for a late death."""
         self._tx.execute(
             "UPDATE do_not_contact SET status = 'voided', entry_version = ?, updated_at = ? WHERE entry_key = ?",
             (version, _now(), entry.key),
+        )
+        self._tx.execute(
+            "INSERT INTO voided_entries VALUES (?, ?, ?) ON CONFLICT (entry_key) DO NOTHING",
+            (entry.key, version, _now()),
         )
         self._history(entry, version, "void", event_id)
 
