@@ -165,3 +165,38 @@ def test_agreements_and_topics_come_from_civreg_config_dir(clean_env: Path, monk
     )
     with pytest.raises(TopicDefinitionError, match="cannot read topic definitions"):
         apply_topics(settings, ["tax"])  # fails on the file, before anything touches a cluster
+
+
+def _civreg(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``civreg`` with the local broker (none runs on the given ports) and ``home`` as its state directory."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CIVREG_")}
+    env.update(
+        CIVREG_HOME=str(home),
+        CIVREG_LOCAL_PORT="1",
+        CIVREG_LOCAL_REGISTRY_PORT="2",
+        PYTHONPATH=str(REPO),
+        COLUMNS="200",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "civreg", *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_dev_status_and_down_treat_the_handed_over_registry_as_the_local_one(clean_env: Path) -> None:
+    home = clean_env / "home"
+    dev_env = LocalRegistry(Settings(home=home, local_registry_port=2, postgres_dsn=None)).write_dev_env()
+
+    status = _civreg(home, "dev", "status", "--timeout", "1")
+    assert status.returncode == 3, status.stdout + status.stderr  # the local stack does not run
+    assert "registry url" in status.stdout and "not running" in status.stdout  # not probed as "your registry"
+    assert dev_env.exists()  # status changes nothing
+
+    down = _civreg(home, "dev", "down", "--timeout", "1")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not dev_env.exists()  # later processes no longer expect the local registry
