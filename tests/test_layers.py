@@ -66,9 +66,9 @@ def test_a_consumer_importing_the_dev_registry_breaks_the_contracts(tmp_path: Pa
 
 @pytest.fixture
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No CIVREG_* variable and no .env from the caller; the working directory is ``tmp_path``."""
+    """No CIVREG_* setting and no .env from the caller; the working directory is ``tmp_path``."""
     for name in list(os.environ):
-        if name.startswith("CIVREG_"):
+        if name.startswith("CIVREG_") and not name.startswith("CIVREG_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
