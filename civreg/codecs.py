@@ -3,10 +3,10 @@
 In order:
 
 1. ``CIVREG_REGISTRY_URL`` is set: that registry (Confluent Schema Registry, Apicurio's ``/apis/ccompat/v7``,
-   Karapace), with basic auth when ``CIVREG_REGISTRY_USERNAME`` / ``CIVREG_REGISTRY_PASSWORD`` are set;
-2. the local broker is in use and ``civreg dev up`` runs the local registry: the local registry (the dev stack
-   is the real thing, registry included);
-3. otherwise the local catalogue (ids 1..6 of this checkout): unit tests, and a bare broker without a registry.
+   Karapace), with basic auth when ``CIVREG_REGISTRY_USERNAME`` / ``CIVREG_REGISTRY_PASSWORD`` are set. With the
+   local broker, ``civreg dev up`` sets it for you: it writes its registry's address to ``<home>/dev.env``, which
+   ``Settings`` reads (the dev stack is the real thing, registry included);
+2. otherwise the local catalogue (ids 1..6 of this checkout): unit tests, and a bare broker without a registry.
    With your own cluster this is almost certainly a mistake (nobody else knows those ids), so it is logged.
 
 A service waits for its registry at start, retrying with backoff (``CIVREG_REGISTRY_WAIT_SECONDS``), then fails
@@ -24,32 +24,22 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from civreg.logs import get_logger
 from civreg.settings import Settings
-from deploy.local_registry import LocalRegistry
 from deploy.schema_policy import load_policy
 from schemas.codec import Codec
 from schemas.registry import RegistrySchemaResolver, RegistryUnavailable, contract_subjects, registry_client
 
-__all__ = ["open_codec", "open_registry_resolver", "registry_url_for", "wait_for_registry"]
+__all__ = ["open_codec", "open_registry_resolver", "wait_for_registry"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
 
-def registry_url_for(settings: Settings) -> str | None:
-    """The registry clients of ``settings`` use, or None for the local catalogue (see the module's rules)."""
-    if settings.registry_url:
-        return settings.registry_url
-    if settings.uses_local_broker and LocalRegistry(settings).is_running():
-        return settings.local_registry_url
-    return None
-
-
 def open_registry_resolver(settings: Settings, url: str | None = None) -> RegistrySchemaResolver | None:
-    """A ``RegistrySchemaResolver`` for ``url`` (default: ``registry_url_for``), or None without a registry."""
-    url = url or registry_url_for(settings)
-    if url is None:
+    """A ``RegistrySchemaResolver`` for ``url`` (default: ``settings.registry_url``), or None without a registry."""
+    url = url or settings.registry_url
+    if not url:
         return None
-    policy = load_policy()
+    policy = load_policy(settings.config_files.compatibility_policy)
     password = settings.registry_password.get_secret_value() if settings.registry_password else None
     client = registry_client(url, username=settings.registry_username, password=password)
     return RegistrySchemaResolver(

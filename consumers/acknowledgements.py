@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -234,7 +235,7 @@ def partition_for_key(key: bytes, partitions: int) -> int:
     return (_murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def entitled_departments(register: Register, event_type: str) -> tuple[str, ...]:
+def entitled_departments(register: Register, event_type: str, agreements_dir: Path) -> tuple[str, ...]:
     """Departments on the bus that receive events of ``event_type`` on ``register``'s topic."""
     from consumers.departments import DEPARTMENTS
     from consumers.runtime.agreements import AgreementError, agreement_for
@@ -244,7 +245,7 @@ def entitled_departments(register: Register, event_type: str) -> tuple[str, ...]
         if register not in department.registers:
             continue
         try:
-            allowed = agreement_for(name).event_types
+            allowed = agreement_for(name, agreements_dir).event_types
         except AgreementError:  # no agreement on file: everything on its registers
             allowed = department.event_types
         if event_type in allowed:
@@ -295,7 +296,7 @@ def trace_event(
         consumer.close()
     if trace.departments:
         first = next(iter(trace.departments.values())).latest
-        trace.expected = entitled_departments(first.register, first.event_type)
+        trace.expected = entitled_departments(first.register, first.event_type, settings.config_files.agreements_dir)
     trace.seconds = time.monotonic() - started
     return trace
 

@@ -24,7 +24,7 @@ from typing import Any
 import fastavro
 from rich.console import Console
 
-from civreg.codecs import open_registry_resolver, registry_url_for
+from civreg.codecs import open_registry_resolver
 from civreg.settings import Settings
 from deploy.bench import BenchCase, BenchOptions, SuiteResult, run_cases
 from deploy.local_registry import LocalRegistry
@@ -48,9 +48,9 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _registry(settings: Settings, console: Console) -> Iterator[tuple[str, str]]:
     """(url, description) of the registry to measure against; a temporary local one if none is configured."""
-    url = registry_url_for(settings)
-    if url is not None:
-        kind = "your registry" if settings.registry_url else "the dev stack's local Apicurio"
+    url = settings.registry_url
+    if url:
+        kind = "the dev stack's local Apicurio" if url == settings.local_registry_url else "your registry"
         yield url, f"{kind} at {redact_url(url)}"
         return
     home = Path(tempfile.mkdtemp(prefix="civreg-bench-"))

@@ -39,7 +39,7 @@ from consumers.running import open_store
 from consumers.runtime import BatchReport, Department, DepartmentConsumer
 from consumers.suppression import Action, department, filter_mailing
 from deploy.local_kafka import LocalKafka
-from deploy.local_registry import LocalRegistry
+from deploy.local_registry import LocalRegistry, own_registry_url
 from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
 from producers.department_registers import simulate_register
 from producers.mailing_list import RecipientStatus, simulate_mailing_list, write_mailing_list
@@ -99,7 +99,7 @@ def run_demo(
     settings = settings.model_copy(update={"topic_prefix": prefix, "database_dir": workdir})
     summary = DemoSummary(prefix, workdir)
     broker = LocalKafka(settings) if settings.uses_local_broker else None
-    registry = LocalRegistry(settings) if settings.uses_local_broker and not settings.registry_url else None
+    registry = LocalRegistry(settings) if settings.uses_local_broker and not own_registry_url(settings) else None
     started_here: list[LocalKafka | LocalRegistry] = []
     try:
         started = time.monotonic()
@@ -115,13 +115,10 @@ def run_demo(
                 if not registry.is_running():
                     started_here.append(registry)
                 registry.start()
+            settings = settings.model_copy(update={"registry_url": registry.url})  # every service below uses it
         apply_topics(settings, DEFAULT_DEPARTMENTS)
         summary.seconds["broker, registry and topics"] = time.monotonic() - started
-        summary.schema_ids = (
-            f"registry {registry.url}"
-            if registry is not None
-            else (f"registry {settings.registry_url}" if settings.registry_url else "local schema catalogue")
-        )
+        summary.schema_ids = f"registry {settings.registry_url}" if settings.registry_url else "local schema catalogue"
         console.print(
             f"[bold]Kafka[/] {settings.effective_bootstrap_servers}, topics prefixed [bold]{prefix}[/]; "
             f"schema ids from the {summary.schema_ids}"

@@ -11,6 +11,9 @@ Why these choices:
   every message kept in Kafka, so they must survive ``dev down`` / ``dev up`` along with the broker's data.
 - Both the API and the health (management) port bind to 127.0.0.1; small heap, C1 JIT only (starts in ~5 s).
 - Apicurio's default global compatibility is NONE; ``start`` sets the policy's level explicitly.
+- Services learn the registry's address from settings, never by looking for this process: ``start`` writes
+  ``CIVREG_REGISTRY_URL`` to ``<home>/dev.env`` (read by ``Settings`` while the local broker is in use) and
+  ``stop`` removes it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "RegistryProbe",
     "RegistryStatus",
     "find_java",
+    "own_registry_url",
     "probe_registry",
 ]
 
@@ -48,6 +52,12 @@ REGISTRY_DIR = Path(__file__).resolve().parent / "registry"
 POM_PATH = REGISTRY_DIR / "pom.xml"
 _RUN_JAR = "quarkus-run.jar"
 _JVM_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/usr/local/lib/jvm"))
+
+
+def own_registry_url(settings: Settings) -> str | None:
+    """The user's own registry, or None when the local one serves (no URL, or the one ``start`` handed over)."""
+    url = settings.registry_url
+    return url if url and url != settings.local_registry_url else None
 
 
 class LocalRegistryError(RuntimeError):
@@ -241,6 +251,7 @@ class LocalRegistry:
         """Start the registry, wait until it is ready and set its global compatibility; a no-op if it runs."""
         current = self.status()
         if current.running:
+            self.write_dev_env()
             return current
         for port in (self.settings.local_registry_port, self.settings.local_registry_health_port):
             if port_in_use(port):
@@ -266,12 +277,28 @@ class LocalRegistry:
             ),
         )
         self.apply_global_compatibility()
+        self.write_dev_env()
         log.info("local registry ready on %s in %.1fs", self.url, time.monotonic() - started)
         return self.status()
 
+    def write_dev_env(self) -> Path:
+        """Hand the registry's address to later processes: ``CIVREG_REGISTRY_URL`` in ``<home>/dev.env``."""
+        path = self.settings.dev_env_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            "# Written by the local schema registry ('civreg dev up'); removed by 'civreg dev down'.\n"
+            f"CIVREG_REGISTRY_URL={self.url}\n",
+            encoding="utf-8",
+        )
+        return path
+
+    def remove_dev_env(self) -> None:
+        """Take the address back: later processes use this checkout's local schema ids again."""
+        self.settings.dev_env_file.unlink(missing_ok=True)
+
     def apply_global_compatibility(self) -> str:
         """Set the registry-wide rule to the policy's default (Apicurio starts with NONE); returns it."""
-        level = load_policy().default.value
+        level = load_policy(self.settings.config_files.compatibility_policy).default.value
         client = registry_client(self.url)
         try:
             client.set_compatibility(level=level)
@@ -281,12 +308,13 @@ class LocalRegistry:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM for a clean shutdown, SIGKILL after ``timeout``; True if a registry was running."""
+        self.remove_dev_env()
         return self._jvm.stop(timeout)
 
     def status(self, *, search: bool = True) -> RegistryStatus:
         """Whether our registry process runs (not whether it is ready: see ``probe_registry``).
 
-        ``search=False`` trusts the pid file alone (no /proc scan): cheap enough for every codec built.
+        ``search=False`` trusts the pid file alone (no /proc scan).
         """
         pid = self._jvm.running_pid(search=search)
         if pid is None and search and self.pid_path.exists():
@@ -294,7 +322,7 @@ class LocalRegistry:
         return RegistryStatus(pid is not None, pid, self.url, self.version, self.data_dir)
 
     def is_running(self) -> bool:
-        """Cheap check used to decide whether clients should use this registry."""
+        """Cheap check (the pid file alone) used by the dev tools; services read ``CIVREG_REGISTRY_URL`` instead."""
         return self.status(search=False).running
 
     def log_tail(self, lines: int = 20) -> str:

@@ -20,7 +20,7 @@ import fastavro
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 
-from civreg.codecs import open_codec, open_registry_resolver, registry_url_for
+from civreg.codecs import open_codec, open_registry_resolver
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.settings import Settings
 from consumers.departments import department_named
@@ -393,23 +393,6 @@ def test_registry_stopped_mid_run_known_ids_keep_decoding_and_an_unknown_id_is_d
     headers = dict(letters[0].headers() or [])
     assert headers["civreg.reason"] == b"unknown-schema-id"
     assert letters[0].key() == b"unknown-id"
-
-
-# --- which codec, from settings -----------------------------------------------------------------------------------
-
-
-def test_the_dev_stacks_registry_is_used_while_it_runs_and_only_with_the_local_broker(
-    local_registry: LocalRegistry | None, tmp_path: Path
-) -> None:
-    if local_registry is None:
-        pytest.skip("CIVREG_TEST_REGISTRY_URL: no local registry in this session")
-    dev = local_registry.settings
-    assert registry_url_for(dev) == local_registry.url
-    assert registry_url_for(dev.model_copy(update={"bootstrap_servers": "kafka:9092"})) is None
-    assert registry_url_for(dev.model_copy(update={"registry_url": "http://mine:8081"})) == "http://mine:8081"
-    assert registry_url_for(dev.model_copy(update={"home": tmp_path})) is None  # nothing runs there
-    assert isinstance(open_codec(dev).resolver, RegistrySchemaResolver)
-    assert not isinstance(open_codec(dev.model_copy(update={"home": tmp_path})).resolver, RegistrySchemaResolver)
 
 
 # --- the benchmark runs on the real registry ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from civreg.settings import Settings, load_settings
 from deploy.local_kafka import LocalKafka, LocalKafkaError, probe_cluster
-from deploy.local_registry import LocalRegistry, LocalRegistryError, probe_registry
+from deploy.local_registry import LocalRegistry, LocalRegistryError, own_registry_url, probe_registry
 from deploy.topics import (
     DEFAULT_DEPARTMENTS,
     ApplyReport,
@@ -106,13 +106,10 @@ def _report_remote(settings: Settings, timeout: float) -> None:
     raise typer.Exit(code=1)
 
 
-def _probe_own_registry(settings: Settings, timeout: float) -> tuple[str, bool]:
+def _probe_own_registry(settings: Settings, url: str, timeout: float) -> tuple[str, bool]:
     """One line about the user's own registry (CIVREG_REGISTRY_URL), and whether it answered."""
     password = settings.registry_password.get_secret_value() if settings.registry_password else None
-    assert settings.registry_url is not None
-    probe = probe_registry(
-        settings.registry_url, username=settings.registry_username, password=password, timeout=timeout
-    )
+    probe = probe_registry(url, username=settings.registry_username, password=password, timeout=timeout)
     if probe.reachable:
         return f"schema registry {probe.url}: [green]reachable[/] (global compatibility {probe.compatibility})", True
     return f"schema registry {probe.url}: [red]not reachable[/]: {escape(probe.error or '')}", False
@@ -120,8 +117,8 @@ def _probe_own_registry(settings: Settings, timeout: float) -> tuple[str, bool]:
 
 def _registry_up(settings: Settings, timeout: float) -> None:
     """Start the local schema registry next to the local broker, unless the user has their own."""
-    if settings.registry_url:
-        line, _ = _probe_own_registry(settings, timeout=min(timeout, 10.0))
+    if own := own_registry_url(settings):
+        line, _ = _probe_own_registry(settings, own, timeout=min(timeout, 10.0))
         console.print(f"CIVREG_REGISTRY_URL is set: not starting a local registry; {line}", highlight=False)
         return
     registry = LocalRegistry(settings)
@@ -137,6 +134,11 @@ def _registry_up(settings: Settings, timeout: float) -> None:
         highlight=False,
     )
     console.print(f"schema registry: [bold]{status.url}[/]", highlight=False)
+    console.print(
+        f"settings for every later civreg process here (written to {settings.dev_env_file}):\n"
+        f"  export CIVREG_REGISTRY_URL={status.url}",
+        highlight=False,
+    )
 
 
 def _print_report(report: ApplyReport) -> None:
@@ -213,10 +215,11 @@ def dev_status(timeout: TimeoutOption = 5.0) -> None:
     Exit code 3 when a local component is not running.
     """
     settings = _settings()
+    own = own_registry_url(settings)
     if not settings.uses_local_broker:
         _report_remote(settings, timeout=timeout)
         if settings.registry_url:
-            line, reachable = _probe_own_registry(settings, timeout)
+            line, reachable = _probe_own_registry(settings, settings.registry_url, timeout)
             console.print(line, highlight=False)
             if not reachable:
                 raise typer.Exit(code=1)
@@ -232,8 +235,8 @@ def dev_status(timeout: TimeoutOption = 5.0) -> None:
         probe = probe_cluster(settings, timeout=timeout)
         table.add_row("answers", "[green]yes[/]" if probe.reachable else f"[red]no[/] ({probe.error})")
     registry_running = True
-    if settings.registry_url:
-        line, _ = _probe_own_registry(settings, timeout)
+    if own:
+        line, _ = _probe_own_registry(settings, own, timeout)
         table.add_row("registry", line)
     else:
         registry = _run(LocalRegistry(settings).status)

@@ -2,7 +2,8 @@
 
 Why in the runtime: an agreement is enforced once, where events are dispatched, so no department's rules can see
 more than its agreement allows however they are written. The agreements themselves are deployment files
-(``deploy/agreements/<department>.yaml``) that data protection officers read and sign off, not code:
+(``agreements/<department>.yaml`` under ``CIVREG_CONFIG_DIR``) that data protection officers read and sign off,
+not code:
 
     department: dvla
     controller: Driver and Vehicle Licensing Agency
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Union
 import yaml
 from pydantic import BaseModel
 
+from civreg.settings import PACKAGED_CONFIG
 from schemas.models import (
     EVENT_MODELS,
     BirthDetails,
@@ -60,7 +62,8 @@ __all__ = [
     "load_agreement",
 ]
 
-AGREEMENTS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "agreements"
+AGREEMENTS_DIR = PACKAGED_CONFIG.agreements_dir
+"""The copies installed with civreg; a service reads ``settings.config_files.agreements_dir``."""
 
 WITHHELD_TYPE = "not-in-agreement"
 WITHHELD_STILLBIRTH = "stillbirth"

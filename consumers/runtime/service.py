@@ -119,7 +119,7 @@ class DepartmentConsumer:
         agreement: Agreement | None = None,
     ) -> None:
         department.check_complete()
-        self.agreement = agreement or agreement_for(department.name)
+        self.agreement = agreement or agreement_for(department.name, settings.config_files.agreements_dir)
         if problems := self.agreement.problems(department):
             raise ValueError("; ".join(problems))
         self.department = department
