@@ -37,6 +37,7 @@ from consumers.matching import Match, PersonTable, match_person, name_key
 from consumers.runtime import Department, Outcome, Result, Transaction
 from consumers.runtime.store import now_iso
 from schemas.models import (
+    REGISTRATION_EVENTS,
     BirthDetails,
     BirthRegistered,
     CivilPartnershipDetails,
@@ -247,12 +248,6 @@ _REGISTERS_OF_FACT: dict[str, tuple[Register, ...]] = {
     "birth": (Register.BIRTH,),
     "partnership": (Register.MARRIAGE, Register.CIVIL_PARTNERSHIP),
 }
-_TYPES_OF_REGISTER: dict[Register, type[Event]] = {
-    Register.DEATH: DeathRegistered,
-    Register.BIRTH: BirthRegistered,
-    Register.MARRIAGE: MarriageRegistered,
-    Register.CIVIL_PARTNERSHIP: CivilPartnershipRegistered,
-}
 
 
 class LifeEvents(Generic[RecordsT]):
@@ -275,7 +270,7 @@ class LifeEvents(Generic[RecordsT]):
             raise ValueError(f"{self.department.name} has a rule for {fact}s but receives no such register")
         self._apply[fact], self._undo[fact] = apply, undo
         for register in registers:
-            event_type = _TYPES_OF_REGISTER[register]
+            event_type = REGISTRATION_EVENTS[register]
             self.department.handles(event_type)(self._registered)
             self.department.resolves(event_type)(self._resolve)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from rich.console import Console
 from civreg.codecs import open_registry_resolver
 from civreg.settings import Settings
 from deploy.bench import BenchCase, BenchOptions, SuiteResult, run_cases
+from deploy.local_jvm import free_port
 from deploy.local_registry import LocalRegistry
 from producers.simulate import simulate_registrations
 from schemas.catalogue import EVENT_TYPES, event_schema
@@ -36,13 +36,6 @@ from schemas.registry import load_client_library, redact_url, registry_client
 from schemas.topics import registration_topics
 
 __all__ = ["run_codec_suite"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -56,7 +49,7 @@ def _registry(settings: Settings, console: Console) -> Iterator[tuple[str, str]]
     home = Path(tempfile.mkdtemp(prefix="civreg-bench-"))
     local = LocalRegistry(
         settings.model_copy(
-            update={"home": home, "local_registry_port": _free_port(), "local_registry_health_port": _free_port()}
+            update={"home": home, "local_registry_port": free_port(), "local_registry_health_port": free_port()}
         )
     )
     try:

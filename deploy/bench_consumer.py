@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from civreg.settings import Settings
 from consumers.runtime import DepartmentConsumer, SqliteStore
 from consumers.suppression import department as suppression
 from deploy.bench import BenchCase, BenchOptions, SuiteResult, run_cases
+from deploy.local_jvm import free_port
 from deploy.local_kafka import LocalKafka
 from deploy.topics import apply_topics
 from producers.publisher import Publisher
@@ -39,13 +39,6 @@ from schemas.models import DeathRegistered
 from schemas.topics import Register, registration_topic
 
 __all__ = ["run_consumer_suite"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -59,7 +52,7 @@ def _broker(settings: Settings, console: Console) -> Iterator[tuple[Settings, st
         return
     home = Path(tempfile.mkdtemp(prefix="civreg-bench-kafka-"))
     temporary = settings.model_copy(
-        update={"home": home, "local_port": _free_port(), "local_controller_port": _free_port()}
+        update={"home": home, "local_port": free_port(), "local_controller_port": free_port()}
     )
     broker = LocalKafka(temporary)
     try:

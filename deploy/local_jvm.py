@@ -24,6 +24,7 @@ __all__ = [
     "JvmProcess",
     "cmdline",
     "fetch_with_maven",
+    "free_port",
     "maven_command",
     "pid_alive",
     "port_in_use",
@@ -226,6 +227,13 @@ class JvmProcess:
                 return True
             time.sleep(0.1)
         return not pid_alive(pid)
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now (for a local service or a test)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def port_in_use(port: int) -> bool:

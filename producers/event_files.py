@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, TextIO
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
@@ -77,10 +77,12 @@ __all__ = [
     "ValidationReport",
     "csv_columns",
     "detect_format",
+    "event_record",
     "event_to_csv_row",
     "event_to_json_line",
     "validate_file",
     "write_event_file",
+    "write_json_lines",
 ]
 
 LIST_SEPARATOR = "|"
@@ -205,9 +207,23 @@ def csv_columns() -> list[str]:
 # ---- writing (for exports, fixtures and tests) ----------------------------------------------------------------
 
 
+def event_record(event: Event) -> dict[str, Any]:
+    """One JSONL record: ``event_type`` first, then the fields as JSON (``model_dump(mode="json")``)."""
+    return {_EVENT_TYPE: event.event_type, **event.model_dump(mode="json")}
+
+
 def event_to_json_line(event: Event) -> str:
     """One JSONL line (without newline) for ``event``."""
-    return json.dumps({_EVENT_TYPE: event.event_type, **event.model_dump(mode="json")}, ensure_ascii=False)
+    return json.dumps(event_record(event), ensure_ascii=False)
+
+
+def write_json_lines(events: Iterable[Event], out: TextIO) -> int:
+    """Write one JSON object per line (the layout ``EventFileReader`` reads); returns how many."""
+    count = 0
+    for event in events:
+        out.write(event_to_json_line(event) + "\n")
+        count += 1
+    return count
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
@@ -240,9 +256,7 @@ def write_event_file(path: Path, events: Iterable[Event], file_format: FileForma
     count = 0
     with path.open("w", encoding="utf-8", newline="") as out:
         if file_format is FileFormat.JSONL:
-            for event in events:
-                out.write(event_to_json_line(event) + "\n")
-                count += 1
+            count = write_json_lines(events, out)
         else:
             writer = csv.DictWriter(out, fieldnames=csv_columns(), lineterminator="\n")
             writer.writeheader()

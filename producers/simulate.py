@@ -23,7 +23,6 @@ people the registrations talk about.
 from __future__ import annotations
 
 import heapq
-import json
 import random
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,6 +33,7 @@ from typing import Any, Protocol, TextIO, TypeVar
 
 from pydantic import BaseModel
 
+from producers.event_files import event_record, write_json_lines
 from producers.synthetic_people import (
     District,
     Locality,
@@ -804,11 +804,6 @@ def simulate_population(
     return SimulatedPopulation(seed=seed, start=start, events=events, people=simulator.people)
 
 
-def event_record(event: Event) -> dict[str, Any]:
-    """One JSONL record: ``event_type`` first, then the fields as JSON (``model_dump(mode="json")``)."""
-    return {"event_type": event.event_type, **event.model_dump(mode="json")}
-
-
 def event_from_record(record: Mapping[str, Any]) -> Event:
     """The event a record describes, validated; raises KeyError for an unknown type, ValidationError for bad data."""
     model = EVENT_MODELS[record["event_type"]]
@@ -817,12 +812,7 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
 
 def write_jsonl(events: Iterable[Event], out: TextIO) -> int:
     """Write one JSON object per line (the layout ``producers.event_files`` reads); returns how many."""
-    written = 0
-    for event in events:
-        out.write(json.dumps(event_record(event), ensure_ascii=False, separators=(",", ":")))
-        out.write("\n")
-        written += 1
-    return written
+    return write_json_lines(events, out)
 
 
 def publish_events(events: Iterable[Event], sink: EventSink) -> int:

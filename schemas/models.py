@@ -465,3 +465,8 @@ EVENT_MODELS: dict[str, type[Event]] = {
         RegistrationVoided,
     )
 }
+REGISTRATION_EVENTS: dict[Register, type[RegistrationEvent]] = {
+    model.register_of_type: model
+    for model in (BirthRegistered, DeathRegistered, MarriageRegistered, CivilPartnershipRegistered)
+}
+"""The event type of each register's registrations (corrections and voids of any register are shared types)."""

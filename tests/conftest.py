@@ -20,7 +20,6 @@ Department stores on both engines (SQLite and a real PostgreSQL), for department
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from pydantic import SecretStr
 
 from civreg.kafka_config import admin_config
 from civreg.settings import Settings
+from deploy.local_jvm import free_port
 from deploy.local_kafka import LocalKafka
 from deploy.local_registry import LocalRegistry
 from deploy.topics import apply_topics
@@ -42,13 +42,6 @@ from tests.support.local_postgres import LocalPostgres
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DEPARTMENTS = ("suppression", "tax", "pensions", "dvla", "electoral", "passports")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +54,8 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     settings = Settings(
         home=tmp_path_factory.mktemp("civreg-kafka"),
         cache_dir=REPO / ".cache",
-        local_port=_free_port(),
-        local_controller_port=_free_port(),
+        local_port=free_port(),
+        local_controller_port=free_port(),
         session_timeout_ms=6_000,  # a SIGKILLed consumer's partitions move on quickly
         postgres_dsn=None,  # SQLite unless a test asks for store_backend / bus_store_settings
     )
@@ -110,8 +103,8 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
     settings = Settings(
         home=tmp_path_factory.mktemp("civreg-registry"),
         cache_dir=REPO / ".cache",
-        local_registry_port=_free_port(),
-        local_registry_health_port=_free_port(),
+        local_registry_port=free_port(),
+        local_registry_health_port=free_port(),
         postgres_dsn=None,
     )
     registry = LocalRegistry(settings)

@@ -7,7 +7,6 @@ Every test calls ``start()`` first (a no-op when running), so the tests do not d
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 import uuid
@@ -20,6 +19,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from civreg.kafka_config import admin_config, consumer_config, producer_config
 from civreg.settings import Settings
+from deploy.local_jvm import free_port
 from deploy.local_kafka import LocalKafka, LocalKafkaError, probe_cluster
 from deploy.topics import TopicAction, apply_topics
 from schemas.topics import Register, registration_topic
@@ -27,19 +27,12 @@ from schemas.topics import Register, registration_topic
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _settings(home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "home": home,
         "cache_dir": REPO / ".cache",
-        "local_port": _free_port(),
-        "local_controller_port": _free_port(),
+        "local_port": free_port(),
+        "local_controller_port": free_port(),
         "bootstrap_servers": None,
     }
     values.update(overrides)

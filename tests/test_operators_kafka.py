@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from consumers.departments import department_named
 from consumers.running import open_store
 from consumers.runtime import DepartmentConsumer
 from consumers.runtime.metrics import operators_view
+from deploy.local_jvm import free_port
 from producers.publisher import Publisher
 from schemas.topics import Register, registration_topic
 from tests.conftest import REPO, settings_env
@@ -46,13 +46,6 @@ RULES = REPO / "deploy" / "prometheus" / "civreg-rules.yml"
 
 
 # Helpers ---------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(url: str) -> tuple[int, str]:

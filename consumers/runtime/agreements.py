@@ -41,6 +41,7 @@ from pydantic import BaseModel
 from civreg.settings import PACKAGED_CONFIG
 from schemas.models import (
     EVENT_MODELS,
+    REGISTRATION_EVENTS,
     BirthDetails,
     BirthRegistered,
     Event,
@@ -68,12 +69,7 @@ AGREEMENTS_DIR = PACKAGED_CONFIG.agreements_dir
 WITHHELD_TYPE = "not-in-agreement"
 WITHHELD_STILLBIRTH = "stillbirth"
 
-_REGISTER_OF_TYPE = {
-    "BirthRegistered": Register.BIRTH,
-    "DeathRegistered": Register.DEATH,
-    "MarriageRegistered": Register.MARRIAGE,
-    "CivilPartnershipRegistered": Register.CIVIL_PARTNERSHIP,
-}
+_REGISTER_OF_TYPE = {model.event_type: register for register, model in REGISTRATION_EVENTS.items()}
 _FOLLOW_UPS = frozenset({"RegistrationCorrected", "RegistrationVoided"})
 _KEYS = frozenset(
     {"department", "controller", "purpose", "legal_gateway", "event_types", "stillbirths", "fields_excluded"}

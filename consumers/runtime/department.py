@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from consumers.runtime.outcomes import Result
 from consumers.runtime.store import Transaction
-from schemas.models import EVENT_MODELS, Event, RegistrationCorrected, RegistrationVoided
+from schemas.models import EVENT_MODELS, REGISTRATION_EVENTS, Event, RegistrationCorrected, RegistrationVoided
 from schemas.topics import Register, dead_letter_topic, registration_topic
 
 __all__ = ["Department", "Handler"]
@@ -29,14 +29,6 @@ RecordsT = TypeVar("RecordsT")
 EventT = TypeVar("EventT", bound=Event)
 Handler = Callable[[Any, Any], Result]
 Resolver = Callable[[Any, str, Any], Result]
-
-# Which event types travel on a register's topic: its own registration, and corrections and voids of its entries.
-_REGISTRATION_TYPE: dict[Register, str] = {
-    Register.BIRTH: "BirthRegistered",
-    Register.DEATH: "DeathRegistered",
-    Register.MARRIAGE: "MarriageRegistered",
-    Register.CIVIL_PARTNERSHIP: "CivilPartnershipRegistered",
-}
 
 
 @dataclass
@@ -85,7 +77,7 @@ class Department(Generic[RecordsT]):
     @property
     def event_types(self) -> frozenset[str]:
         """Every event type that arrives on this department's topics."""
-        types = {_REGISTRATION_TYPE[register] for register in self.registers}
+        types = {REGISTRATION_EVENTS[register].event_type for register in self.registers}
         types |= {RegistrationCorrected.event_type, RegistrationVoided.event_type}
         return frozenset(types)
 
