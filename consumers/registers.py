@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from consumers.matching import name_key, postcode_key
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.store import now_iso
+from schemas.departments import PERSON_COLUMNS, register_columns
 from schemas.identifiers import normalise_postcode
 
 __all__ = [
@@ -60,17 +61,6 @@ PERSON_COLUMNS_DDL = """    given_names   TEXT NOT NULL,
     postcode_key  TEXT NOT NULL,"""
 """``STORED_PERSON_COLUMNS`` as table-definition lines, for each department's CREATE TABLE."""
 
-PERSON_COLUMNS = (
-    "record_id",
-    "given_names",
-    "family_name",
-    "date_of_birth",
-    "address_line_1",
-    "address_line_2",
-    "town",
-    "postcode",
-)
-
 
 class RegisterError(ValueError):
     """A register row breaks a rule; the message names the line, the column and the rule."""
@@ -79,8 +69,6 @@ class RegisterError(ValueError):
 @runtime_checkable
 class RegisterImport(Protocol):
     """A department's records class that can take its register's rows."""
-
-    register_columns: tuple[str, ...]
 
     def add(self, row: Mapping[str, str]) -> None:
         """Insert (or replace) one customer from a validated register row."""
@@ -208,9 +196,10 @@ def load_register(store: Store, department: Department[Any], rows: Iterable[Mapp
         records = department.records(transaction)
         if not isinstance(records, RegisterImport):
             raise RegisterError(f"department {department.name!r} keeps no customer register")
+        columns = register_columns(department.name)
         loaded = 0
         for line, row in enumerate(rows, start=2):
-            missing = [column for column in records.register_columns if column not in row]
+            missing = [column for column in columns if column not in row]
             if missing:
                 raise RegisterError(f"line {line}: missing column(s) {', '.join(missing)}")
             try:

@@ -35,6 +35,7 @@ from typing import TextIO
 
 from producers.simulate import SimulatedPopulation
 from producers.synthetic_people import SyntheticPerson, add_years, choose_district, make_address, make_person
+from schemas.departments import REGISTER_DEPARTMENTS, register_columns
 from schemas.models import MaritalStatus, Sex
 
 __all__ = [
@@ -48,32 +49,6 @@ __all__ = [
     "write_register_key",
 ]
 
-PERSON_COLUMNS = (
-    "record_id",
-    "given_names",
-    "family_name",
-    "date_of_birth",
-    "address_line_1",
-    "address_line_2",
-    "town",
-    "postcode",
-)
-_DEPARTMENT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "tax": ("nino", "marital_status", "self_assessment", "next_reminder_on"),
-    "pensions": (
-        "nino",
-        "marital_status",
-        "weekly_amount_pence",
-        "paid_every_days",
-        "payment_anchor_on",
-        "paid_in",
-        "next_statement_on",
-    ),
-    "dvla": ("driving_licence_number", "licence_valid_to", "vehicles"),
-    "electoral": ("poll_card_on",),
-    "passports": ("passport_number", "expires_on"),
-}
-REGISTER_DEPARTMENTS = tuple(_DEPARTMENT_COLUMNS)
 REGISTER_KEY_COLUMNS = ("record_id", "kind", "person_id")
 _ID_PREFIX = {"tax": "TX", "pensions": "PN", "dvla": "DR", "electoral": "EL", "passports": "PP"}
 _PENSION_AGE = 66
@@ -96,15 +71,6 @@ class SimulatedRecord:
     row: dict[str, str]
     kind: RecordKind
     person_id: str
-
-
-def register_columns(department: str) -> tuple[str, ...]:
-    """The columns of ``department``'s register file."""
-    try:
-        return (*PERSON_COLUMNS, *_DEPARTMENT_COLUMNS[department])
-    except KeyError:
-        known = ", ".join(REGISTER_DEPARTMENTS)
-        raise ValueError(f"no simulated register for department {department!r}; known: {known}") from None
 
 
 # Who each department knows --------------------------------------------------------------------------------------

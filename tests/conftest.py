@@ -38,10 +38,10 @@ from deploy.local_jvm import free_port
 from deploy.local_kafka import LocalKafka
 from deploy.local_registry import LocalRegistry
 from deploy.topics import apply_topics
+from schemas.departments import DEPARTMENT_NAMES
 from tests.support.local_postgres import LocalPostgres
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_DEPARTMENTS = ("suppression", "tax", "pensions", "dvla", "electoral", "passports")
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +74,7 @@ def bus_settings(kafka_settings: Settings, tmp_path: Path) -> Settings:
     settings = kafka_settings.model_copy(
         update={"topic_prefix": f"t{uuid.uuid4().hex[:12]}", "database_dir": tmp_path / "departments"}
     )
-    apply_topics(settings, TEST_DEPARTMENTS, replication_factor=1, profile="local")
+    apply_topics(settings, DEPARTMENT_NAMES, replication_factor=1, profile="local")
     _wait_for_leaders(settings)
     return settings
 

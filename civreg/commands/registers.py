@@ -12,12 +12,13 @@ from typing import Annotated
 import typer
 
 from civreg.settings import load_settings
+from schemas.departments import REGISTER_DEPARTMENTS
 
 __all__ = ["registers_app", "simulate_registers"]
 
 registers_app = typer.Typer(help="Load department customer registers (CSV extracts) into their databases.")
 
-_DEPARTMENTS = ("tax", "pensions", "dvla", "electoral", "passports")
+_DEPARTMENTS = REGISTER_DEPARTMENTS
 
 
 def _departments(chosen: list[str] | None) -> list[str]:

@@ -10,7 +10,6 @@ from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_colu
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
 from consumers.registers import (
-    PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -65,8 +64,6 @@ _REGISTRATION_MARK = re.compile(r"^[A-Z0-9]{2,8}$")
 
 class DvlaRecords:
     """Reads and writes DVLA's driver and vehicle tables inside one transaction."""
-
-    register_columns = (*PERSON_COLUMNS, "driving_licence_number", "licence_valid_to", "vehicles")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

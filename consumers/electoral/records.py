@@ -9,7 +9,6 @@ from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_lett
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
 from consumers.registers import (
-    PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -44,8 +43,6 @@ _SPECIFIC = ("status", "removed_reason", "removed_on", "poll_card_on")
 
 class ElectoralRecords:
     """Reads and writes the electoral register inside one transaction."""
-
-    register_columns = (*PERSON_COLUMNS, "poll_card_on")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

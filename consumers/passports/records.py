@@ -9,7 +9,6 @@ from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_lett
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable
 from consumers.registers import (
-    PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -51,8 +50,6 @@ _SPECIFIC = ("passport_number", "status", "cancelled_reason", "cancelled_on", "e
 
 class PassportRecords:
     """Reads and writes HMPO's passport table inside one transaction."""
-
-    register_columns = (*PERSON_COLUMNS, "passport_number", "expires_on")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

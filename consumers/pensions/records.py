@@ -10,7 +10,6 @@ from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_lett
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
 from consumers.registers import (
-    PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -100,17 +99,6 @@ class PaymentSchedule:
 
 class PensionRecords:
     """Reads and writes DWP's pension tables inside one transaction."""
-
-    register_columns = (
-        *PERSON_COLUMNS,
-        "nino",
-        "marital_status",
-        "weekly_amount_pence",
-        "paid_every_days",
-        "payment_anchor_on",
-        "paid_in",
-        "next_statement_on",
-    )
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

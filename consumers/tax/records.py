@@ -9,7 +9,6 @@ from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_colu
 from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
 from consumers.matching import PersonTable, name_key
 from consumers.registers import (
-    PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -66,8 +65,6 @@ _SPECIFIC = ("nino", "marital_status", "self_assessment", "sa_reminders", "next_
 
 class TaxRecords:
     """Reads and writes HMRC's tables inside one transaction."""
-
-    register_columns = (*PERSON_COLUMNS, "nino", "marital_status", "self_assessment", "next_reminder_on")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction
