@@ -18,28 +18,27 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from consumers.runtime import Department, Store
+from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.review import open_reviews
+from consumers.runtime.store import NamedRow
 from consumers.suppression import Action, Recipient, SuppressionList, decide
 from schemas.topics import Register
 
 __all__ = [
-    "ADDRESSEE_COLUMNS",
     "LETTER_COLUMNS",
     "REPORT_COLUMNS",
     "HeldLetter",
     "LettersDue",
     "LettersRun",
     "ScheduledLetter",
-    "addressee_columns",
+    "letters_due_from",
     "run_letters",
-    "scheduled_letter",
 ]
 
 LETTER_COLUMNS = (
@@ -78,39 +77,63 @@ class ScheduledLetter:
     """What the letter is about when a person gets several of one kind (a vehicle's registration mark)."""
 
 
-ADDRESSEE_COLUMNS = "given_names, family_name, date_of_birth, address, town, postcode"
-"""The columns a department selects (in this order) for ``scheduled_letter``."""
+_ADDRESSEE = ("given_names", "family_name", "date_of_birth", "address", "town", "postcode")
+"""The person columns every department table has (``consumers.registers.STORED_PERSON_COLUMNS``) a letter needs."""
 
 
-def addressee_columns(alias: str) -> str:
-    """``ADDRESSEE_COLUMNS`` qualified by a table alias, for queries that join the person's table."""
-    return ", ".join(f"{alias}.{column.strip()}" for column in ADDRESSEE_COLUMNS.split(","))
-
-
-def scheduled_letter(
-    addressee: Sequence[Any],
+def letters_due_from(
+    transaction: Transaction,
     *,
-    record_id: str,
     kind: str,
-    due_on: date,
-    nino: str | None = None,
+    source: str,
+    record_id: str,
+    due: str,
+    first: date,
+    last: date,
+    notice: timedelta = timedelta(0),
+    person: str = "",
+    also: Sequence[str] = (),
+    where: str = "",
+    order: str = "",
+    nino: str = "",
     reference: str = "",
-) -> ScheduledLetter:
-    """A letter to the addressee whose ``ADDRESSEE_COLUMNS`` values are ``addressee``."""
-    given_names, family_name, born, address, town, postcode = addressee
-    return ScheduledLetter(
-        record_id=record_id,
-        kind=kind,
-        due_on=due_on,
-        given_names=str(given_names),
-        family_name=str(family_name),
-        date_of_birth=None if born is None else date.fromisoformat(str(born)),
-        address=tuple(str(address).split("\n")),
-        town=str(town),
-        postcode=str(postcode),
-        nino=nino,
-        reference=reference,
+) -> Iterator[tuple[ScheduledLetter, NamedRow]]:
+    """The ``kind`` letters due in [first, last], each with its row (``also`` columns by name), in due order.
+
+    A letter is due ``notice`` before the date in column ``due`` of ``source`` (a table, or tables joined). The
+    addressee is the row of the person's table (alias ``person`` in a join); ``nino`` and ``reference`` name the
+    columns those come from, if any. Table and column names are the department's constants, never input.
+    """
+    qualified = f"{person}." if person else ""
+    columns = [
+        f"{record_id} AS letter_record_id",
+        f"{due} AS letter_due",
+        f"{nino or 'NULL'} AS letter_nino",
+        f"{reference or 'NULL'} AS letter_reference",
+        *also,
+        *(f"{qualified}{column}" for column in _ADDRESSEE),
+    ]
+    condition = f"{where} AND " if where else ""
+    rows = transaction.select(
+        columns,
+        f"FROM {source} WHERE {condition}{due} BETWEEN ? AND ? ORDER BY {order or f'{due}, {record_id}'}",
+        ((first + notice).isoformat(), (last + notice).isoformat()),
     )
+    for row in rows:
+        letter = ScheduledLetter(
+            record_id=row.text("letter_record_id"),
+            kind=kind,
+            due_on=row.day("letter_due") - notice,
+            given_names=row.text("given_names"),
+            family_name=row.text("family_name"),
+            date_of_birth=row.optional_day("date_of_birth"),
+            address=tuple(row.text("address").split("\n")),
+            town=row.text("town"),
+            postcode=row.text("postcode"),
+            nino=row.optional_text("letter_nino"),
+            reference=row.optional_text("letter_reference") or "",
+        )
+        yield letter, row
 
 
 LettersDue = Callable[[Any, date, date], Iterable[ScheduledLetter]]

@@ -124,8 +124,8 @@ class EntryLog:
 
     def state(self, entry: EntryReference) -> tuple[int, str] | None:
         """(latest version seen, 'current' or 'voided'), or None for an entry never seen."""
-        row = self._tx.one("SELECT version, status FROM life_event_entries WHERE entry_key = ?", (entry.key,))
-        return None if row is None else (int(row[0]), str(row[1]))
+        rows = self._tx.select(("version", "status"), "FROM life_event_entries WHERE entry_key = ?", (entry.key,))
+        return (rows[0].integer("version"), rows[0].text("status")) if rows else None
 
     def saw(self, entry: EntryReference, version: int, status: str = "current") -> None:
         """Remember the latest version of ``entry`` (never lowering it)."""
@@ -139,13 +139,22 @@ class EntryLog:
 
     def links(self, entry: EntryReference) -> list[Link]:
         """Records this entry changed and has not undone, in role order."""
-        rows = self._tx.execute(
-            "SELECT entry_key, role, record_id, fact, version, snapshot, status FROM life_event_links "
-            "WHERE entry_key = ? AND status = 'applied' ORDER BY role",
+        rows = self._tx.select(
+            ("role", "record_id", "fact", "version", "snapshot", "status"),
+            "FROM life_event_links WHERE entry_key = ? AND status = 'applied' ORDER BY role",
             (entry.key,),
         )
         return [
-            Link(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), json.loads(str(r[5])), str(r[6])) for r in rows
+            Link(
+                entry_key=entry.key,
+                role=row.text("role"),
+                record_id=row.text("record_id"),
+                fact=row.text("fact"),
+                version=row.integer("version"),
+                snapshot=json.loads(row.text("snapshot")),
+                status=row.text("status"),
+            )
+            for row in rows
         ]
 
     def link(

@@ -22,7 +22,7 @@ from datetime import date
 from consumers.runtime import Result, Transaction
 from schemas.models import Identifiers, Person
 
-__all__ = ["KnownPerson", "Match", "PersonTable", "match_person", "name_key", "postcode_key"]
+__all__ = ["KnownPerson", "Match", "PersonTable", "match_person", "matching_indexes", "name_key", "postcode_key"]
 
 
 def _letters(text: str) -> str:
@@ -41,6 +41,18 @@ def postcode_key(postcode: str | None) -> str | None:
     if not postcode:
         return None
     return re.sub(r"\s+", "", postcode).upper()
+
+
+def matching_indexes(table: str) -> str:
+    """The indexes ``PersonTable``'s lookups need, as DDL for a department's schema (its identifier's is its own)."""
+    return "".join(
+        f"CREATE INDEX IF NOT EXISTS {table}_{name} ON {table} ({columns});\n"
+        for name, columns in (
+            ("name_birth", "name_key, date_of_birth"),
+            ("birth_postcode", "date_of_birth, postcode_key"),
+            ("name_postcode", "name_key, postcode_key"),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -97,21 +109,21 @@ class PersonTable:
         self.identifier_name = identifier[0] if identifier else ""
         self._identifier_of = identifier[1] if identifier else None
         ident = identifier[0] if identifier else "NULL"
-        self._select = f"SELECT {key}, {ident}, name_key, date_of_birth, postcode_key FROM {table}"  # noqa: S608
+        self._columns = (f"{key} AS record_id", f"{ident} AS identifier", "name_key", "date_of_birth", "postcode_key")
 
     def identifier_of(self, person: Person) -> str | None:
         """The department's own identifier as the event gives it, if it does."""
         return self._identifier_of(person.identifiers) if self._identifier_of else None
 
     def _rows(self, where: str, params: Sequence[str]) -> list[KnownPerson]:
-        rows = self._tx.execute(f"{self._select} WHERE {where} ORDER BY {self._key}", params)
+        rows = self._tx.select(self._columns, f"FROM {self._table} WHERE {where} ORDER BY {self._key}", params)
         return [
             KnownPerson(
-                str(row[0]),
-                None if row[1] is None else str(row[1]),
-                str(row[2]),
-                None if row[3] is None else date.fromisoformat(str(row[3])),
-                None if row[4] is None else str(row[4]),
+                row.text("record_id"),
+                row.optional_text("identifier"),
+                row.text("name_key"),
+                row.optional_day("date_of_birth"),
+                row.optional_text("postcode_key"),
             )
             for row in rows
         ]

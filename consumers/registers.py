@@ -16,17 +16,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from consumers.matching import name_key, postcode_key
+from consumers.life_events import EntryLog, Snapshot
+from consumers.matching import PersonTable, name_key, postcode_key
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.store import now_iso
 from schemas.departments import PERSON_COLUMNS, register_columns
 from schemas.identifiers import normalise_postcode
+from schemas.models import Identifiers
 
 __all__ = [
     "PERSON_COLUMNS",
     "PERSON_COLUMNS_DDL",
     "STORED_PERSON_COLUMNS",
     "PersonColumns",
+    "PersonRecords",
     "RecordTable",
     "RegisterError",
     "RegisterImport",
@@ -228,6 +231,11 @@ class RecordTable:
             raise LookupError(f"{self.table} has no record {record_id}")
         return dict(zip(columns, row, strict=True))
 
+    def surname(self, record_id: str, new_surname: str) -> dict[str, str]:
+        """The changes that give a record a new surname: the name and the key matching finds it by."""
+        given = str(self.fields(record_id, "given_names")["given_names"])
+        return {"family_name": new_surname, "name_key": name_key(given, new_surname)}
+
     def update(self, record_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """Set ``values`` on one record; returns the columns as they were before."""
         if not values:
@@ -248,3 +256,29 @@ class RecordTable:
             f"INSERT INTO {self.table} ({', '.join(columns)}, updated_at) VALUES ({marks})",  # noqa: S608
             (*values, now_iso()),
         )
+
+
+class PersonRecords:
+    """What every department's records class is built on: its customers' table, found by matching (``people``)
+    and changed by named columns (``table``), and its entry log; with the changes every department makes alike.
+    """
+
+    def __init__(
+        self,
+        transaction: Transaction,
+        table: str,
+        key: str,
+        identifier: tuple[str, Callable[[Identifiers], str | None]] | None = None,
+    ) -> None:
+        self._tx = transaction
+        self.people = PersonTable(transaction, table, key, identifier=identifier)
+        self.entries = EntryLog(transaction)
+        self.table = RecordTable(transaction, table, key)
+
+    def change_surname(self, record_id: str, new_surname: str) -> Snapshot:
+        """The customer's new surname; returns the fields as they were."""
+        return self.table.update(record_id, self.table.surname(record_id, new_surname))
+
+    def restore(self, record_id: str, before: Snapshot) -> None:
+        """Put the fields an entry changed back as they were."""
+        self.table.update(record_id, before)

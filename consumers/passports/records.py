@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable
+from consumers.letters import ScheduledLetter, letters_due_from
+from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.matching import matching_indexes
 from consumers.registers import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
-    RecordTable,
+    PersonRecords,
     optional,
     optional_date,
 )
@@ -34,9 +34,7 @@ CREATE TABLE IF NOT EXISTS passports (
     updated_at        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passports_number ON passports (passport_number);
-CREATE INDEX IF NOT EXISTS passports_name_birth ON passports (name_key, date_of_birth);
-CREATE INDEX IF NOT EXISTS passports_birth_postcode ON passports (date_of_birth, postcode_key);
-CREATE INDEX IF NOT EXISTS passports_name_postcode ON passports (name_key, postcode_key);
+{matching_indexes("passports")}
 CREATE INDEX IF NOT EXISTS passports_expiry ON passports (expires_on);
 """
     + ENTRY_LOG_SCHEMA
@@ -48,16 +46,14 @@ RENEWAL_NOTICE = timedelta(days=90)
 _SPECIFIC = ("passport_number", "status", "cancelled_reason", "cancelled_on", "expires_on")
 
 
-class PassportRecords:
+class PassportRecords(PersonRecords):
     """Reads and writes HMPO's passport table inside one transaction."""
 
     def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-        self.people = PersonTable(
+        super().__init__(
             transaction, "passports", "passport_id", identifier=("passport_number", lambda ids: ids.passport_number)
         )
-        self.entries = EntryLog(transaction)
-        self.passports = RecordTable(transaction, "passports", "passport_id")
+        self.passports = self.table
 
     def add(self, row: Mapping[str, str]) -> None:
         """One passport from a register row."""
@@ -83,18 +79,17 @@ class PassportRecords:
             passport_id, {"status": "cancelled", "cancelled_reason": reason, "cancelled_on": on.isoformat()}
         )
 
-    def restore(self, passport_id: str, before: Snapshot) -> None:
-        """Put the fields an entry changed back as they were."""
-        self.passports.update(passport_id, before)
-
     def renewals_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
         """Renewal reminders due in [first, last], with the reason a passport was cancelled (if it was)."""
-        rows = self._tx.execute(
-            f"SELECT passport_id, expires_on, cancelled_reason, {ADDRESSEE_COLUMNS} FROM passports "  # noqa: S608
-            "WHERE expires_on BETWEEN ? AND ? ORDER BY expires_on, passport_id",
-            ((first + RENEWAL_NOTICE).isoformat(), (last + RENEWAL_NOTICE).isoformat()),
-        )
-        for row in rows:
-            due_on = date.fromisoformat(str(row[1])) - RENEWAL_NOTICE
-            letter = scheduled_letter(row[3:], record_id=str(row[0]), kind="passport-renewal-reminder", due_on=due_on)
-            yield letter, None if row[2] is None else str(row[2])
+        for letter, row in letters_due_from(
+            self._tx,
+            kind="passport-renewal-reminder",
+            source="passports",
+            record_id="passport_id",
+            due="expires_on",
+            notice=RENEWAL_NOTICE,
+            also=("cancelled_reason",),
+            first=first,
+            last=last,
+        ):
+            yield letter, row.optional_text("cancelled_reason")

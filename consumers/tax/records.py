@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
+from consumers.letters import ScheduledLetter, letters_due_from
+from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.matching import matching_indexes, name_key
 from consumers.registers import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
-    RecordTable,
+    PersonRecords,
     optional,
     optional_date,
     required,
@@ -40,9 +40,7 @@ CREATE TABLE IF NOT EXISTS taxpayers (
     updated_at        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS taxpayers_nino ON taxpayers (nino);
-CREATE INDEX IF NOT EXISTS taxpayers_name_birth ON taxpayers (name_key, date_of_birth);
-CREATE INDEX IF NOT EXISTS taxpayers_birth_postcode ON taxpayers (date_of_birth, postcode_key);
-CREATE INDEX IF NOT EXISTS taxpayers_name_postcode ON taxpayers (name_key, postcode_key);
+{matching_indexes("taxpayers")}
 CREATE INDEX IF NOT EXISTS taxpayers_reminder ON taxpayers (next_reminder_on) WHERE self_assessment = 1;
 CREATE TABLE IF NOT EXISTS child_benefit_invitations (
     taxpayer_id          TEXT NOT NULL,
@@ -63,14 +61,12 @@ CREATE INDEX IF NOT EXISTS child_benefit_invitations_due ON child_benefit_invita
 _SPECIFIC = ("nino", "marital_status", "self_assessment", "sa_reminders", "next_reminder_on", "status", "date_of_death")
 
 
-class TaxRecords:
+class TaxRecords(PersonRecords):
     """Reads and writes HMRC's tables inside one transaction."""
 
     def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-        self.people = PersonTable(transaction, "taxpayers", "taxpayer_id", identifier=("nino", lambda ids: ids.nino))
-        self.entries = EntryLog(transaction)
-        self.taxpayers = RecordTable(transaction, "taxpayers", "taxpayer_id")
+        super().__init__(transaction, "taxpayers", "taxpayer_id", identifier=("nino", lambda ids: ids.nino))
+        self.taxpayers = self.table
 
     # Register -----------------------------------------------------------------------------------------------
 
@@ -110,13 +106,8 @@ class TaxRecords:
         """The new marital status, and the new surname when it changes."""
         changes: dict[str, str] = {"marital_status": status.value}
         if new_surname:
-            given = str(self.taxpayers.fields(taxpayer_id, "given_names")["given_names"])
-            changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
+            changes |= self.taxpayers.surname(taxpayer_id, new_surname)
         return self.taxpayers.update(taxpayer_id, changes)
-
-    def restore(self, taxpayer_id: str, before: Snapshot) -> None:
-        """Put the fields an entry changed back as they were."""
-        self.taxpayers.update(taxpayer_id, before)
 
     def invite_child_benefit_claim(self, taxpayer_id: str, child: Person, invite_on: date) -> Snapshot:
         """Plan a Child Benefit claim invitation for the child's mother; returns how to withdraw it."""
@@ -150,36 +141,34 @@ class TaxRecords:
 
     def reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Self-assessment reminders scheduled in [first, last], with each taxpayer's status."""
-        rows = self._tx.execute(
-            f"SELECT taxpayer_id, next_reminder_on, nino, status, {ADDRESSEE_COLUMNS} FROM taxpayers "  # noqa: S608
-            "WHERE self_assessment = 1 AND next_reminder_on BETWEEN ? AND ? ORDER BY next_reminder_on, taxpayer_id",
-            (first.isoformat(), last.isoformat()),
-        )
-        for row in rows:
-            letter = scheduled_letter(
-                row[4:],
-                record_id=str(row[0]),
-                kind="self-assessment-reminder",
-                due_on=date.fromisoformat(str(row[1])),
-                nino=None if row[2] is None else str(row[2]),
-            )
-            yield letter, str(row[3])
+        for letter, row in letters_due_from(
+            self._tx,
+            kind="self-assessment-reminder",
+            source="taxpayers",
+            record_id="taxpayer_id",
+            due="next_reminder_on",
+            where="self_assessment = 1",
+            nino="nino",
+            also=("status",),
+            first=first,
+            last=last,
+        ):
+            yield letter, row.text("status")
 
     def invitations_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Child Benefit claim invitations planned in [first, last], with the mother's status."""
-        columns = addressee_columns("t")
-        rows = self._tx.execute(
-            f"SELECT t.taxpayer_id, i.invite_on, t.nino, t.status, {columns} "  # noqa: S608
-            "FROM child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id "
-            "WHERE i.status = 'due' AND i.invite_on BETWEEN ? AND ? ORDER BY i.invite_on, t.taxpayer_id, i.child_key",
-            (first.isoformat(), last.isoformat()),
-        )
-        for row in rows:
-            letter = scheduled_letter(
-                row[4:],
-                record_id=str(row[0]),
-                kind="child-benefit-invitation",
-                due_on=date.fromisoformat(str(row[1])),
-                nino=None if row[2] is None else str(row[2]),
-            )
-            yield letter, str(row[3])
+        for letter, row in letters_due_from(
+            self._tx,
+            kind="child-benefit-invitation",
+            source="child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id",
+            person="t",
+            record_id="t.taxpayer_id",
+            due="i.invite_on",
+            where="i.status = 'due'",
+            nino="t.nino",
+            also=("t.status",),
+            order="i.invite_on, t.taxpayer_id, i.child_key",
+            first=first,
+            last=last,
+        ):
+            yield letter, row.text("status")
