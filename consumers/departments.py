@@ -29,7 +29,7 @@ DEPARTMENTS: dict[str, Department[Any]] = {
 if tuple(DEPARTMENTS) != DEPARTMENT_NAMES:  # the roster the topics and agreements are made for
     raise RuntimeError("consumers/departments.py and schemas/departments.py list different departments")
 
-CORRESPONDENCE: dict[str, LettersDue] = {
+CORRESPONDENCE: dict[str, LettersDue[Any]] = {
     tax.department.name: tax.letters_due,
     pensions.department.name: pensions.letters_due,
     dvla.department.name: dvla.letters_due,

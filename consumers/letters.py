@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.review import open_reviews
@@ -136,7 +136,8 @@ def letters_due_from(
         yield letter, row
 
 
-LettersDue = Callable[[Any, date, date], Iterable[ScheduledLetter]]
+RecordsT = TypeVar("RecordsT")
+LettersDue = Callable[[RecordsT, date, date], Iterable[ScheduledLetter]]
 """A department's schedule: (its records, first day, last day) -> the letters due in those days."""
 
 
@@ -198,8 +199,8 @@ def _suppression_check(suppression: SuppressionList, letter: ScheduledLetter) ->
 
 
 def run_letters(
-    department: Department[Any],
-    letters_due: LettersDue,
+    department: Department[RecordsT],
+    letters_due: LettersDue[RecordsT],
     store: Store,
     suppression: Store,
     *,

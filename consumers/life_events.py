@@ -192,8 +192,9 @@ class LifeRecords(Protocol):
 
 
 RecordsT = TypeVar("RecordsT", bound=LifeRecords)
-Apply = Callable[[Any, str, Any], Snapshot | Result]
-Undo = Callable[[Any, str, Snapshot], None]
+Apply = Callable[[RecordsT, str, Any], Snapshot | Result]
+"""A department's rule for one kind of fact (the fact's type depends on the kind: ``on_death`` and the others)."""
+Undo = Callable[[RecordsT, str, Snapshot], None]
 
 
 @dataclass(frozen=True)
@@ -265,15 +266,15 @@ class LifeEvents(Generic[RecordsT]):
     def __init__(self, department: Department[RecordsT], match: Callable[[RecordsT, Person], Match] | None = None):
         self.department = department
         self._match = match or (lambda records, person: match_person(records.people, person))
-        self._apply: dict[str, Apply] = {}
-        self._undo: dict[str, Undo] = {}
+        self._apply: dict[str, Apply[RecordsT]] = {}
+        self._undo: dict[str, Undo[RecordsT]] = {}
         department.handles(RegistrationCorrected)(self._corrected)
         department.resolves(RegistrationCorrected)(self._resolve)
         department.handles(RegistrationVoided)(self._voided)
 
     # Declaring a department's rules -----------------------------------------------------------------------
 
-    def _declare(self, fact: str, apply: Apply, undo: Undo) -> None:
+    def _declare(self, fact: str, apply: Apply[RecordsT], undo: Undo[RecordsT]) -> None:
         registers = [r for r in _REGISTERS_OF_FACT[fact] if r in self.department.registers]
         if not registers:
             raise ValueError(f"{self.department.name} has a rule for {fact}s but receives no such register")

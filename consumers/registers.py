@@ -87,6 +87,7 @@ def required(row: Mapping[str, str], column: str) -> str:
 
 
 EnumT = TypeVar("EnumT", bound=StrEnum)
+RecordsT = TypeVar("RecordsT")
 
 
 def required_choice(row: Mapping[str, str], column: str, choices: type[EnumT]) -> EnumT:
@@ -193,7 +194,7 @@ def read_register(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
-def load_register(store: Store, department: Department[Any], rows: Iterable[Mapping[str, str]]) -> int:
+def load_register(store: Store, department: Department[RecordsT], rows: Iterable[Mapping[str, str]]) -> int:
     """Add every row in one transaction (all or nothing); returns how many were loaded."""
     with store.transaction() as transaction:
         records = department.records(transaction)

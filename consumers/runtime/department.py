@@ -9,26 +9,38 @@ A department module reads like a page of business rules::
         ...
 
 It never sees bytes, offsets or Kafka: the runtime decodes, de-duplicates, opens the transaction and records the
-outcome.
+outcome. The declaration is typed: ``Department[SuppressionList]`` takes only handlers of ``(the event type named in
+handles(...), SuppressionList)``, so mypy rejects a handler written for another event or another records class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from consumers.runtime.outcomes import Result
 from consumers.runtime.store import Transaction
 from schemas.models import EVENT_MODELS, REGISTRATION_EVENTS, Event, RegistrationCorrected, RegistrationVoided
 from schemas.topics import Register, dead_letter_topic, registration_topic
 
-__all__ = ["Department", "Handler"]
+__all__ = ["Department", "Handler", "Resolver"]
 
 RecordsT = TypeVar("RecordsT")
 EventT = TypeVar("EventT", bound=Event)
-Handler = Callable[[Any, Any], Result]
-Resolver = Callable[[Any, str, Any], Result]
+Handler = Callable[[Event, RecordsT], Result]
+"""A rule as the runtime calls it: any event of the department's topics, and the department's records."""
+Resolver = Callable[[Event, str, RecordsT], Result]
+"""How a reviewed event is applied: the event, the record a reviewer chose, the department's records."""
+
+
+def _only(event_types: tuple[type[EventT], ...], rule: str, event: Event) -> EventT:
+    """``event`` as the type its rule was declared for (the runtime routes by type, so this never fails there)."""
+    if not isinstance(event, event_types):
+        raise TypeError(
+            f"{rule} is declared for {', '.join(t.event_type for t in event_types)}, not {event.event_type}"
+        )
+    return event
 
 
 @dataclass
@@ -40,29 +52,43 @@ class Department(Generic[RecordsT]):
     schema: str
     records: Callable[[Transaction], RecordsT]
     legal_gateway: str = ""
-    handlers: dict[str, Handler] = field(default_factory=dict)
-    resolvers: dict[str, Resolver] = field(default_factory=dict)
+    handlers: dict[str, Handler[RecordsT]] = field(default_factory=dict)
+    resolvers: dict[str, Resolver[RecordsT]] = field(default_factory=dict)
 
-    def handles(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, RecordsT], Result]], Any]:
-        """Register the decorated function as this department's handler for ``event_types``."""
+    def handles(
+        self, *event_types: type[EventT]
+    ) -> Callable[[Callable[[EventT, RecordsT], Result]], Callable[[EventT, RecordsT], Result]]:
+        """Register the decorated function as this department's handler for ``event_types`` (returned unchanged)."""
 
         def register(handler: Callable[[EventT, RecordsT], Result]) -> Callable[[EventT, RecordsT], Result]:
+            name = getattr(handler, "__qualname__", "a handler")
+
+            def run(event: Event, records: RecordsT) -> Result:
+                return handler(_only(event_types, name, event), records)
+
             for event_type in event_types:
                 if event_type.event_type in self.handlers:
                     raise ValueError(f"{self.name} already handles {event_type.event_type}")
-                self.handlers[event_type.event_type] = handler
+                self.handlers[event_type.event_type] = run
             return handler
 
         return register
 
-    def resolves(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, str, RecordsT], Result]], Any]:
+    def resolves(
+        self, *event_types: type[EventT]
+    ) -> Callable[[Callable[[EventT, str, RecordsT], Result]], Callable[[EventT, str, RecordsT], Result]]:
         """Register how a person's review decision is applied: the event, applied to the record they chose."""
 
         def register(
             resolver: Callable[[EventT, str, RecordsT], Result],
         ) -> Callable[[EventT, str, RecordsT], Result]:
+            name = getattr(resolver, "__qualname__", "a resolver")
+
+            def run(event: Event, record_id: str, records: RecordsT) -> Result:
+                return resolver(_only(event_types, name, event), record_id, records)
+
             for event_type in event_types:
-                self.resolvers[event_type.event_type] = resolver
+                self.resolvers[event_type.event_type] = run
             return resolver
 
         return register
