@@ -46,11 +46,14 @@ def stop_letters_to(event: DeathRegistered, record_id: str, records: Letters) ->
 
 """
 
-WRONG_CALL = RIGHT + """
+WRONG_CALL = (
+    RIGHT
+    + """
 
 def call_with_a_birth(event: BirthRegistered, records: Letters) -> Result:
     return stop_letters(event, records)  # the decorated function keeps its own type (not Any)
 """
+)
 
 WRONG_EVENT = """
 @department.handles(DeathRegistered)
