@@ -22,7 +22,16 @@ from datetime import date
 from consumers.runtime import Result, Transaction
 from schemas.models import Identifiers, Person
 
-__all__ = ["KnownPerson", "Match", "PersonTable", "match_person", "matching_indexes", "name_key", "postcode_key"]
+__all__ = [
+    "IdentifierColumn",
+    "KnownPerson",
+    "Match",
+    "PersonTable",
+    "match_person",
+    "matching_indexes",
+    "name_key",
+    "postcode_key",
+]
 
 
 def _letters(text: str) -> str:
@@ -53,6 +62,10 @@ def matching_indexes(table: str) -> str:
             ("name_postcode", "name_key, postcode_key"),
         )
     )
+
+
+IdentifierColumn = tuple[str, Callable[[Identifiers], str | None]]
+"""A department's own identifier: its column, and how to read it from an event's identifiers."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,7 @@ class PersonTable:
         transaction: Transaction,
         table: str,
         key: str,
-        identifier: tuple[str, Callable[[Identifiers], str | None]] | None = None,
+        identifier: IdentifierColumn | None = None,
     ) -> None:
         self._tx = transaction
         self._table = table

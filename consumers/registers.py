@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from consumers.life_events import EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key, postcode_key
+from consumers.matching import IdentifierColumn, PersonTable, name_key, postcode_key
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.store import now_iso
 from schemas.departments import PERSON_COLUMNS, register_columns
 from schemas.identifiers import normalise_postcode
-from schemas.models import Identifiers
 
 __all__ = [
     "PERSON_COLUMNS",
@@ -269,7 +268,7 @@ class PersonRecords:
         transaction: Transaction,
         table: str,
         key: str,
-        identifier: tuple[str, Callable[[Identifiers], str | None]] | None = None,
+        identifier: IdentifierColumn | None = None,
     ) -> None:
         self._tx = transaction
         self.people = PersonTable(transaction, table, key, identifier=identifier)
