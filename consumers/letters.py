@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,10 +34,10 @@ __all__ = [
     "LETTER_COLUMNS",
     "REPORT_COLUMNS",
     "HeldLetter",
+    "LetterSchedule",
     "LettersDue",
     "LettersRun",
     "ScheduledLetter",
-    "letters_due_from",
     "run_letters",
 ]
 
@@ -81,59 +81,60 @@ _ADDRESSEE = ("given_names", "family_name", "date_of_birth", "address", "town", 
 """The person columns every department table has (``consumers.registers.STORED_PERSON_COLUMNS``) a letter needs."""
 
 
-def letters_due_from(
-    transaction: Transaction,
-    *,
-    kind: str,
-    source: str,
-    record_id: str,
-    due: str,
-    first: date,
-    last: date,
-    notice: timedelta = timedelta(0),
-    person: str = "",
-    also: Sequence[str] = (),
-    where: str = "",
-    order: str = "",
-    nino: str = "",
-    reference: str = "",
-) -> Iterator[tuple[ScheduledLetter, NamedRow]]:
-    """The ``kind`` letters due in [first, last], each with its row (``also`` columns by name), in due order.
+@dataclass(frozen=True)
+class LetterSchedule:
+    """One kind of letter a department sends, as a query over its tables (names are constants, never input).
 
-    A letter is due ``notice`` before the date in column ``due`` of ``source`` (a table, or tables joined). The
-    addressee is the row of the person's table (alias ``person`` in a join); ``nino`` and ``reference`` name the
-    columns those come from, if any. Table and column names are the department's constants, never input.
+    A letter is due ``notice`` before the date in column ``due`` of ``source`` (a table, or tables joined), to the
+    record in column ``record_id``. The addressee is the row of the person's table (alias ``person`` in a join);
+    ``nino`` and ``reference`` name the columns those come from, if any; ``also`` are more columns the rule reads.
     """
-    qualified = f"{person}." if person else ""
-    columns = [
-        f"{record_id} AS letter_record_id",
-        f"{due} AS letter_due",
-        f"{nino or 'NULL'} AS letter_nino",
-        f"{reference or 'NULL'} AS letter_reference",
-        *also,
-        *(f"{qualified}{column}" for column in _ADDRESSEE),
-    ]
-    condition = f"{where} AND " if where else ""
-    rows = transaction.select(
-        columns,
-        f"FROM {source} WHERE {condition}{due} BETWEEN ? AND ? ORDER BY {order or f'{due}, {record_id}'}",
-        ((first + notice).isoformat(), (last + notice).isoformat()),
-    )
-    for row in rows:
-        letter = ScheduledLetter(
-            record_id=row.text("letter_record_id"),
-            kind=kind,
-            due_on=row.day("letter_due") - notice,
-            given_names=row.text("given_names"),
-            family_name=row.text("family_name"),
-            date_of_birth=row.optional_day("date_of_birth"),
-            address=tuple(row.text("address").split("\n")),
-            town=row.text("town"),
-            postcode=row.text("postcode"),
-            nino=row.optional_text("letter_nino"),
-            reference=row.optional_text("letter_reference") or "",
+
+    kind: str
+    source: str
+    record_id: str
+    due: str
+    notice: timedelta = timedelta(0)
+    person: str = ""
+    also: tuple[str, ...] = ()
+    where: str = ""
+    order: str = ""
+    nino: str = ""
+    reference: str = ""
+
+    def due_in(self, transaction: Transaction, first: date, last: date) -> Iterator[tuple[ScheduledLetter, NamedRow]]:
+        """The letters due in [first, last], in due order, each with its row (``also`` columns by name)."""
+        qualified = f"{self.person}." if self.person else ""
+        columns = [
+            f"{self.record_id} AS letter_record_id",
+            f"{self.due} AS letter_due",
+            f"{self.nino or 'NULL'} AS letter_nino",
+            f"{self.reference or 'NULL'} AS letter_reference",
+            *self.also,
+            *(f"{qualified}{column}" for column in _ADDRESSEE),
+        ]
+        condition = f"{self.where} AND " if self.where else ""
+        order = self.order or f"{self.due}, {self.record_id}"
+        rows = transaction.select(
+            columns,
+            f"FROM {self.source} WHERE {condition}{self.due} BETWEEN ? AND ? ORDER BY {order}",
+            ((first + self.notice).isoformat(), (last + self.notice).isoformat()),
         )
-        yield letter, row
+        for row in rows:
+            letter = ScheduledLetter(
+                record_id=row.text("letter_record_id"),
+                kind=self.kind,
+                due_on=row.day("letter_due") - self.notice,
+                given_names=row.text("given_names"),
+                family_name=row.text("family_name"),
+                date_of_birth=row.optional_day("date_of_birth"),
+                address=tuple(row.text("address").split("\n")),
+                town=row.text("town"),
+                postcode=row.text("postcode"),
+                nino=row.optional_text("letter_nino"),
+                reference=row.optional_text("letter_reference") or "",
+            )
+            yield letter, row
 
 
 RecordsT = TypeVar("RecordsT")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ScheduledLetter, letters_due_from
+from consumers.letters import LetterSchedule, ScheduledLetter
 from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
 from consumers.matching import matching_indexes
 from consumers.registers import (
@@ -58,6 +58,27 @@ TAX_NOTICE = timedelta(days=30)
 
 _SPECIFIC = ("driving_licence_number", "licence_status", "cancelled_reason", "cancelled_on", "licence_valid_to")
 _REGISTRATION_MARK = re.compile(r"^[A-Z0-9]{2,8}$")
+
+
+_LICENCE_RENEWAL_REMINDER = LetterSchedule(
+    "licence-renewal-reminder",
+    "drivers",
+    "driver_id",
+    "licence_valid_to",
+    notice=RENEWAL_NOTICE,
+    also=("cancelled_reason",),
+)
+_VEHICLE_TAX_REMINDER = LetterSchedule(
+    "vehicle-tax-reminder",
+    "vehicles v JOIN drivers d ON d.driver_id = v.keeper_id",
+    "d.driver_id",
+    "v.tax_due_on",
+    person="d",
+    notice=TAX_NOTICE,
+    reference="v.registration_mark",
+    also=("v.keeper_deceased",),
+    order="v.tax_due_on, v.registration_mark",
+)
 
 
 class DvlaRecords(PersonRecords):
@@ -135,35 +156,12 @@ class DvlaRecords(PersonRecords):
 
     def renewals_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
         """Licence renewal reminders due in [first, last], with the reason a licence was cancelled (if it was)."""
-        for letter, row in letters_due_from(
-            self._tx,
-            kind="licence-renewal-reminder",
-            source="drivers",
-            record_id="driver_id",
-            due="licence_valid_to",
-            notice=RENEWAL_NOTICE,
-            also=("cancelled_reason",),
-            first=first,
-            last=last,
-        ):
+        for letter, row in _LICENCE_RENEWAL_REMINDER.due_in(self._tx, first, last):
             yield letter, row.optional_text("cancelled_reason")
 
     def vehicle_tax_reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, bool]]:
         """Vehicle tax reminders due in [first, last], addressed to the keeper, with whether the keeper died."""
-        for letter, row in letters_due_from(
-            self._tx,
-            kind="vehicle-tax-reminder",
-            source="vehicles v JOIN drivers d ON d.driver_id = v.keeper_id",
-            person="d",
-            record_id="d.driver_id",
-            due="v.tax_due_on",
-            notice=TAX_NOTICE,
-            reference="v.registration_mark",
-            also=("v.keeper_deceased",),
-            order="v.tax_due_on, v.registration_mark",
-            first=first,
-            last=last,
-        ):
+        for letter, row in _VEHICLE_TAX_REMINDER.due_in(self._tx, first, last):
             yield letter, bool(row.integer("keeper_deceased"))
 
 

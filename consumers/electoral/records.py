@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ScheduledLetter, letters_due_from
+from consumers.letters import LetterSchedule, ScheduledLetter
 from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
 from consumers.matching import matching_indexes
 from consumers.registers import (
@@ -37,6 +37,9 @@ CREATE INDEX IF NOT EXISTS electors_poll_card ON electors (poll_card_on);
 )
 
 _SPECIFIC = ("status", "removed_reason", "removed_on", "poll_card_on")
+
+
+_POLL_CARD = LetterSchedule("poll-card", "electors", "elector_id", "poll_card_on", also=("removed_reason",))
 
 
 class ElectoralRecords(PersonRecords):
@@ -71,14 +74,5 @@ class ElectoralRecords(PersonRecords):
 
     def poll_cards_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
         """Poll cards due in [first, last], with the reason an elector was removed (if they were)."""
-        for letter, row in letters_due_from(
-            self._tx,
-            kind="poll-card",
-            source="electors",
-            record_id="elector_id",
-            due="poll_card_on",
-            also=("removed_reason",),
-            first=first,
-            last=last,
-        ):
+        for letter, row in _POLL_CARD.due_in(self._tx, first, last):
             yield letter, row.optional_text("removed_reason")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ScheduledLetter, letters_due_from
+from consumers.letters import LetterSchedule, ScheduledLetter
 from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
 from consumers.matching import matching_indexes
 from consumers.registers import (
@@ -46,6 +46,16 @@ RENEWAL_NOTICE = timedelta(days=90)
 _SPECIFIC = ("passport_number", "status", "cancelled_reason", "cancelled_on", "expires_on")
 
 
+_PASSPORT_RENEWAL_REMINDER = LetterSchedule(
+    "passport-renewal-reminder",
+    "passports",
+    "passport_id",
+    "expires_on",
+    notice=RENEWAL_NOTICE,
+    also=("cancelled_reason",),
+)
+
+
 class PassportRecords(PersonRecords):
     """Reads and writes HMPO's passport table inside one transaction."""
 
@@ -81,15 +91,5 @@ class PassportRecords(PersonRecords):
 
     def renewals_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
         """Renewal reminders due in [first, last], with the reason a passport was cancelled (if it was)."""
-        for letter, row in letters_due_from(
-            self._tx,
-            kind="passport-renewal-reminder",
-            source="passports",
-            record_id="passport_id",
-            due="expires_on",
-            notice=RENEWAL_NOTICE,
-            also=("cancelled_reason",),
-            first=first,
-            last=last,
-        ):
+        for letter, row in _PASSPORT_RENEWAL_REMINDER.due_in(self._tx, first, last):
             yield letter, row.optional_text("cancelled_reason")

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from consumers.letters import ScheduledLetter, letters_due_from
+from consumers.letters import LetterSchedule, ScheduledLetter
 from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
 from consumers.matching import matching_indexes
 from consumers.registers import (
@@ -63,6 +63,11 @@ _SPECIFIC = (
     "overpayment_pence",
     "recovery",
     "next_statement_on",
+)
+
+
+_PENSION_STATEMENT = LetterSchedule(
+    "pension-statement", "pensioners", "pensioner_id", "next_statement_on", nino="nino", also=("status",)
 )
 
 
@@ -175,17 +180,7 @@ class PensionRecords(PersonRecords):
 
     def statements_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Annual State Pension statements scheduled in [first, last], with each pension's status."""
-        for letter, row in letters_due_from(
-            self._tx,
-            kind="pension-statement",
-            source="pensioners",
-            record_id="pensioner_id",
-            due="next_statement_on",
-            nino="nino",
-            also=("status",),
-            first=first,
-            last=last,
-        ):
+        for letter, row in _PENSION_STATEMENT.due_in(self._tx, first, last):
             yield letter, row.text("status")
 
 

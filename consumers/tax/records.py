@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ScheduledLetter, letters_due_from
+from consumers.letters import LetterSchedule, ScheduledLetter
 from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
 from consumers.matching import matching_indexes, name_key
 from consumers.registers import (
@@ -59,6 +59,28 @@ CREATE INDEX IF NOT EXISTS child_benefit_invitations_due ON child_benefit_invita
 )
 
 _SPECIFIC = ("nino", "marital_status", "self_assessment", "sa_reminders", "next_reminder_on", "status", "date_of_death")
+
+
+_SELF_ASSESSMENT_REMINDER = LetterSchedule(
+    "self-assessment-reminder",
+    "taxpayers",
+    "taxpayer_id",
+    "next_reminder_on",
+    where="self_assessment = 1",
+    nino="nino",
+    also=("status",),
+)
+_CHILD_BENEFIT_INVITATION = LetterSchedule(
+    "child-benefit-invitation",
+    "child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id",
+    "t.taxpayer_id",
+    "i.invite_on",
+    person="t",
+    where="i.status = 'due'",
+    nino="t.nino",
+    also=("t.status",),
+    order="i.invite_on, t.taxpayer_id, i.child_key",
+)
 
 
 class TaxRecords(PersonRecords):
@@ -141,34 +163,10 @@ class TaxRecords(PersonRecords):
 
     def reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Self-assessment reminders scheduled in [first, last], with each taxpayer's status."""
-        for letter, row in letters_due_from(
-            self._tx,
-            kind="self-assessment-reminder",
-            source="taxpayers",
-            record_id="taxpayer_id",
-            due="next_reminder_on",
-            where="self_assessment = 1",
-            nino="nino",
-            also=("status",),
-            first=first,
-            last=last,
-        ):
+        for letter, row in _SELF_ASSESSMENT_REMINDER.due_in(self._tx, first, last):
             yield letter, row.text("status")
 
     def invitations_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Child Benefit claim invitations planned in [first, last], with the mother's status."""
-        for letter, row in letters_due_from(
-            self._tx,
-            kind="child-benefit-invitation",
-            source="child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id",
-            person="t",
-            record_id="t.taxpayer_id",
-            due="i.invite_on",
-            where="i.status = 'due'",
-            nino="t.nino",
-            also=("t.status",),
-            order="i.invite_on, t.taxpayer_id, i.child_key",
-            first=first,
-            last=last,
-        ):
+        for letter, row in _CHILD_BENEFIT_INVITATION.due_in(self._tx, first, last):
             yield letter, row.text("status")
