@@ -130,10 +130,13 @@ _COVERAGE = {"tax": 0.92, "pensions": 0.96, "dvla": 0.97, "electoral": 0.86, "pa
 
 
 def _as_at_start(person: SyntheticPerson) -> SyntheticPerson:
-    """The person as a register extract taken before the events knows them: surname and status before marriage."""
+    """The person as a register extract taken before the events knows them: surname and status before marriage,
+    and a survivor still married to (or the civil partner of) the person whose death the events register."""
     family_name = person.previous_family_names[0] if person.previous_family_names else person.family_name
     partnered = person.marital_status in {MaritalStatus.MARRIED, MaritalStatus.CIVIL_PARTNER}
     status = MaritalStatus.SINGLE if partnered and person.date_of_death is None else person.marital_status
+    if person.widowed_from is not None:
+        status = person.widowed_from
     return replace(person, family_name=family_name, marital_status=status, previous_family_names=[])
 
 
