@@ -18,6 +18,10 @@ is only its business rules: what a fact does to one of its records, and how to u
 
     life.on_death(stop_state_pension, undo=restart_state_pension)
 
+A death may name the deceased's surviving spouse or civil partner: a department with an ``on_bereavement`` rule
+matches them like anyone else (role ``surviving_partner``) and records their new status; one without such a rule
+never looks at them.
+
 What is kept, per entry: the latest version seen and whether it was voided; per person the entry named (its
 *role*: deceased, mother, party_1, ...), the record it was applied to and a snapshot of that record's fields
 before. A correction undoes and re-applies (so a corrected date of death recomputes everything), moving the effect
@@ -52,10 +56,20 @@ from schemas.models import (
     Person,
     RegistrationCorrected,
     RegistrationVoided,
+    SurvivingPartner,
 )
 from schemas.topics import Register
 
-__all__ = ["ENTRY_LOG_SCHEMA", "EntryLog", "LifeEvents", "LifeRecords", "Link", "Partnership", "Snapshot"]
+__all__ = [
+    "ENTRY_LOG_SCHEMA",
+    "Bereavement",
+    "EntryLog",
+    "LifeEvents",
+    "LifeRecords",
+    "Link",
+    "Partnership",
+    "Snapshot",
+]
 
 Snapshot = dict[str, Any]
 """A record's fields as they were before an entry changed them (JSON-serialisable values only)."""
@@ -100,6 +114,19 @@ class Partnership:
         """The surname the party takes, when it changes."""
         after = self.partner.surname_after
         return after if after and after != self.partner.person.family_name else None
+
+
+@dataclass(frozen=True)
+class Bereavement:
+    """The surviving spouse or civil partner's side of a death, as a department's rule sees it."""
+
+    survivor: SurvivingPartner
+    date_of_death: date
+
+    @property
+    def status(self) -> MaritalStatus:
+        """The survivor's marital status from now on: widowed, or surviving civil partner."""
+        return self.survivor.status
 
 
 @dataclass(frozen=True)
@@ -198,7 +225,12 @@ class _Subject:
 
 def _subjects(details: BirthDetails | DeathDetails | MarriageDetails | CivilPartnershipDetails) -> list[_Subject]:
     if isinstance(details, DeathDetails):
-        return [_Subject("deceased", details.deceased, "death", details)]
+        deceased = _Subject("deceased", details.deceased, "death", details)
+        survivor = details.surviving_partner
+        if survivor is None:
+            return [deceased]
+        bereaved = Bereavement(survivor, details.date_of_death)
+        return [deceased, _Subject("surviving_partner", survivor.person, "bereavement", bereaved)]
     if isinstance(details, BirthDetails):
         return [] if details.mother is None else [_Subject("mother", details.mother, "birth", details)]
     if isinstance(details, MarriageDetails):
@@ -244,6 +276,7 @@ def _combine(results: list[tuple[str, Result]], nobody: str) -> Result:
 
 _REGISTERS_OF_FACT: dict[str, tuple[Register, ...]] = {
     "death": (Register.DEATH,),
+    "bereavement": (Register.DEATH,),
     "birth": (Register.BIRTH,),
     "partnership": (Register.MARRIAGE, Register.CIVIL_PARTNERSHIP),
 }
@@ -276,6 +309,8 @@ class LifeEvents(Generic[RecordsT]):
         self._apply[fact], self._undo[fact] = apply, undo
         for register in registers:
             event_type = _TYPES_OF_REGISTER[register]
+            if event_type.event_type in self.department.handlers:
+                continue  # another fact of the same register (a death and its bereavement) wired it already
             self.department.handles(event_type)(self._registered)
             self.department.resolves(event_type)(self._resolve)
 
@@ -291,6 +326,15 @@ class LifeEvents(Generic[RecordsT]):
         instead of a snapshot (so do ``on_partnership`` and ``on_birth`` rules): nothing is recorded to undo.
         """
         self._declare("death", apply, undo)
+
+    def on_bereavement(
+        self,
+        apply: Callable[[RecordsT, str, Bereavement], Snapshot | Result],
+        *,
+        undo: Callable[[RecordsT, str, Snapshot], None],
+    ) -> None:
+        """A customer's spouse or civil partner died: the death entry names them as the survivor."""
+        self._declare("bereavement", apply, undo)
 
     def on_partnership(
         self,
@@ -311,6 +355,12 @@ class LifeEvents(Generic[RecordsT]):
         self._declare("birth", apply, undo)
 
     # Handlers ---------------------------------------------------------------------------------------------
+
+    def _subjects(
+        self, details: BirthDetails | DeathDetails | MarriageDetails | CivilPartnershipDetails
+    ) -> list[_Subject]:
+        """The people in the entry this department has a rule for (a survivor only with ``on_bereavement``)."""
+        return [subject for subject in _subjects(details) if subject.fact_kind in self._apply]
 
     def _apply_to(
         self, records: RecordsT, entry: EntryReference, version: int, subject: _Subject, record_id: str
@@ -351,7 +401,7 @@ class LifeEvents(Generic[RecordsT]):
         linked = {link.role for link in records.entries.links(event.entry)}
         results = [
             (subject.role, self._match_and_apply(records, event.entry, event.version, subject))
-            for subject in _subjects(_details(event))
+            for subject in self._subjects(_details(event))
             if subject.role not in linked
         ]
         records.entries.saw(event.entry, event.version)
@@ -364,7 +414,7 @@ class LifeEvents(Generic[RecordsT]):
         state = records.entries.state(event.entry)
         if state is not None and state[1] == "voided":
             return Result.no_matching_record("entry was voided; correction not applied")
-        subjects = _subjects(event.corrected)
+        subjects = self._subjects(event.corrected)
         links = {link.role: link for link in records.entries.links(event.entry)}
         results: list[tuple[str, Result]] = []
         for role in sorted(links.keys() - {subject.role for subject in subjects}):
@@ -418,7 +468,7 @@ class LifeEvents(Generic[RecordsT]):
         if any(link.record_id == record_id for link in links):
             return Result.applied("already applied to this record")
         linked = {link.role for link in links}
-        pending = [subject for subject in _subjects(_details(event)) if subject.role not in linked]
+        pending = [subject for subject in self._subjects(_details(event)) if subject.role not in linked]
         if not pending:
             return Result.applied("already applied")
         subject = self._which(records, pending, record_id)

@@ -214,6 +214,9 @@ class SyntheticPerson:
     death_entry: EntryReference | None = None
     death_registered: bool = False
     death_voided: bool = False
+    widowed_from: MaritalStatus | None = None
+    """MARRIED or CIVIL_PARTNER when a registered death of their spouse or civil partner names them as survivor (the
+    status before it, and again if that death is voided)."""
 
     @property
     def is_deceased(self) -> bool:

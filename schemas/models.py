@@ -63,6 +63,8 @@ __all__ = [
     "RegistrationEvent",
     "RegistrationVoided",
     "Sex",
+    "SurvivingPartner",
+    "SurvivorRelationship",
     "VoidReason",
     "age_on",
     "latest_registration_date",
@@ -125,6 +127,13 @@ class MaritalStatus(StrEnum):
     SURVIVING_CIVIL_PARTNER = "SURVIVING_CIVIL_PARTNER"
     DIVORCED = "DIVORCED"
     FORMER_CIVIL_PARTNER = "FORMER_CIVIL_PARTNER"
+
+
+class SurvivorRelationship(StrEnum):
+    """How the survivor was related to the deceased at the death."""
+
+    SPOUSE = "SPOUSE"
+    CIVIL_PARTNER = "CIVIL_PARTNER"
 
 
 class CorrectionKind(StrEnum):
@@ -244,6 +253,27 @@ class BirthDetails(_Record):
         return self
 
 
+class SurvivingPartner(_Record):
+    """The deceased's surviving spouse or civil partner (Tell Us Once asks for them too)."""
+
+    person: Person
+    relationship: SurvivorRelationship
+
+    @property
+    def status(self) -> MaritalStatus:
+        """The survivor's marital status from the death on."""
+        if self.relationship is SurvivorRelationship.CIVIL_PARTNER:
+            return MaritalStatus.SURVIVING_CIVIL_PARTNER
+        return MaritalStatus.WIDOWED
+
+
+# The deceased's status that each kind of survivor implies, when the entry records one.
+_STATUS_WITH_SURVIVOR = {
+    SurvivorRelationship.SPOUSE: MaritalStatus.MARRIED,
+    SurvivorRelationship.CIVIL_PARTNER: MaritalStatus.CIVIL_PARTNER,
+}
+
+
 class DeathDetails(_Record):
     """A death entry, without cause of death (health data never travels on this bus)."""
 
@@ -252,6 +282,20 @@ class DeathDetails(_Record):
     date_of_death: date
     place_of_death: Text
     marital_status: MaritalStatus | None = None
+    surviving_partner: SurvivingPartner | None = None
+
+    @model_validator(mode="after")
+    def _survivor_fits_marital_status(self) -> Self:
+        """A spouse survives a married person, a civil partner a civil partner: anything else is a slip."""
+        survivor = self.surviving_partner
+        if survivor is not None and self.marital_status is not None:
+            implied = _STATUS_WITH_SURVIVOR[survivor.relationship]
+            if self.marital_status is not implied:
+                raise ValueError(
+                    f"surviving_partner.relationship {survivor.relationship.value} requires marital_status "
+                    f"{implied.value} (or none)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:

@@ -36,6 +36,8 @@ from schemas.models import (
     RegistrationCorrected,
     RegistrationVoided,
     Sex,
+    SurvivingPartner,
+    SurvivorRelationship,
     VoidReason,
 )
 
@@ -401,6 +403,15 @@ def all_event_examples() -> list[Event]:
         deceased=make_person("John", "Smith", None, None, identifiers=Identifiers(), address=None),
         marital_status=None,
     )
+    widowed = make_death(
+        entry_number=3,
+        deceased=make_person("Arthur", "Morgan", date(1938, 4, 1), Sex.MALE, nino="JH112233B", nhs_number=None),
+        marital_status=MaritalStatus.MARRIED,
+    )
+    survivor = SurvivingPartner(person=make_person(), relationship=SurvivorRelationship.SPOUSE)
+    widowed = widowed.model_copy(
+        update={"death": DeathDetails.model_validate({**dict(widowed.death), "surviving_partner": survivor})}
+    )
     marriage = make_marriage()
     duplicate_marriage = make_marriage(entry_number=2)
     partnership = make_civil_partnership()
@@ -414,6 +425,7 @@ def all_event_examples() -> list[Event]:
         stillbirth,
         death,
         bare_death,
+        widowed,
         marriage,
         duplicate_marriage,
         partnership,
