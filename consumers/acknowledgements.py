@@ -28,6 +28,7 @@ from civreg.settings import Settings
 from consumers.runtime.store import Store
 from schemas.acknowledgements import AcknowledgementCodec, ActionTaken
 from schemas.codec import DecodeError
+from schemas.models import EntryReference
 from schemas.topics import Register, acknowledgement_topic
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class AcknowledgementPublisher:
                 event_id=uuid.UUID(event_id),
                 department=self.department,
                 event_type=str(row[2]),
-                register=Register(str(row[3]).split("/", 1)[0]),
+                register=EntryReference.register_of_key(str(row[3])),
                 entry_version=int(row[4]),
                 outcome=str(row[5]),  # validated against the Avro enum's symbols
                 note=str(row[6])[:500],

@@ -20,6 +20,11 @@ Tell Us Once do): someone at the same address, kept in the population (so depart
 and the events leave them widowed). Survivors come from their own random stream, so adding them changed no other
 draw of a seed.
 
+Entries are numbered as the General Register Office numbers them: from 1 in each register of each sub-district,
+restarting every 1 January, so a stream longer than a year repeats (district, register, entry number) with another
+year of registration. Each seed writes in its own register number (``register_number_of``), so streams of
+different seeds can share one bus without two people sharing an entry.
+
 ``simulate_registrations`` streams events in constant memory (a ten-year back-fill is 15 million events);
 ``simulate_population`` also keeps the people, so mailing lists and department registers can be drawn from the same
 people the registrations talk about.
@@ -87,6 +92,7 @@ __all__ = [
     "event_from_record",
     "event_record",
     "publish_events",
+    "register_number_of",
     "simulate_population",
     "simulate_registrations",
     "write_jsonl",
@@ -101,6 +107,7 @@ _Undo = tuple[tuple[SyntheticPerson, str, MaritalStatus], ...]
 """What a void puts back: each person named, with their surname and marital status before the entry."""
 
 _OPENING = time(9)
+_MAX_INT = 2_147_483_647  # Avro int
 _OFFICE_SECONDS = 8 * 3600
 _OFFICE_DAYS_PER_YEAR = 365 - 52 - 3
 _CLOSED_DAYS = frozenset({(1, 1), (12, 25), (12, 26)})
@@ -247,6 +254,16 @@ class _FollowUp:
     correction_kind: CorrectionKind | None = field(compare=False, default=None)
     void_reason: VoidReason | None = field(compare=False, default=None)
     void_subjects: _Undo = field(compare=False, default=())
+
+
+def register_number_of(seed: int) -> int:
+    """The register number a simulated run writes its entries in, in every sub-district and year.
+
+    Why from the seed: streams of different seeds are different people in the same districts and days; were they
+    in the same registers, publishing two seeds to one bus would give two people one entry. One register per run
+    (real sub-districts may fill several a year) keeps numbering simple: 1, 2, 3... per register and year.
+    """
+    return 1 + seed % (_MAX_INT - 1)
 
 
 def _is_open(day: date) -> bool:
@@ -399,7 +416,8 @@ class RegistrationSimulator:
             raise SimulationReachesToday(self._last_day)
         self._offset = 0.0
         self._register_cum_weights = rates.register_cum_weights
-        self._entry_numbers: dict[tuple[str, Register], int] = {}
+        self._register_number = register_number_of(seed)
+        self._entry_numbers: dict[tuple[str, str, Register, int], int] = {}
         self._pending: list[_FollowUp] = []
         self._sequence = 0
         self._person_count = 0
@@ -437,12 +455,20 @@ class RegistrationSimulator:
         if self._keep_people:
             self.people.extend(person for person in people if person is not None)
 
-    def _entry(self, district: District, register: Register) -> EntryReference:
-        """The district's next entry number in ``register``."""
-        key = (district.name, register)
+    def _entry(self, district: District, locality: Locality, register: Register, day: date) -> EntryReference:
+        """The next entry number in the sub-district's ``register`` this year: numbering restarts every year."""
+        sub_district = district.sub_district(locality)
+        key = (district.name, sub_district, register, day.year)
         number = self._entry_numbers.get(key, 0) + 1
         self._entry_numbers[key] = number
-        return EntryReference(registration_district=district.name, register=register, entry_number=number)
+        return EntryReference(
+            registration_district=district.name,
+            sub_district=sub_district,
+            register=register,
+            register_number=self._register_number,
+            entry_number=number,
+            year_of_registration=day.year,
+        )
 
     def _register(self, moment: datetime) -> Event:
         """A new entry, with its correction and void scheduled when it draws them."""
@@ -450,8 +476,8 @@ class RegistrationSimulator:
         register = rng.choices(_REGISTERS, cum_weights=self._register_cum_weights)[0]
         district, locality = choose_district(rng)
         office = district.register_office(locality)
-        entry = self._entry(district, register)
         day = moment.date()
+        entry = self._entry(district, locality, register, day)
         void_subjects: _Undo = ()
         truth: Details
         if register is Register.BIRTH:
