@@ -71,7 +71,7 @@ class AcknowledgementPublisher:
         self._codec = codec or AcknowledgementCodec()
         self._chunk = chunk
         self._flush_timeout = flush_timeout
-        config = producer_config(settings, **{"client.id": f"civreg-ack-{department}"})
+        config = producer_config(settings, role=f"ack-{department}")
         self._producer: Producer | None = Producer(config)
         self._log = log.bind(department=department, topic=self.topic)
 
@@ -274,7 +274,8 @@ def trace_event(
         consumer_config(
             settings,
             f"{settings.topic_prefix}.trace",  # never joins: partitions are assigned, nothing is committed
-            **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800, "client.id": "civreg-trace"},
+            role="trace",
+            **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800},
         )
     )
     try:

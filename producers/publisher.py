@@ -131,7 +131,7 @@ class Publisher:
         self._close_timeout = close_timeout
         self._max_failures_kept = max_failures_kept
         # No error_cb: librdkafka then logs client errors (broker down, auth) itself, through civreg.logs.
-        self._producer: Any = Producer(producer_config(settings, **(config_overrides or {})))
+        self._producer: Any = Producer(producer_config(settings, role="publisher", **(config_overrides or {})))
         self._produced = 0
         self._delivered = 0
         self._failed = 0
