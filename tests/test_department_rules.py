@@ -341,6 +341,19 @@ def test_electoral_marriage_records_the_new_surname(open_department: Opener) -> 
     assert fields(store, "electoral", "E1", "family_name")["family_name"] == "Clarke-Hughes"
 
 
+def test_electoral_a_partnership_without_a_new_surname_changes_nothing(open_department: Opener) -> None:
+    thomas = row("electoral", "E1", given_names="Thomas", family_name="Hughes", date_of_birth="1988-09-02")
+    store = open_department(electoral.department, thomas)
+    marriage = make_marriage()  # Thomas keeps his surname; Emily is not on this register
+    result = deliver(store, electoral.department, marriage)
+    assert result is not None and result.outcome is Outcome.NO_MATCHING_RECORD
+    assert "no change for the electoral register" in result.note
+    assert fields(store, "electoral", "E1", "family_name")["family_name"] == "Hughes"
+    assert store.outcome_counts() == {("MarriageRegistered", "no_matching_record"): 1}
+    voided = deliver(store, electoral.department, make_void(of=marriage))  # nothing was changed, nothing to undo
+    assert voided is not None and voided.outcome is Outcome.NO_MATCHING_RECORD
+
+
 # Passports ----------------------------------------------------------------------------------------------------
 
 
