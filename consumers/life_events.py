@@ -35,6 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from consumers.matching import Match, PersonTable, match_person, name_key
 from consumers.runtime import Department, Outcome, Result, Transaction
+from consumers.runtime.agreements import Withdrawal
 from consumers.runtime.store import now_iso
 from schemas.models import (
     BirthDetails,
@@ -392,6 +393,8 @@ class LifeEvents(Generic[RecordsT]):
 
     def _voided(self, event: RegistrationVoided, records: RecordsT) -> Result:
         """A voided entry never happened: every record it changed is put back as it was."""
+        if isinstance(event, Withdrawal):
+            return self._withdrawn(event, records)
         state = records.entries.state(event.entry)
         links = records.entries.links(event.entry)
         if state is not None and state[1] == "voided":
@@ -402,6 +405,21 @@ class LifeEvents(Generic[RecordsT]):
         if not links:
             return Result.no_matching_record("no record was changed by this entry")
         return Result.applied(f"restored {len(links)} record(s)")
+
+    def _withdrawn(self, event: Withdrawal, records: RecordsT) -> Result:
+        """The entry became one this department may not see (a stillbirth): undo what it did, but it still stands.
+
+        It stays ``current`` in the entry log, so a later correction (back to a live birth) is applied afresh.
+        """
+        if (stale := self._stale(records, event)) is not None:
+            return stale
+        links = records.entries.links(event.entry)
+        for link in reversed(links):
+            self._undo_link(records, link)
+        records.entries.saw(event.entry, event.version)
+        if not links:
+            return Result.no_matching_record("withdrawn; no record was changed by this entry")
+        return Result.applied(f"withdrawn: restored {len(links)} record(s)")
 
     def _resolve(self, event: Event, record_id: str, records: RecordsT) -> Result:
         """A reviewer chose the record: apply the entry to it, for the person in the entry still unmatched.

@@ -199,6 +199,23 @@ def test_tax_a_birth_corrected_to_a_stillbirth_withdraws_the_invitation(open_dep
     assert _invitations(store) == [("T1", "withdrawn")]
 
 
+def test_tax_a_stillbirth_corrected_back_to_a_live_birth_invites_the_mother_again(open_department: Opener) -> None:
+    store = open_department(tax.department, row("tax", "T1", given_names="Sarah Jane", date_of_birth="1994-06-01"))
+    birth = make_birth()
+    assert outcome(store, tax.department, birth) is Outcome.APPLIED
+    to_stillbirth = make_correction(of=birth, stillbirth=True)
+    assert outcome(store, tax.department, to_stillbirth) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "withdrawn")]
+    # The registrar corrects it back: the child was born alive, so the birth's effects apply again.
+    back_to_live = make_correction(of=to_stillbirth, stillbirth=False)
+    result = deliver(store, tax.department, back_to_live)
+    assert result is not None and result.outcome is Outcome.APPLIED, result
+    assert _invitations(store) == [("T1", "due")]
+    # A registrar's void still ends the entry for good, and the invitation with it.
+    assert outcome(store, tax.department, make_void(of=back_to_live)) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "withdrawn")]
+
+
 # Pensions ---------------------------------------------------------------------------------------------------
 
 
