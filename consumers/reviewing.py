@@ -54,8 +54,17 @@ def list_reviews(settings: Settings, department: str, *, include_resolved: bool 
         store.close()
 
 
-def resolve(settings: Settings, department: str, event_id: str, record_id: str | None, resolved_by: str) -> Resolution:
-    """Apply the decision (``record_id``, or None for no matching record) and publish its acknowledgement."""
+def resolve(
+    settings: Settings,
+    department: str,
+    event_id: str,
+    record_id: str | None,
+    resolved_by: str,
+    *,
+    party: str | None = None,
+) -> Resolution:
+    """Apply the decision (``record_id``, or None for no matching record, about ``party`` when the entry names
+    several people) and publish its acknowledgement."""
     declared = department_named(department)
     store = _open(settings, declared)
     try:
@@ -65,7 +74,7 @@ def resolve(settings: Settings, department: str, event_id: str, record_id: str |
             stop=stop_after_attempt(5),
             reraise=True,
         )
-        result = retrying(resolve_review, store, declared, event_id, record_id, resolved_by)
+        result = retrying(resolve_review, store, declared, event_id, record_id, resolved_by, party=party)
         log.info("review-resolved", department=declared.name, event_id=event_id, outcome=result.outcome.value)
         publisher = AcknowledgementPublisher(settings, declared.name, store, flush_timeout=10.0)
         try:

@@ -532,6 +532,67 @@ def test_a_marriage_where_both_parties_need_review_stays_queued_until_both_are_r
     assert store.outcome_counts() == {("MarriageRegistered", "applied"): 1}
 
 
+def _two_party_review(open_department: Opener) -> tuple[Store, str]:
+    """A marriage in tax where neither party has a NINO: both wait for a reviewer (T1 is Emily's, T2 Thomas's)."""
+    store = open_department(
+        tax.department,
+        row("tax", "T1", given_names="Em", family_name="Clarke", date_of_birth="1990-05-17", nino=""),
+        row("tax", "T2", given_names="Tom", family_name="Hughes", date_of_birth="1988-09-02", nino=""),
+    )
+    no_nino = make_identifiers(nino=None)
+    marriage = make_marriage(
+        party_1=make_partner(
+            make_person("Emily", "Clarke", date(1990, 5, 17), identifiers=no_nino), surname_after="Hughes"
+        ),
+        party_2=make_partner(make_person("Thomas", "Hughes", date(1988, 9, 2), Sex.MALE, identifiers=no_nino)),
+    )
+    result = deliver(store, tax.department, marriage)
+    assert result is not None and result.outcome is Outcome.NEEDS_REVIEW
+    [item] = open_reviews(store)
+    return store, item.event_id
+
+
+def test_a_no_match_decision_on_a_two_party_review_closes_only_the_party_it_is_about(open_department: Opener) -> None:
+    store, event_id = _two_party_review(open_department)
+    with pytest.raises(ValueError, match="party_1, party_2"):  # which of the two does no record match?
+        resolve_review(store, tax.department, event_id, None, "reviewer-7")
+    first = resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_2")
+    assert first.outcome is Outcome.NEEDS_REVIEW  # party 1 still waits
+    [still] = open_reviews(store)
+    assert (still.event_id, still.candidates) == (event_id, ("T1",))
+    assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "WIDOWED"
+    second = resolve_review(store, tax.department, event_id, "T1", "reviewer-7")
+    assert second.outcome is Outcome.APPLIED
+    assert fields(store, "tax", "T1", "family_name", "marital_status") == {
+        "family_name": "Hughes",
+        "marital_status": "MARRIED",
+    }
+    assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "WIDOWED"
+    assert open_reviews(store) == []
+    assert store.outcome_counts() == {("MarriageRegistered", "applied"): 1}
+
+
+def test_a_no_match_decision_for_the_last_party_waiting_closes_the_review(open_department: Opener) -> None:
+    store, event_id = _two_party_review(open_department)
+    assert resolve_review(store, tax.department, event_id, "T2", "reviewer-7").outcome is Outcome.NEEDS_REVIEW
+    with pytest.raises(ValueError, match="party_2 does not await"):
+        resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_2")
+    last = resolve_review(store, tax.department, event_id, None, "reviewer-7")  # only party 1 is left
+    assert last.outcome is Outcome.APPLIED and "party_1: reviewer: no record matches" in last.note
+    assert open_reviews(store) == []
+    assert fields(store, "tax", "T1", "family_name")["family_name"] == "Clarke"
+    assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "MARRIED"
+
+
+def test_no_match_on_both_parties_records_no_matching_record(open_department: Opener) -> None:
+    store, event_id = _two_party_review(open_department)
+    resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_1")
+    last = resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_2")
+    assert last.outcome is Outcome.NO_MATCHING_RECORD
+    assert open_reviews(store) == []
+    assert store.outcome_counts() == {("MarriageRegistered", "no_matching_record"): 1}
+
+
 def test_redelivered_and_stale_versions_change_nothing(open_department: Opener) -> None:
     store = open_department(passports.department, row("passports", "H1"))
     death = make_death()
