@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from civreg.codecs import open_acknowledgement_codec
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
@@ -68,7 +69,7 @@ class AcknowledgementPublisher:
         self.topic = acknowledgement_topic(settings.topic_prefix)
         self.department = department
         self._store = store
-        self._codec = codec or AcknowledgementCodec()
+        self._codec = codec or open_acknowledgement_codec(settings)  # the registry's id when there is one
         self._chunk = chunk
         self._flush_timeout = flush_timeout
         config = producer_config(settings, role=f"ack-{department}")
@@ -290,7 +291,7 @@ def trace_event(
         key = trace.event_id.encode()
         trace.partitions = tuple(range(count)) if all_partitions else (partition_for_key(key, count),)
         ranges = _ranges(consumer, topic, trace.partitions, since, timeout)
-        reader = codec or AcknowledgementCodec()
+        reader = codec or open_acknowledgement_codec(settings)
         _scan(consumer, topic, key, trace, reader, ranges=ranges, timeout=timeout, on_progress=on_progress)
     finally:
         consumer.close()
