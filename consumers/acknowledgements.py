@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from civreg.codecs import open_acknowledgement_codec
+from civreg.errors import CivregError
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
@@ -153,7 +154,7 @@ class AcknowledgementPublisher:
 # Tracing ----------------------------------------------------------------------------------------------------
 
 
-class TraceError(RuntimeError):
+class TraceError(CivregError, RuntimeError):
     """The acknowledgement topic cannot be read (missing, unreachable); the message says which and why."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from civreg.errors import CivregError
 from civreg.logs import get_logger
 from civreg.settings import Settings
 from consumers.acknowledgements import AcknowledgementPublisher
@@ -24,7 +25,7 @@ __all__ = ["NoDepartmentStore", "Resolution", "list_reviews", "resolve"]
 log = get_logger(__name__)
 
 
-class NoDepartmentStore(LookupError):
+class NoDepartmentStore(CivregError, LookupError):
     """The department has no database here yet (its consumer has never run with these settings)."""
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from civreg.errors import CivregError
 from civreg.kafka_config import admin_config
 from civreg.settings import Settings
 from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use, tail
@@ -53,7 +54,7 @@ _MAIN_CLASS = "kafka.Kafka"
 _JAR_VERSION = re.compile(r"^kafka_2\.13-(\d[\w.\-]*?)\.jar$")
 
 
-class LocalKafkaError(RuntimeError):
+class LocalKafkaError(CivregError, RuntimeError):
     """An expected failure (missing tool, port taken, broker died) whose message is enough for the user."""
 
 

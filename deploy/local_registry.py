@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from civreg.errors import CivregError
 from civreg.settings import Settings
 from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use
 from deploy.schema_policy import load_policy
@@ -50,7 +51,7 @@ _RUN_JAR = "quarkus-run.jar"
 _JVM_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/usr/local/lib/jvm"))
 
 
-class LocalRegistryError(RuntimeError):
+class LocalRegistryError(CivregError, RuntimeError):
     """An expected failure (no Java 21, no Maven, port taken, registry died) whose message is enough."""
 
 

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from civreg.errors import CivregError
 from deploy.schema_policy import CompatibilityPolicy, load_policy
 from schemas.acknowledgements import ACTION_TAKEN
 from schemas.catalogue import AVRO_DIR, EVENT_TYPES
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-class GitSchemaError(RuntimeError):
+class GitSchemaError(CivregError, RuntimeError):
     """The schemas at a git revision cannot be read (not a repository, unknown revision)."""
 
 

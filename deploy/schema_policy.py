@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from civreg.errors import CivregError
 from schemas.compatibility import CompatibilityLevel
 
 __all__ = ["POLICY_PATH", "CompatibilityPolicy", "PolicyError", "load_policy"]
@@ -25,7 +26,7 @@ __all__ = ["POLICY_PATH", "CompatibilityPolicy", "PolicyError", "load_policy"]
 POLICY_PATH = Path(__file__).resolve().parent / "schema-compatibility.yaml"
 
 
-class PolicyError(ValueError):
+class PolicyError(CivregError, ValueError):
     """The policy file is malformed; the message names the key."""
 
 

@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from civreg.errors import CivregError, MissingTopics
 from civreg.settings import Settings
 from deploy.local_kafka import error_text, quiet_admin_config
 from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
@@ -48,6 +49,7 @@ __all__ = [
     "default_profile",
     "desired_topics",
     "load_definitions",
+    "require_topics",
     "topic_states",
 ]
 
@@ -61,11 +63,11 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MIN_ISR = "min.insync.replicas"
 
 
-class TopicDefinitionError(ValueError):
+class TopicDefinitionError(CivregError, ValueError):
     """The YAML or the arguments describe topics that cannot exist (bad profile, name, number)."""
 
 
-class TopicApplyError(RuntimeError):
+class TopicApplyError(CivregError, RuntimeError):
     """The cluster refused or could not be reached; the message says which topic and why."""
 
 
@@ -299,6 +301,18 @@ def _replicas(topic_metadata: Any) -> int | None:
     if not partitions:
         return None
     return len(next(iter(partitions.values())).replicas)
+
+
+def require_topics(settings: Settings, topics: Sequence[str], *, timeout: float = 10.0) -> None:
+    """Raise ``MissingTopics`` (one line: what to run, which prefix) unless every one of ``topics`` exists.
+
+    Without this a client subscribed to a missing topic dies later with the Kafka client's own exception.
+    """
+    errors: list[str] = []
+    existing = _cluster_topics(_admin(settings, errors), settings, errors, timeout)
+    missing = [name for name in topics if name not in existing or existing[name].error is not None]
+    if missing:
+        raise MissingTopics(missing, settings.topic_prefix)
 
 
 def topic_states(

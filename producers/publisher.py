@@ -27,6 +27,7 @@ from typing import Any, Self
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from civreg.codecs import open_codec
+from civreg.errors import CivregError
 from civreg.kafka_config import producer_config
 from civreg.logs import get_logger
 from civreg.metrics import default_metrics
@@ -71,7 +72,7 @@ class DeliveryReport:
 DeliveryCallback = Callable[[DeliveryReport], None]
 
 
-class PublishError(RuntimeError):
+class PublishError(CivregError, RuntimeError):
     """Events Kafka did not confirm. They may or may not be written; publishing them again is safe.
 
     ``failures`` holds the first failed deliveries (up to the publisher's limit), ``failed`` counts them all and

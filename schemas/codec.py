@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import fastavro
 from pydantic import ValidationError
 
+from civreg.errors import CivregError
 from schemas.catalogue import EVENT_TYPES, NAMESPACE, event_schema
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected
 from schemas.topics import registration_topic
@@ -50,7 +51,7 @@ class UnknownSchemaId(LookupError):
     """The schema id in a message is not known to the resolver."""
 
 
-class ResolverUnavailable(RuntimeError):
+class ResolverUnavailable(CivregError, RuntimeError):
     """The resolver cannot answer now (registry unreachable): retry later. Not the message's fault, so never a
     reason to dead-letter it: the id may well be valid."""
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import fastavro
 
+from civreg.errors import CivregError
 from schemas.acknowledgements import ACTION_TAKEN, LOCAL_SCHEMA_ID, LocalAcknowledgementSchema, action_taken_schema
 from schemas.catalogue import EVENT_TYPES, EventSchema, event_schema
 from schemas.codec import ResolverUnavailable, UnknownSchemaId
@@ -54,7 +55,7 @@ __all__ = [
 _UNKNOWN_ID_TTL_SECONDS = 30.0
 
 
-class RegistryError(RuntimeError):
+class RegistryError(CivregError, RuntimeError):
     """The registry answered, and the answer is a refusal (authentication, unknown subject, refused schema)."""
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Union
 import yaml
 from pydantic import BaseModel
 
+from civreg.errors import CivregError
 from schemas.models import (
     EVENT_MODELS,
     BirthDetails,
@@ -79,7 +80,7 @@ _KEYS = frozenset(
 )
 
 
-class AgreementError(ValueError):
+class AgreementError(CivregError, ValueError):
     """An agreement file is missing, malformed, or does not fit the contract or its department."""
 
 
