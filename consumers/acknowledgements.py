@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from civreg.codecs import open_acknowledgement_codec
+from civreg.errors import CivregError
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
@@ -70,10 +72,10 @@ class AcknowledgementPublisher:
         self.topic = acknowledgement_topic(settings.topic_prefix)
         self.department = department
         self._store = store
-        self._codec = codec or AcknowledgementCodec()
+        self._codec = codec or open_acknowledgement_codec(settings)  # the registry's id when there is one
         self._chunk = chunk
         self._flush_timeout = flush_timeout
-        config = producer_config(settings, **{"client.id": f"civreg-ack-{department}"})
+        config = producer_config(settings, role=f"ack-{department}")
         self._producer: Producer | None = Producer(config)
         self._log = log.bind(department=department, topic=self.topic)
 
@@ -154,7 +156,7 @@ class AcknowledgementPublisher:
 # Tracing ----------------------------------------------------------------------------------------------------
 
 
-class TraceError(RuntimeError):
+class TraceError(CivregError, RuntimeError):
     """The acknowledgement topic cannot be read (missing, unreachable); the message says which and why."""
 
 
@@ -276,7 +278,8 @@ def trace_event(
         consumer_config(
             settings,
             f"{settings.topic_prefix}.trace",  # never joins: partitions are assigned, nothing is committed
-            **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800, "client.id": "civreg-trace"},
+            role="trace",
+            **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800},
         )
     )
     try:
@@ -291,7 +294,7 @@ def trace_event(
         key = trace.event_id.encode()
         trace.partitions = tuple(range(count)) if all_partitions else (partition_for_key(key, count),)
         ranges = _ranges(consumer, topic, trace.partitions, since, timeout)
-        reader = codec or AcknowledgementCodec()
+        reader = codec or open_acknowledgement_codec(settings)
         _scan(consumer, topic, key, trace, reader, ranges=ranges, timeout=timeout, on_progress=on_progress)
     finally:
         consumer.close()
