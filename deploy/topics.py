@@ -29,7 +29,7 @@ from confluent_kafka.admin import (
 )
 
 from civreg.settings import PACKAGED_CONFIG, Settings
-from deploy.local_kafka import error_text, quiet_admin_config
+from deploy.local.kafka import error_text, quiet_admin_config
 from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
 
 __all__ = [

@@ -42,10 +42,10 @@ __all__ = [
     "REGISTER_KEY_COLUMNS",
     "RecordKind",
     "SimulatedRecord",
-    "register_columns",
-    "simulate_register",
-    "write_register",
-    "write_register_key",
+    "record_columns",
+    "simulate_customer_records",
+    "write_customer_records",
+    "write_customer_records_key",
 ]
 
 PERSON_COLUMNS = (
@@ -98,7 +98,7 @@ class SimulatedRecord:
     person_id: str
 
 
-def register_columns(department: str) -> tuple[str, ...]:
+def record_columns(department: str) -> tuple[str, ...]:
     """The columns of ``department``'s register file."""
     try:
         return (*PERSON_COLUMNS, *_DEPARTMENT_COLUMNS[department])
@@ -252,7 +252,7 @@ def _namesake(rng: random.Random, person_id: str, of: SyntheticPerson, on: date,
     return person
 
 
-def simulate_register(
+def simulate_customer_records(
     population: SimulatedPopulation,
     department: str,
     seed: int = 0,
@@ -268,7 +268,7 @@ def simulate_register(
     Shares are of the people the department holds; ``unknown_share`` adds that many customers who appear in no
     registration (namesakes of the dead among them).
     """
-    columns = register_columns(department)
+    columns = record_columns(department)
     rng = random.Random(f"register/{department}/{population.seed}/{seed}")
     start = population.start
     identifier = _SHARED_IDENTIFIER.get(department)
@@ -315,15 +315,15 @@ def simulate_register(
     return numbered
 
 
-def write_register(records: Sequence[SimulatedRecord], department: str, out: TextIO) -> int:
+def write_customer_records(records: Sequence[SimulatedRecord], department: str, out: TextIO) -> int:
     """Write the register CSV (no answer key); returns the number of rows."""
-    writer = csv.DictWriter(out, fieldnames=register_columns(department), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=record_columns(department), lineterminator="\n")
     writer.writeheader()
     writer.writerows(record.row for record in records)
     return len(records)
 
 
-def write_register_key(records: Sequence[SimulatedRecord], out: TextIO) -> int:
+def write_customer_records_key(records: Sequence[SimulatedRecord], out: TextIO) -> int:
     """Write the answer key CSV: record_id, kind, person_id; returns the number of rows."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(REGISTER_KEY_COLUMNS)

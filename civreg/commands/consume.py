@@ -40,7 +40,7 @@ def consume(
     from civreg.commands.progress import BackfillBar
     from civreg.metrics import MetricsServerError
     from consumers.departments import DEPARTMENTS
-    from consumers.running import run_department
+    from consumers.operations.running import run_department
     from consumers.runtime import TransientError
     from schemas.registry import RegistryError
 

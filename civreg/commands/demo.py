@@ -28,8 +28,8 @@ def demo(
     person the simulation says is dead.
     """
     from civreg.logs import configure_logging
-    from deploy.demo import run_demo
-    from deploy.local_kafka import LocalKafkaError
+    from deploy.local.demo import run_demo
+    from deploy.local.kafka import LocalKafkaError
 
     configure_logging("WARNING", json=False, client_level="ERROR")
     try:

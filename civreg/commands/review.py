@@ -48,7 +48,7 @@ def list_command(
     ] = False,
 ) -> None:
     """List queued events, oldest first: event id, type, entry, note, candidate record ids, queued at (no names)."""
-    from consumers.reviewing import NoDepartmentStore, list_reviews
+    from consumers.operations.review_decisions import NoDepartmentStore, list_reviews
     from consumers.runtime import TransientError
 
     configure_logging("WARNING")
@@ -84,7 +84,7 @@ def resolve_command(
     by: Annotated[str | None, typer.Option("--by", help="Who decided (default: your login name).")] = None,
 ) -> None:
     """Decide a queued event: apply it to --record, or say --no-match. Publishes the department's acknowledgement."""
-    from consumers.reviewing import NoDepartmentStore, resolve
+    from consumers.operations.review_decisions import NoDepartmentStore, resolve
     from consumers.runtime import PermanentError, TransientError
 
     if (record is None) == (not no_match):

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from consumers.matching import name_key, postcode_key
+from consumers.kit.matching import name_key, postcode_key
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.store import now_iso
 from schemas.identifiers import normalise_postcode
@@ -25,14 +25,14 @@ __all__ = [
     "PERSON_COLUMNS",
     "PERSON_COLUMNS_DDL",
     "STORED_PERSON_COLUMNS",
+    "CustomerRecordsError",
+    "CustomerRecordsImport",
     "PersonColumns",
     "RecordTable",
-    "RegisterError",
-    "RegisterImport",
-    "load_register",
+    "load_customer_records",
     "optional",
     "optional_date",
-    "read_register",
+    "read_customer_records",
     "required",
     "required_choice",
     "required_date",
@@ -72,15 +72,15 @@ PERSON_COLUMNS = (
 )
 
 
-class RegisterError(ValueError):
+class CustomerRecordsError(ValueError):
     """A register row breaks a rule; the message names the line, the column and the rule."""
 
 
 @runtime_checkable
-class RegisterImport(Protocol):
+class CustomerRecordsImport(Protocol):
     """A department's records class that can take its register's rows."""
 
-    register_columns: tuple[str, ...]
+    record_columns: tuple[str, ...]
 
     def add(self, row: Mapping[str, str]) -> None:
         """Insert (or replace) one customer from a validated register row."""
@@ -196,27 +196,27 @@ class PersonColumns:
         )
 
 
-def read_register(path: Path) -> Iterator[dict[str, str]]:
+def read_customer_records(path: Path) -> Iterator[dict[str, str]]:
     """The rows of a register CSV."""
     with path.open(newline="", encoding="utf-8") as handle:
         yield from csv.DictReader(handle)
 
 
-def load_register(store: Store, department: Department[Any], rows: Iterable[Mapping[str, str]]) -> int:
+def load_customer_records(store: Store, department: Department[Any], rows: Iterable[Mapping[str, str]]) -> int:
     """Add every row in one transaction (all or nothing); returns how many were loaded."""
     with store.transaction() as transaction:
         records = department.records(transaction)
-        if not isinstance(records, RegisterImport):
-            raise RegisterError(f"department {department.name!r} keeps no customer register")
+        if not isinstance(records, CustomerRecordsImport):
+            raise CustomerRecordsError(f"department {department.name!r} keeps no customer register")
         loaded = 0
         for line, row in enumerate(rows, start=2):
-            missing = [column for column in records.register_columns if column not in row]
+            missing = [column for column in records.record_columns if column not in row]
             if missing:
-                raise RegisterError(f"line {line}: missing column(s) {', '.join(missing)}")
+                raise CustomerRecordsError(f"line {line}: missing column(s) {', '.join(missing)}")
             try:
                 records.add(row)
             except ValueError as exc:
-                raise RegisterError(f"line {line}: {exc}") from None
+                raise CustomerRecordsError(f"line {line}: {exc}") from None
             loaded += 1
     return loaded
 

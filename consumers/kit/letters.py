@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.runtime import Department, Store
-from consumers.runtime.review import open_reviews
+from consumers.runtime.review_queue import open_reviews
 from consumers.suppression import Action, Recipient, SuppressionList, decide
 from schemas.topics import Register
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, Protocol, TypeVar
 
-from consumers.matching import Match, PersonTable, match_person, name_key
+from consumers.kit.matching import Match, PersonTable, match_person, name_key
 from consumers.runtime import Department, Outcome, Result, Transaction
 from consumers.runtime.store import now_iso
 from schemas.models import (

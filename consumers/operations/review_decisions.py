@@ -1,4 +1,4 @@
-"""The review desk: what ``civreg review`` does, over the needs-review queue (``consumers.runtime.review``).
+"""The review desk: what ``civreg review`` does, over the needs-review queue (``consumers.runtime.review_queue``).
 
 A reviewer's decision is committed with a fresh owed acknowledgement, then published at once so ``civreg trace``
 shows the new outcome; if Kafka cannot take it now, the department's consumer publishes it after its next batch.
@@ -13,11 +13,11 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from civreg.logs import get_logger
 from civreg.settings import Settings
-from consumers.acknowledgements import AcknowledgementPublisher
 from consumers.departments import department_named
-from consumers.running import open_store
+from consumers.operations.acknowledgements import AcknowledgementPublisher
+from consumers.operations.running import open_store
 from consumers.runtime import Department, Result, Store, TransientError
-from consumers.runtime.review import ReviewItem, open_reviews, resolve_review
+from consumers.runtime.review_queue import ReviewItem, open_reviews, resolve_review
 
 __all__ = ["NoDepartmentStore", "Resolution", "list_reviews", "resolve"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from civreg.settings import Settings
-from consumers.acknowledgements import AcknowledgementPublisher
 from consumers.departments import department_named
+from consumers.operations.acknowledgements import AcknowledgementPublisher
 from consumers.runtime import BatchReport, Department, DepartmentConsumer, SqliteStore, Store
 from consumers.runtime.metrics import operators_view
 from consumers.runtime.postgres_store import PostgresStore, schema_for
@@ -50,8 +50,8 @@ def run_department(
 
     Metrics are always recorded; ``metrics_port`` (default ``settings.metrics_port``, 0 = none) also serves
     /metrics, /healthz and /readyz. Scrapes read through a second store connection, never the consumer's.
-    Every outcome is acknowledged on the acknowledgement topic after its commit (``consumers.acknowledgements``);
-    ``on_progress`` follows a back-fill.
+    Every outcome is acknowledged on the acknowledgement topic after its commit
+    (``consumers.operations.acknowledgements``); ``on_progress`` follows a back-fill.
     """
     store = open_store(settings, department, database)
     probe = open_store(settings, department, database)

@@ -19,8 +19,8 @@ from dataclasses import replace
 from datetime import date
 from itertools import chain
 
-from consumers.letters import ScheduledLetter
-from consumers.life_events import LifeEvents, Partnership, Snapshot
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import LifeEvents, Partnership, Snapshot
 from consumers.runtime import Department
 from consumers.tax.records import SCHEMA, TaxRecords
 from schemas.models import BirthDetails, DeathDetails

@@ -31,17 +31,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from civreg.settings import Settings
-from consumers.acknowledgements import AcknowledgementPublisher, EventTrace, trace_event
 from consumers.departments import CORRESPONDENCE, DEPARTMENTS
-from consumers.letters import run_letters
-from consumers.registers import load_register
-from consumers.running import open_store
+from consumers.kit.customer_records import load_customer_records
+from consumers.kit.letters import run_letters
+from consumers.operations.acknowledgements import AcknowledgementPublisher, EventTrace, trace_event
+from consumers.operations.running import open_store
 from consumers.runtime import BatchReport, Department, DepartmentConsumer
 from consumers.suppression import Action, department, filter_mailing
-from deploy.local_kafka import LocalKafka
-from deploy.local_registry import LocalRegistry, own_registry_url
+from deploy.local.kafka import LocalKafka
+from deploy.local.registry import LocalRegistry, own_registry_url
 from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
-from producers.department_registers import simulate_register
+from producers.customer_records import simulate_customer_records
 from producers.mailing_list import RecipientStatus, simulate_mailing_list, write_mailing_list
 from producers.publisher import Publisher
 from producers.simulate import SimulatedPopulation, simulate_population
@@ -163,10 +163,12 @@ def _load_registers(
     started = time.monotonic()
     truth: dict[str, dict[str, str]] = {}
     for name in CORRESPONDENCE:
-        records = simulate_register(population, name, seed)
+        records = simulate_customer_records(population, name, seed)
         store = open_store(settings, name)
         try:
-            summary.registers[name] = load_register(store, DEPARTMENTS[name], (record.row for record in records))
+            summary.registers[name] = load_customer_records(
+                store, DEPARTMENTS[name], (record.row for record in records)
+            )
         finally:
             store.close()
         truth[name] = {record.row["record_id"]: record.person_id for record in records}

@@ -1,4 +1,4 @@
-"""Plumbing shared by the local JVM services (``deploy.local_kafka``, ``deploy.local_registry``).
+"""Plumbing shared by the local JVM services (``deploy.local.kafka``, ``deploy.local.registry``).
 
 Both fetch their jars with Maven into a staging directory that is renamed into place with a completion marker,
 and both run one detached JVM whose pid file is the only state: a stale pid file (process gone, or the pid reused

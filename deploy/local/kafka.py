@@ -1,7 +1,7 @@
 """A real single-node Apache Kafka broker (KRaft, broker+controller) run locally from Maven Central jars.
 
 Why not Docker or the release tarball: machines here reach Maven Central only, so the broker's jars are
-resolved by ``mvn`` from ``deploy/kafka/pom.xml`` into ``settings.cache_dir`` (or taken from
+resolved by ``mvn`` from ``deploy/local/java/kafka/pom.xml`` into ``settings.cache_dir`` (or taken from
 ``settings.kafka_home/libs``). Why a class built from ``Settings``: the CLI (``civreg dev up``) and pytest
 fixtures (free ports, a temporary home) drive the same code, so nothing here assumes the default ports or the
 current directory.
@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from civreg.kafka_config import admin_config
 from civreg.settings import Settings
-from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use, tail
+from deploy.local.jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use, tail
 
 __all__ = [
     "MIN_JAVA_VERSION",
@@ -46,7 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MIN_JAVA_VERSION = 17
-KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
+KAFKA_DIR = Path(__file__).resolve().parent / "java" / "kafka"
 POM_PATH = KAFKA_DIR / "pom.xml"
 LOG4J_CONFIG = KAFKA_DIR / "log4j2.properties"
 _MAIN_CLASS = "kafka.Kafka"
@@ -251,7 +251,7 @@ class LocalKafka:
         port = self.settings.local_port
         cport = self.settings.local_controller_port
         lines = [
-            "# Written by deploy/local_kafka.py on every start; edits are overwritten.",
+            "# Written by deploy/local/kafka.py on every start; edits are overwritten.",
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{cport}",

@@ -1,8 +1,9 @@
 """A real Apicurio Registry (Confluent-compatible API at ``/apis/ccompat/v7``) run locally from Maven Central.
 
-Same pattern as ``deploy.local_kafka``: Maven unpacks ``io.apicurio:apicurio-registry-app`` into
-``settings.cache_dir`` once (``deploy/registry/pom.xml``), ``java -jar quarkus-run.jar`` runs detached with a pid
-file under ``settings.home / "registry"``, and ``start`` polls the health endpoint until the registry is ready.
+Same pattern as ``deploy.local.kafka``: Maven unpacks ``io.apicurio:apicurio-registry-app`` into
+``settings.cache_dir`` once (``deploy/local/java/registry/pom.xml``), ``java -jar quarkus-run.jar`` runs detached
+with a pid file under ``settings.home / "registry"``, and ``start`` polls the health endpoint until the registry is
+ready.
 Why these choices:
 
 - Apicurio 3 is built for Java 21, while the broker runs on the machine's Java 17: the registry finds its own
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civreg.settings import Settings
-from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use
+from deploy.local.jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use
 from deploy.schema_policy import load_policy
 from schemas.registry import registry_client
 
@@ -48,7 +49,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MIN_REGISTRY_JAVA_VERSION = 21
-REGISTRY_DIR = Path(__file__).resolve().parent / "registry"
+REGISTRY_DIR = Path(__file__).resolve().parent / "java" / "registry"
 POM_PATH = REGISTRY_DIR / "pom.xml"
 _RUN_JAR = "quarkus-run.jar"
 _JVM_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/usr/local/lib/jvm"))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import fastavro
 import pytest
 
-from consumers.acknowledgements import EventTrace, _murmur2, partition_for_key
+from consumers.operations.acknowledgements import EventTrace, _murmur2, partition_for_key
 from consumers.runtime import Outcome
 from schemas.acknowledgements import (
     LOCAL_SCHEMA_ID,
@@ -87,7 +87,7 @@ def test_unreadable_acknowledgements_say_why(data: bytes, reason: str) -> None:
 
 
 def test_a_registration_event_is_never_read_as_an_acknowledgement() -> None:
-    from tests.factories import make_death
+    from tests.support.factories import make_death
 
     with pytest.raises(DecodeError) as raised:
         AcknowledgementCodec().decode(Codec().encode(make_death()))

@@ -26,7 +26,7 @@ from schemas.models import (
     RegistrationVoided,
 )
 from schemas.topics import Register
-from tests.factories import make_birth, make_correction, make_death, make_marriage
+from tests.support.factories import make_birth, make_correction, make_death, make_marriage
 
 
 @pytest.mark.parametrize("name", sorted(DEPARTMENTS))

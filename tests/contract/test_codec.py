@@ -24,7 +24,7 @@ from schemas.models import (
     RegistrationEvent,
     RegistrationVoided,
 )
-from tests.factories import (
+from tests.support.factories import (
     NINO,
     all_event_examples,
     make_birth,

@@ -18,7 +18,7 @@ from civreg.settings import Settings
 from consumers.departments import DEPARTMENTS
 from deploy.topics import DEFAULT_DEPARTMENTS, desired_topics
 from schemas.topics import acknowledgement_topic, registration_topics
-from tests.conftest import REPO
+from tests.support.environment import REPO
 
 DEPLOY = REPO / "deploy"
 PREFIX = "civreg"

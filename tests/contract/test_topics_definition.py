@@ -102,7 +102,7 @@ def test_malformed_yaml_is_a_definition_error(tmp_path: Path) -> None:
 
 
 def test_min_isr_belongs_to_the_profile_not_the_topic(tmp_path: Path) -> None:
-    text = Path(__file__).resolve().parent.parent.joinpath("deploy", "topics.yaml").read_text(encoding="utf-8")
+    text = Path(__file__).resolve().parents[2].joinpath("deploy", "topics.yaml").read_text(encoding="utf-8")
     text = text.replace(
         'cleanup.policy: delete\n      retention.ms: "-1"',
         'cleanup.policy: delete\n      min.insync.replicas: "3"\n      retention.ms: "-1"',
@@ -113,6 +113,6 @@ def test_min_isr_belongs_to_the_profile_not_the_topic(tmp_path: Path) -> None:
 
 
 def test_zero_partitions_is_refused(tmp_path: Path) -> None:
-    text = Path(__file__).resolve().parent.parent.joinpath("deploy", "topics.yaml").read_text(encoding="utf-8")
+    text = Path(__file__).resolve().parents[2].joinpath("deploy", "topics.yaml").read_text(encoding="utf-8")
     with pytest.raises(TopicDefinitionError, match="partitions"):
         load_definitions(_write(tmp_path, text.replace("partitions: 6", "partitions: 0", 1)))

@@ -17,16 +17,16 @@ from civreg.commands.progress import BackfillBar
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
 from consumers.departments import DEPARTMENTS
-from consumers.running import open_store, run_department
+from consumers.operations.running import open_store, run_department
 from consumers.runtime import Department, Store
 from consumers.runtime.postgres_store import PostgresStore
 from deploy.topics import apply_topics
 from producers.publisher import Publisher
 from producers.simulate import simulate_registrations
 from schemas.models import Event
-from tests.conftest import REPO, settings_env
-from tests.factories import make_death, make_person
 from tests.support.departments import allow_test_departments, copy_of
+from tests.support.environment import REPO, settings_env
+from tests.support.factories import make_death, make_person
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
 

@@ -15,8 +15,8 @@ import pytest
 
 from civreg.settings import Settings
 from producers.publisher import Publisher
-from tests.conftest import REPO, settings_env
-from tests.factories import make_address, make_death, make_person
+from tests.support.environment import REPO, settings_env
+from tests.support.factories import make_address, make_death, make_person
 
 pytestmark = pytest.mark.kafka
 

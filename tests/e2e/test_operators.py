@@ -31,13 +31,13 @@ from civreg.kafka_config import producer_config
 from civreg.metrics import Metrics, default_metrics
 from civreg.settings import Settings
 from consumers.departments import department_named
-from consumers.running import open_store
+from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
 from consumers.runtime.metrics import operators_view
 from producers.publisher import Publisher
 from schemas.topics import Register, registration_topic
-from tests.conftest import REPO, settings_env
-from tests.factories import make_death, make_person
+from tests.support.environment import REPO, settings_env
+from tests.support.factories import make_death, make_person
 
 pytestmark = pytest.mark.kafka
 

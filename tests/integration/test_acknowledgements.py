@@ -18,16 +18,16 @@ from civreg.commands.review import review_app
 from civreg.commands.trace import trace
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
-from consumers.acknowledgements import partition_for_key, trace_event
-from consumers.running import open_store, run_department
+from consumers.operations.acknowledgements import partition_for_key, trace_event
+from consumers.operations.running import open_store, run_department
 from consumers.runtime import Department
 from producers.publisher import Publisher
 from schemas.acknowledgements import AcknowledgementCodec, ActionTaken
 from schemas.models import Event
 from schemas.topics import acknowledgement_topic
-from tests.conftest import REPO, settings_env
-from tests.factories import NINO, make_death, make_person, make_void
 from tests.support.departments import allow_test_departments, review_desk
+from tests.support.environment import REPO, settings_env
+from tests.support.factories import NINO, make_death, make_person, make_void
 
 pytestmark = pytest.mark.kafka
 

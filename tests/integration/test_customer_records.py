@@ -14,17 +14,17 @@ from typer.testing import CliRunner
 from civreg.commands.registers import simulate_registers
 from civreg.settings import Settings
 from consumers.departments import DEPARTMENTS
-from consumers.registers import RegisterError, load_register
-from consumers.running import open_store
-from producers.department_registers import (
+from consumers.kit.customer_records import CustomerRecordsError, load_customer_records
+from consumers.operations.running import open_store
+from producers.customer_records import (
     REGISTER_DEPARTMENTS,
     RecordKind,
     SimulatedRecord,
-    register_columns,
-    simulate_register,
+    record_columns,
+    simulate_customer_records,
 )
 from producers.simulate import SimulatedPopulation, simulate_population
-from tests.test_department_rules import row
+from tests.support.customer_rows import row
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def population() -> SimulatedPopulation:
 
 @pytest.fixture(scope="module")
 def registers(population: SimulatedPopulation) -> dict[str, list[SimulatedRecord]]:
-    return {name: simulate_register(population, name, seed=5) for name in REGISTER_DEPARTMENTS}
+    return {name: simulate_customer_records(population, name, seed=5) for name in REGISTER_DEPARTMENTS}
 
 
 def test_every_department_with_letters_has_a_simulated_register() -> None:
@@ -44,8 +44,8 @@ def test_every_department_with_letters_has_a_simulated_register() -> None:
 def test_the_same_population_and_seed_give_the_same_register(
     population: SimulatedPopulation, registers: dict[str, list[SimulatedRecord]]
 ) -> None:
-    assert simulate_register(population, "dvla", seed=5) == registers["dvla"]
-    assert simulate_register(population, "dvla", seed=6) != registers["dvla"]
+    assert simulate_customer_records(population, "dvla", seed=5) == registers["dvla"]
+    assert simulate_customer_records(population, "dvla", seed=6) != registers["dvla"]
 
 
 @pytest.mark.parametrize("name", REGISTER_DEPARTMENTS)
@@ -57,7 +57,7 @@ def test_a_register_holds_known_people_strangers_and_near_duplicates(
     assert set(kinds) == set(RecordKind), kinds
     assert kinds[RecordKind.CUSTOMER] > kinds[RecordKind.UNKNOWN_TO_REGISTRATIONS] > kinds[RecordKind.MOVED]
     assert len({record.row["record_id"] for record in records}) == len(records)
-    assert all(list(record.row) == list(register_columns(name)) for record in records)
+    assert all(list(record.row) == list(record_columns(name)) for record in records)
     people = {person.person_id: person for person in population.people}
     assert any(people[r.person_id].is_deceased for r in records if r.kind is RecordKind.CUSTOMER)
     for record in records:
@@ -96,7 +96,7 @@ def test_every_simulated_register_loads_into_its_department(
 ) -> None:
     store = open_store(store_backend, name)
     try:
-        loaded = load_register(store, DEPARTMENTS[name], (record.row for record in registers[name]))
+        loaded = load_customer_records(store, DEPARTMENTS[name], (record.row for record in registers[name]))
         assert loaded == len(registers[name])
         table = {"tax": "taxpayers", "pensions": "pensioners", "dvla": "drivers", "electoral": "electors"}
         count = store.read().scalar(f"SELECT COUNT(*) FROM {table.get(name, 'passports')}")
@@ -109,15 +109,15 @@ def test_a_bad_row_loads_nothing_and_is_reported_by_line_and_column_never_by_val
     store = open_store(store_backend, "tax")
     try:
         rows = [row("tax", "T1"), row("tax", "T2", postcode="NOT A POSTCODE")]
-        with pytest.raises(RegisterError) as raised:
-            load_register(store, DEPARTMENTS["tax"], rows)
+        with pytest.raises(CustomerRecordsError) as raised:
+            load_customer_records(store, DEPARTMENTS["tax"], rows)
         assert str(raised.value).startswith("line 3: postcode:")
         assert "NOT A POSTCODE" not in str(raised.value)
         assert int(store.read().scalar("SELECT COUNT(*) FROM taxpayers")) == 0
-        with pytest.raises(RegisterError, match="line 2: self_assessment must be yes or no"):
-            load_register(store, DEPARTMENTS["tax"], [row("tax", "T1", self_assessment="perhaps")])
-        with pytest.raises(RegisterError, match="line 2: marital_status must be one of SINGLE, MARRIED") as bad:
-            load_register(store, DEPARTMENTS["tax"], [row("tax", "T1", marital_status="SECRETLY WED")])
+        with pytest.raises(CustomerRecordsError, match="line 2: self_assessment must be yes or no"):
+            load_customer_records(store, DEPARTMENTS["tax"], [row("tax", "T1", self_assessment="perhaps")])
+        with pytest.raises(CustomerRecordsError, match="line 2: marital_status must be one of SINGLE, MARRIED") as bad:
+            load_customer_records(store, DEPARTMENTS["tax"], [row("tax", "T1", marital_status="SECRETLY WED")])
         assert "SECRETLY" not in str(bad.value)
     finally:
         store.close()

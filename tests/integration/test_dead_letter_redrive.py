@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from civreg.settings import Settings
-from consumers.dead_letter_tools import list_dead_letters, redrive
-from consumers.running import open_store, run_department
+from consumers.operations.redrive import list_dead_letters, redrive
+from consumers.operations.running import open_store, run_department
 from consumers.runtime import PermanentError, Result
 from consumers.suppression import department as suppression
 from producers.publisher import Publisher
 from schemas.models import DeathRegistered
-from tests.factories import make_death, make_person
+from tests.support.factories import make_death, make_person
 
 pytestmark = pytest.mark.kafka
 

@@ -15,16 +15,15 @@ import pytest
 
 from civreg.settings import Settings
 from consumers import dvla, electoral, passports, pensions, tax
+from consumers.kit.customer_records import RecordTable
+from consumers.operations.running import open_store
 from consumers.pensions import PaymentSchedule
-from consumers.registers import RecordTable
-from consumers.running import open_store
 from consumers.runtime import Department, Outcome, Store
-from consumers.runtime.review import open_reviews, resolve_review
+from consumers.runtime.review_queue import open_reviews, resolve_review
 from schemas.models import MaritalStatus, Sex
-from tests.factories import (
-    DRIVING_LICENCE_NUMBER,
-    NINO,
-    PASSPORT_NUMBER,
+from tests.support.customer_rows import row
+from tests.support.delivery import deliver, load_rows
+from tests.support.factories import (
     event_id_for,
     make_address,
     make_birth,
@@ -37,36 +36,7 @@ from tests.factories import (
     make_person,
     make_void,
 )
-from tests.support.delivery import deliver, load_rows
 
-MARGARET = {
-    "given_names": "Margaret Anne",
-    "family_name": "Morgan",
-    "date_of_birth": "1941-11-03",
-    "address_line_1": "1 Park Row",
-    "address_line_2": "",
-    "town": "Leeds",
-    "postcode": "LS1 3AD",
-}
-SPECIFIC: dict[str, dict[str, str]] = {
-    "tax": {"nino": NINO, "marital_status": "WIDOWED", "self_assessment": "yes", "next_reminder_on": "2024-04-06"},
-    "pensions": {
-        "nino": NINO,
-        "marital_status": "WIDOWED",
-        "weekly_amount_pence": "22120",
-        "paid_every_days": "28",
-        "payment_anchor_on": "2024-03-12",
-        "paid_in": "arrears",
-        "next_statement_on": "2024-04-10",
-    },
-    "dvla": {
-        "driving_licence_number": DRIVING_LICENCE_NUMBER,
-        "licence_valid_to": "2024-06-01",
-        "vehicles": "AB12CDE:2024-05-01;XY70ABC:2024-08-01",
-    },
-    "electoral": {"poll_card_on": "2024-04-08"},
-    "passports": {"passport_number": PASSPORT_NUMBER, "expires_on": "2024-07-01"},
-}
 TABLES = {
     "tax": ("taxpayers", "taxpayer_id"),
     "pensions": ("pensioners", "pensioner_id"),
@@ -74,11 +44,6 @@ TABLES = {
     "electoral": ("electors", "elector_id"),
     "passports": ("passports", "passport_id"),
 }
-
-
-def row(department: str, record_id: str, **changes: str) -> dict[str, str]:
-    """Margaret Morgan (the factories' default person) as ``department`` holds her, with ``changes``."""
-    return {"record_id": record_id, **MARGARET, **SPECIFIC[department], **changes}
 
 
 Opener = Callable[..., Store]

@@ -16,7 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from civreg.settings import Settings
-from consumers.running import open_store
+from consumers.operations.running import open_store
 from consumers.runtime import Department, Result, Store, TransientError
 from consumers.runtime.postgres_store import PostgresStatementError, PostgresStore, schema_for, to_psycopg
 from schemas.models import DeathRegistered, RegistrationCorrected, RegistrationVoided

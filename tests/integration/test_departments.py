@@ -15,17 +15,17 @@ import pytest
 from civreg.settings import Settings
 from consumers import dvla
 from consumers.departments import CORRESPONDENCE, DEPARTMENTS
-from consumers.letters import run_letters
-from consumers.life_events import Partnership, Snapshot
-from consumers.registers import RecordTable, load_register
-from consumers.running import open_store, run_department
+from consumers.kit.customer_records import RecordTable, load_customer_records
+from consumers.kit.letters import run_letters
+from consumers.kit.life_events import Partnership, Snapshot
+from consumers.operations.running import open_store, run_department
 from consumers.runtime import BatchReport
-from producers.department_registers import RecordKind, simulate_register
+from producers.customer_records import RecordKind, simulate_customer_records
 from producers.publisher import Publisher
 from producers.simulate import simulate_population
 from schemas.models import Event
-from tests.factories import make_birth, make_death, make_marriage, make_person, make_void
-from tests.test_department_rules import row
+from tests.support.customer_rows import row
+from tests.support.factories import make_birth, make_death, make_marriage, make_person, make_void
 
 pytestmark = pytest.mark.kafka
 
@@ -43,7 +43,7 @@ def consume(settings: Settings, department: str) -> BatchReport:
 def load(settings: Settings, department: str, rows: Iterable[dict[str, str]]) -> None:
     store = open_store(settings, department)
     try:
-        load_register(store, DEPARTMENTS[department], rows)
+        load_customer_records(store, DEPARTMENTS[department], rows)
     finally:
         store.close()
 
@@ -107,7 +107,7 @@ def test_after_ten_thousand_registrations_no_department_writes_to_the_dead(
     people = {person.person_id: person for person in population.people}
     truth: dict[str, dict[str, str]] = {}
     for name in CORRESPONDENCE:
-        records = simulate_register(population, name, seed=1953)
+        records = simulate_customer_records(population, name, seed=1953)
         truth[name] = {record.row["record_id"]: record.person_id for record in records}
         assert any(record.kind is RecordKind.MOVED for record in records)
         load(bus_settings, name, (record.row for record in records))

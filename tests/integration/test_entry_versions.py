@@ -15,13 +15,13 @@ import pytest
 
 from civreg.settings import Settings
 from consumers import suppression
-from consumers.running import open_store
+from consumers.operations.running import open_store
 from consumers.runtime import Outcome, SqliteStore, Store
 from consumers.runtime.agreements import agreement_for
 from consumers.runtime.dispatch import CONFLICTING_ENTRY_VERSION, ConflictingEntryVersion, Dispatched, dispatch
 from consumers.suppression import SuppressionList
 from schemas.models import Event
-from tests.factories import make_death, make_void
+from tests.support.factories import make_death, make_void
 
 DEPARTMENT = suppression.department
 

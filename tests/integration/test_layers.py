@@ -17,19 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
 from civreg.settings import PACKAGED_CONFIG, Settings, load_settings
-from consumers.acknowledgements import entitled_departments
 from consumers.departments import DEPARTMENTS
-from consumers.running import open_store
+from consumers.operations.acknowledgements import entitled_departments
+from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
 from consumers.runtime.agreements import AgreementError
-from deploy.local_registry import LocalRegistry, own_registry_url
+from deploy.local.registry import LocalRegistry, own_registry_url
 from deploy.topics import TopicDefinitionError, apply_topics
 from schemas.registry import RegistrySchemaResolver, contract_subjects, registry_client
 from schemas.topics import Register
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 PACKAGES = ("civreg", "schemas", "producers", "consumers", "deploy")
 
@@ -55,10 +55,10 @@ def test_a_consumer_importing_the_dev_registry_breaks_the_contracts(tmp_path: Pa
         shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     letters = tmp_path / "consumers" / "letters.py"
-    letters.write_text(letters.read_text().replace("import csv\n", "import csv\n\nimport deploy.local_registry\n", 1))
+    letters.write_text(letters.read_text().replace("import csv\n", "import csv\n\nimport deploy.local.registry\n", 1))
     result = _lint_imports(tmp_path)
     assert result.returncode == 1
-    assert "consumers.letters -> deploy.local_registry" in result.stdout
+    assert "consumers.kit.letters -> deploy.local.registry" in result.stdout
 
 
 # --- the dev stack hands its registry over through settings ---------------------------------------------------

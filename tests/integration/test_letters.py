@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 from civreg.commands.letters import letters_app
 from civreg.settings import Settings
 from consumers import dvla, tax
-from consumers.letters import REPORT_COLUMNS, run_letters
-from consumers.running import open_store
+from consumers.kit.letters import REPORT_COLUMNS, run_letters
+from consumers.operations.running import open_store
 from consumers.runtime import Store
 from consumers.suppression import department as suppression
-from tests.factories import make_address, make_death, make_person, make_void
+from tests.support.customer_rows import row
 from tests.support.delivery import deliver, load_rows
-from tests.test_department_rules import row
+from tests.support.factories import make_address, make_death, make_person, make_void
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from civreg.kafka_config import admin_config, consumer_config, producer_config
 from civreg.settings import Settings
-from deploy.local_kafka import LocalKafka, LocalKafkaError, probe_cluster
+from deploy.local.kafka import LocalKafka, LocalKafkaError, probe_cluster
 from deploy.topics import TopicAction, apply_topics
 from schemas.topics import Register, registration_topic
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -22,12 +22,12 @@ from producers.publisher import CONTENT_TYPE, DeliveryReport, Publisher, Publish
 from schemas.codec import Codec
 from schemas.models import Address, Event
 from schemas.topics import Register, registration_topic, registration_topics
-from tests.conftest import settings_env
-from tests.factories import all_event_examples, make_correction, make_death, make_person, make_void
+from tests.support.environment import settings_env
+from tests.support.factories import all_event_examples, make_correction, make_death, make_person, make_void
 
 pytestmark = pytest.mark.kafka
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CODEC = Codec()
 
 

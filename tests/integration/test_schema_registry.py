@@ -20,15 +20,15 @@ import fastavro
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 
-from civreg.codecs import open_codec, open_registry_resolver
+from civreg.codec_from_settings import open_codec, open_registry_resolver
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.settings import Settings
 from consumers.departments import department_named
-from consumers.running import open_store, run_department
+from consumers.operations.running import open_store, run_department
 from consumers.runtime import BatchReport, DepartmentConsumer
-from deploy.bench import BenchOptions
-from deploy.bench_codec import run_codec_suite
-from deploy.local_registry import LocalRegistry
+from deploy.local.bench.codec import run_codec_suite
+from deploy.local.bench.harness import BenchOptions
+from deploy.local.registry import LocalRegistry
 from deploy.schema_evolution import check_against_registry, register_schemas, working_tree_schemas
 from producers.publisher import Publisher
 from schemas.catalogue import event_schema
@@ -43,8 +43,8 @@ from schemas.registry import (
     subject_name,
 )
 from schemas.topics import Register, dead_letter_topic, registration_topic, registration_topics
-from tests.conftest import REPO, _free_port, settings_env
-from tests.factories import all_event_examples, make_death
+from tests.support.environment import REPO, free_port, settings_env
+from tests.support.factories import all_event_examples, make_death
 
 load_client_library()  # before confluent-kafka's registry modules, so their dependency's import warning stays quiet
 from confluent_kafka.schema_registry import Schema  # noqa: E402
@@ -308,7 +308,7 @@ def test_messages_decode_with_apache_avro_and_confluent_deserializer_given_the_r
 
 
 def test_a_registry_down_at_start_is_retried_then_reported_clearly(tmp_path: Path) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}/apis/ccompat/v7"
+    dead = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
     settings = Settings(home=tmp_path, registry_url=dead, registry_wait_seconds=1.5, postgres_dsn=None)
     with pytest.raises(RegistryUnavailable) as caught:
         open_codec(settings, publishing=True)
@@ -323,8 +323,8 @@ def private_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
     settings = Settings(
         home=tmp_path / "registry-home",
         cache_dir=REPO / ".cache",
-        local_registry_port=_free_port(),
-        local_registry_health_port=_free_port(),
+        local_registry_port=free_port(),
+        local_registry_health_port=free_port(),
         postgres_dsn=None,
     )
     registry = LocalRegistry(settings)

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.settings import Settings
-from consumers.running import open_store, run_department
+from consumers.operations.running import open_store, run_department
 from consumers.runtime import BatchReport
 from consumers.suppression import Action, SuppressionList, decide
 from consumers.suppression.mailing import Recipient
@@ -25,8 +25,8 @@ from schemas.catalogue import event_schema
 from schemas.codec import to_avro
 from schemas.models import Event
 from schemas.topics import Register, dead_letter_topic, registration_topic
-from tests.conftest import REPO, settings_env
-from tests.factories import make_address, make_death, make_person, make_void
+from tests.support.environment import REPO, settings_env
+from tests.support.factories import make_address, make_death, make_person, make_void
 
 pytestmark = pytest.mark.kafka
 

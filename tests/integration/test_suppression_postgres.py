@@ -1,4 +1,4 @@
-"""The runtime's guarantees on PostgreSQL: the suppression scenarios of ``test_suppression_kafka``, unchanged.
+"""The runtime's guarantees on PostgreSQL: the suppression scenarios of ``test_suppression``, unchanged.
 
 The scenario functions are imported, not copied, and run here with ``bus_settings`` overridden to carry a fresh
 PostgreSQL database: a duplicate applies once, a consumer SIGKILLed between its database commit and its offset
@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from civreg.settings import Settings
-from tests.test_suppression_kafka import (
+from tests.integration.test_suppression import (
     test_a_death_suppresses_letters_and_its_void_restores_them,
     test_poison_messages_go_to_the_dead_letter_topic_with_reasons_and_the_consumer_goes_on,
     test_sigkill_between_database_commit_and_offset_commit_loses_and_doubles_nothing,
@@ -37,7 +37,7 @@ def bus_settings(bus_settings: Settings, postgres_database: str) -> Settings:
 
 def test_the_scenarios_really_run_on_postgresql(bus_settings: Settings) -> None:
     """Guards the override above: if it stopped applying, the imported tests would silently test SQLite again."""
-    from consumers.running import open_store
+    from consumers.operations.running import open_store
     from consumers.runtime.postgres_store import PostgresStore
 
     store = open_store(bus_settings, "suppression")

@@ -24,13 +24,14 @@ from hypothesis import strategies as st
 
 from civreg.settings import Settings
 from consumers.departments import DEPARTMENTS
-from consumers.registers import load_register
+from consumers.kit.customer_records import load_customer_records
 from consumers.runtime import Department, SqliteStore, Store
 from consumers.runtime.agreements import agreement_for
 from consumers.runtime.dispatch import dispatch
 from consumers.runtime.postgres_store import PostgresStore
 from schemas.models import Event, Identifiers, MaritalStatus, Register
-from tests.factories import (
+from tests.support.customer_rows import row
+from tests.support.factories import (
     make_address,
     make_birth,
     make_correction,
@@ -40,7 +41,6 @@ from tests.factories import (
     make_person,
     make_void,
 )
-from tests.test_department_rules import row
 
 Change = Callable[[Event], dict[str, Any]]
 """A correction, as the changed fields of the entry's details (built from the registration)."""
@@ -202,7 +202,7 @@ def converges(fresh_store: StoreOpener, history: tuple[str, list[Event], list[Ev
     expected_store, actual_store = fresh_store(department), fresh_store(department)
     for store in (expected_store, actual_store):
         if rows := register_rows(name):
-            load_register(store, department, rows)
+            load_customer_records(store, department, rows)
     deliver_all(expected_store, department, in_order)
     deliver_all(actual_store, department, arrived)
     assert department_state(actual_store, department) == department_state(expected_store, department)
@@ -218,7 +218,7 @@ def test_suppression_ends_in_the_version_order_state_whatever_order_versions_arr
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known divergences in consumers/life_events.py: a correction that only "
+    reason="known divergences in consumers/kit/life_events.py: a correction that only "
     "partially matches keeps the record its registration matched in version order, but waits for review when it "
     "arrives first; DWP marks a recovery started by version 1 and ended by a later version as cancelled",
 )

@@ -51,9 +51,9 @@ from schemas.models import (
     Sex,
     VoidReason,
 )
-from tests.factories import all_event_examples, make_birth, make_correction, make_death
+from tests.support.factories import all_event_examples, make_birth, make_correction, make_death
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 EVENT_ID = "3f1c2a9e-6b7d-4c1e-9a51-2d0f4e8b7c1"
 NOWHERE = Settings(bootstrap_servers="127.0.0.1:1")  # nothing listens: a test that reaches Kafka fails loudly
 

@@ -30,9 +30,9 @@ from producers.event_files import (
     validate_file,
 )
 from schemas.models import EVENT_MODELS
-from tests.factories import make_birth, make_correction, make_death
+from tests.support.factories import make_birth, make_correction, make_death
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEATH = make_death()
 GOOD = event_to_json_line(make_birth(entry_number=9))
 NESTED = "[" * 200_000

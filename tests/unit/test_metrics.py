@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from civreg.metrics import Check, LiveState, Metrics, MetricsServerError, OperatorsEndpoint, reason_code
-from deploy.status import Scrape, histogram_quantile, normalise_endpoint, parse_endpoints, service_rows
+from deploy.local.status import Scrape, histogram_quantile, normalise_endpoint, parse_endpoints, service_rows
 
 
 def get(url: str) -> tuple[int, str]:

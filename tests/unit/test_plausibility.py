@@ -28,7 +28,7 @@ from schemas.models import (
     age_on,
     latest_registration_date,
 )
-from tests.factories import (
+from tests.support.factories import (
     all_event_examples,
     make_birth,
     make_civil_partnership,

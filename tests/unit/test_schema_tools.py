@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from civreg.settings import Settings
-from deploy.bench import BenchCase, BenchOptions, SuiteResult, run_cases, write_suite
-from deploy.local_registry import POM_PATH, LocalRegistry, LocalRegistryError, find_java
+from deploy.local.bench.harness import BenchCase, BenchOptions, SuiteResult, run_cases, write_suite
+from deploy.local.registry import POM_PATH, LocalRegistry, LocalRegistryError, find_java
 from schemas.catalogue import AVRO_DIR
 
 CIVREG = str(Path(sys.executable).parent / "civreg")

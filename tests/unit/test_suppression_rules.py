@@ -12,7 +12,7 @@ from consumers.runtime import Outcome, SqliteStore
 from consumers.suppression import Action, SuppressionList, decide, department, filter_mailing
 from consumers.suppression.mailing import Recipient
 from schemas.models import Event
-from tests.factories import make_address, make_correction, make_death, make_person, make_void
+from tests.support.factories import make_address, make_correction, make_death, make_person, make_void
 
 
 @pytest.fixture

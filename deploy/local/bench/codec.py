@@ -24,10 +24,10 @@ from typing import Any
 import fastavro
 from rich.console import Console
 
-from civreg.codecs import open_registry_resolver
+from civreg.codec_from_settings import open_registry_resolver
 from civreg.settings import Settings
-from deploy.bench import BenchCase, BenchOptions, SuiteResult, run_cases
-from deploy.local_registry import LocalRegistry
+from deploy.local.bench.harness import BenchCase, BenchOptions, SuiteResult, run_cases
+from deploy.local.registry import LocalRegistry
 from producers.simulate import simulate_registrations
 from schemas.catalogue import EVENT_TYPES, event_schema
 from schemas.codec import Codec, to_avro

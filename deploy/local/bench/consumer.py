@@ -29,8 +29,8 @@ from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
 from consumers.runtime import DepartmentConsumer, SqliteStore
 from consumers.suppression import department as suppression
-from deploy.bench import BenchCase, BenchOptions, SuiteResult, run_cases
-from deploy.local_kafka import LocalKafka
+from deploy.local.bench.harness import BenchCase, BenchOptions, SuiteResult, run_cases
+from deploy.local.kafka import LocalKafka
 from deploy.topics import apply_topics
 from producers.publisher import Publisher
 from producers.simulate import simulate_registrations

@@ -26,14 +26,12 @@ from rich.table import Table
 from civreg.settings import Settings
 
 __all__ = [
-    "SUITES",
     "BenchCase",
     "BenchOptions",
     "CaseResult",
     "SuiteResult",
     "measure",
     "print_suite",
-    "run_suites",
     "write_suite",
 ]
 
@@ -158,32 +156,3 @@ def write_suite(result: SuiteResult, out_dir: Path) -> Path:
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
-
-
-def _codec_suite(settings: Settings, options: BenchOptions, console: Console) -> SuiteResult:
-    from deploy.bench_codec import run_codec_suite
-
-    return run_codec_suite(settings, options, console)
-
-
-def _consumer_suite(settings: Settings, options: BenchOptions, console: Console) -> SuiteResult:
-    from deploy.bench_consumer import run_consumer_suite
-
-    return run_consumer_suite(settings, options, console)
-
-
-SUITES: dict[str, Suite] = {"codec": _codec_suite, "consumer": _consumer_suite}
-"""Every suite by name, in the order ``civreg bench`` runs them."""
-
-
-def run_suites(settings: Settings, names: list[str], options: BenchOptions, console: Console) -> list[Path]:
-    """Run the named suites (all when empty), print each table and write each JSON; returns the JSON paths."""
-    unknown = [name for name in names if name not in SUITES]
-    if unknown:
-        raise KeyError(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(SUITES)}")
-    written: list[Path] = []
-    for name in names or list(SUITES):
-        result = SUITES[name](settings, options, console)
-        print_suite(result, console)
-        written.append(write_suite(result, options.out_dir))
-    return written
