@@ -14,7 +14,8 @@ Department stores on both engines (SQLite and a real PostgreSQL), for department
 - ``postgres_dsn`` (session): superuser DSN of the session's PostgreSQL server (``initdb`` + ``pg_ctl`` on a free
   port in a temporary directory, as the ``postgres`` user when run as root; stopped at the end), started only if a
   test needs it. ``postgres_database``: a fresh database on it per test. Set ``CIVREG_TEST_POSTGRES_DSN`` to use a
-  server you already have. Tests on PostgreSQL carry the ``postgres`` marker (``make unit`` skips them).
+  server you already have. Tests on PostgreSQL carry the ``postgres`` marker and live in ``tests/integration``
+  (``make unit`` runs none).
 """
 
 from __future__ import annotations
