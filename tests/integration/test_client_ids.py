@@ -35,7 +35,7 @@ def test_a_client_id_cannot_be_set_around_the_setting() -> None:
 
 def test_no_module_hard_codes_a_client_id() -> None:
     """Only civreg/kafka_config.py (and the local broker runner, from the setting) may write ``client.id``."""
-    allowed = {REPO / "civreg" / "kafka_config.py", REPO / "deploy" / "local_kafka.py"}
+    allowed = {REPO / "civreg" / "kafka_config.py", REPO / "deploy" / "local" / "kafka.py"}
     offenders = [
         str(path.relative_to(REPO))
         for package in ("civreg", "consumers", "producers", "deploy", "schemas")

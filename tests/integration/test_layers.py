@@ -54,7 +54,7 @@ def test_a_consumer_importing_the_dev_registry_breaks_the_contracts(tmp_path: Pa
     for package in PACKAGES:
         shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path)
-    letters = tmp_path / "consumers" / "letters.py"
+    letters = tmp_path / "consumers" / "kit" / "letters.py"
     letters.write_text(letters.read_text().replace("import csv\n", "import csv\n\nimport deploy.local.registry\n", 1))
     result = _lint_imports(tmp_path)
     assert result.returncode == 1
