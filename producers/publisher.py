@@ -26,7 +26,7 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
 from civreg.errors import CivregError
 from civreg.kafka_config import producer_config
 from civreg.logs import get_logger
@@ -124,8 +124,8 @@ class Publisher:
         close_timeout: float = 60.0,
         max_failures_kept: int = 1000,
     ) -> None:
-        # The registry when there is one (civreg.codecs); every subject's id is resolved now, so publishing goes
-        # on through a registry outage.
+        # The registry when there is one (civreg.codec_from_settings); every subject's id is resolved now, so
+        # publishing goes on through a registry outage.
         self._codec = codec or open_codec(settings, publishing=True)
         self._on_delivery = on_delivery
         self._topics = registration_topics(settings.topic_prefix)

@@ -39,7 +39,7 @@ from confluent_kafka import (
 )
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
@@ -125,7 +125,7 @@ class DepartmentConsumer:
         self.department = department
         self.settings = settings
         self.store = store
-        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codecs)
+        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codec_from_settings)
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.max_attempts = max_attempts
