@@ -344,18 +344,17 @@ class LifeEvents(Generic[RecordsT]):
         self._match = match or (lambda records, person: match_person(records.people, person))
         self._apply: dict[str, Apply] = {}
         self._undo: dict[str, Undo] = {}
-        self._rewind: dict[str, Undo] = {}
         department.handles(RegistrationCorrected)(self._arrived)
         department.resolves(RegistrationCorrected)(self._resolve)
         department.handles(RegistrationVoided)(self._arrived)
 
     # Declaring a department's rules -----------------------------------------------------------------------
 
-    def _declare(self, fact: str, apply: Apply, undo: Undo, rewind: Undo | None) -> None:
+    def _declare(self, fact: str, apply: Apply, undo: Undo) -> None:
         registers = [r for r in _REGISTERS_OF_FACT[fact] if r in self.department.registers]
         if not registers:
             raise ValueError(f"{self.department.name} has a rule for {fact}s but receives no such register")
-        self._apply[fact], self._undo[fact], self._rewind[fact] = apply, undo, rewind or undo
+        self._apply[fact], self._undo[fact] = apply, undo
         for register in registers:
             event_type = _TYPES_OF_REGISTER[register]
             self.department.handles(event_type)(self._arrived)
@@ -366,37 +365,31 @@ class LifeEvents(Generic[RecordsT]):
         apply: Callable[[RecordsT, str, DeathDetails], Snapshot | Result],
         *,
         undo: Callable[[RecordsT, str, Snapshot], None],
-        rewind: Callable[[RecordsT, str, Snapshot], None] | None = None,
     ) -> None:
         """A customer died: ``apply`` changes their record and returns it as it was; ``undo`` puts that back.
 
         When the fact changes nothing this department keeps, ``apply`` returns ``Result.no_matching_record(...)``
         instead of a snapshot (so do ``on_partnership`` and ``on_birth`` rules): nothing is recorded to undo.
-        ``rewind`` puts the record back *exactly* as it was, for an entry replayed in version order (a version
-        arrived late); it is needed only when ``undo`` leaves a mark of its own (a cancelled recovery), and
-        defaults to ``undo``.
         """
-        self._declare("death", apply, undo, rewind)
+        self._declare("death", apply, undo)
 
     def on_partnership(
         self,
         apply: Callable[[RecordsT, str, Partnership], Snapshot | Result],
         *,
         undo: Callable[[RecordsT, str, Snapshot], None],
-        rewind: Callable[[RecordsT, str, Snapshot], None] | None = None,
     ) -> None:
         """A customer married or formed a civil partnership (each party separately)."""
-        self._declare("partnership", apply, undo, rewind)
+        self._declare("partnership", apply, undo)
 
     def on_birth(
         self,
         apply: Callable[[RecordsT, str, BirthDetails], Snapshot | Result],
         *,
         undo: Callable[[RecordsT, str, Snapshot], None],
-        rewind: Callable[[RecordsT, str, Snapshot], None] | None = None,
     ) -> None:
         """A customer (the mother named in the entry) had a child."""
-        self._declare("birth", apply, undo, rewind)
+        self._declare("birth", apply, undo)
 
     # Every version of an entry, whatever order they arrive in ---------------------------------------------
 
@@ -421,13 +414,18 @@ class LifeEvents(Generic[RecordsT]):
         return self._replay(records, event, latest)
 
     def _replay(self, records: RecordsT, event: Event, latest: int) -> Result:
-        """Rewind the entry and apply its versions again in version order; the outcome is where it ends."""
+        """Rewind the entry and apply its versions again in version order; the outcome is where it ends.
+
+        Rewinding undoes what the entry still has applied, then undoes every record it ever changed once more
+        with that record's fields from before the entry first changed it. The second pass is what makes the
+        rewind exact: an undo may leave a mark of its own (DWP cancels a recovery that had started), and an undo
+        of a record with nothing pending puts back the first snapshot as it was.
+        """
         entries = records.entries
         for link in reversed(entries.links(event.entry)):
-            self._rewind[link.fact](records, link.record_id, link.snapshot)
-            entries.unlink(link)
+            self._undo_link(records, link)
         for record_id, fact, before in reversed(entries.originals(event.entry)):
-            self._rewind[fact](records, record_id, before)  # a record changed, undone, and left with a mark
+            self._undo[fact](records, record_id, before)
         entries.forget(event.entry)
         result = Result.no_matching_record()
         for version in entries.versions(event.entry):

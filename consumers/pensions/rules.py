@@ -51,7 +51,7 @@ def pensioner_partnered(records: PensionRecords, pensioner_id: str, union: Partn
     return records.record_partnership(pensioner_id, union.status, union.new_surname)
 
 
-life.on_death(stop_state_pension, undo=PensionRecords.restart_payments, rewind=PensionRecords.restore)
+life.on_death(stop_state_pension, undo=PensionRecords.restart_payments)
 life.on_partnership(pensioner_partnered, undo=PensionRecords.restore)
 
 
