@@ -20,7 +20,7 @@ from consumers.registers import RecordTable
 from consumers.running import open_store
 from consumers.runtime import Department, Outcome, Store
 from consumers.runtime.review import open_reviews, resolve_review
-from schemas.models import MaritalStatus, Sex
+from schemas.models import Identifiers, MaritalStatus, Sex
 from tests.factories import (
     DRIVING_LICENCE_NUMBER,
     NINO,
@@ -197,6 +197,18 @@ def test_tax_a_birth_corrected_to_a_stillbirth_withdraws_the_invitation(open_dep
     # HMRC may not see the stillbirth, but it must undo what the live birth did: it receives a withdrawal.
     assert outcome(store, tax.department, make_correction(of=birth, stillbirth=True)) is Outcome.APPLIED
     assert _invitations(store) == [("T1", "withdrawn")]
+
+
+def test_tax_a_stillbirth_corrected_back_to_a_live_birth_invites_again(open_department: Opener) -> None:
+    store = open_department(tax.department, row("tax", "T1", given_names="Sarah Jane", date_of_birth="1994-06-01"))
+    birth = make_birth()
+    withdrawn = make_correction(of=birth, stillbirth=True)  # HMRC receives it as a withdrawal of the entry
+    live_again = make_correction(of=withdrawn, stillbirth=False)
+    assert outcome(store, tax.department, birth) is Outcome.APPLIED
+    assert outcome(store, tax.department, withdrawn) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "withdrawn")]
+    assert outcome(store, tax.department, live_again) is Outcome.APPLIED  # what the registrar means: a live birth
+    assert _invitations(store) == [("T1", "due")]
 
 
 # Pensions ---------------------------------------------------------------------------------------------------
@@ -512,6 +524,43 @@ def test_redelivered_and_stale_versions_change_nothing(open_department: Opener) 
     stale = make_death(event_id=event_id_for("DeathRegistered", death.entry, 1, "republished"))
     assert outcome(store, passports.department, stale) is Outcome.APPLIED  # "version 1 already applied"
     assert fields(store, "passports", "H1", "status", "cancelled_on") == before
+
+
+def test_a_registration_arriving_after_its_correction_is_replayed_in_version_order(open_department: Opener) -> None:
+    store = open_department(tax.department, row("tax", "T1"))
+    death = make_death()
+    moved = make_correction(of=death, deceased=make_person(identifiers=Identifiers(), address=make_address(postcode="LS6 2AB")))
+    first = deliver(store, tax.department, moved)  # partial on its own: name and date of birth, another postcode
+    assert first is not None and first.outcome is Outcome.NEEDS_REVIEW
+    late = deliver(store, tax.department, death)  # matched by NINO; the correction then amends that record
+    assert late is not None and late.outcome is Outcome.APPLIED
+    assert late.note == "arrived after version 2; the entry was applied again in version order: amended"
+    assert fields(store, "tax", "T1", "status")["status"] == "deceased"
+
+
+def test_a_reviewers_choice_is_kept_when_a_late_version_replays_the_entry(open_department: Opener) -> None:
+    store = open_department(electoral.department, row("electoral", "E1"), row("electoral", "E2"))  # listed twice
+    death = make_death()
+    corrected = make_correction(of=death, date_of_death=date(2024, 3, 8))
+    assert outcome(store, electoral.department, corrected) is Outcome.NEEDS_REVIEW
+    [item] = open_reviews(store)
+    assert resolve_review(store, electoral.department, item.event_id, "E2", "reviewer-7").outcome is Outcome.APPLIED
+    # Version 1 (just as ambiguous) arrives late: the entry is replayed, and version 2 goes where the reviewer said.
+    late = deliver(store, electoral.department, death)
+    assert late is not None and late.outcome is Outcome.APPLIED
+    assert [fields(store, "electoral", e, "status")["status"] for e in ("E1", "E2")] == ["registered", "removed"]
+
+
+def test_a_review_of_a_late_version_applies_the_entry_as_it_now_stands(open_department: Opener) -> None:
+    store = open_department(electoral.department, row("electoral", "E1"), row("electoral", "E2"))  # listed twice
+    death = make_death()
+    corrected = make_correction(of=death, date_of_death=date(2024, 3, 8))
+    assert outcome(store, electoral.department, corrected) is Outcome.NEEDS_REVIEW
+    assert outcome(store, electoral.department, death) is Outcome.NEEDS_REVIEW  # replayed: still ambiguous
+    late = next(item for item in open_reviews(store) if item.event_id == str(death.event_id))
+    assert resolve_review(store, electoral.department, late.event_id, "E1", "reviewer-7").outcome is Outcome.APPLIED
+    assert fields(store, "electoral", "E1", "status", "removed_on") == {"status": "removed", "removed_on": "2024-03-14"}
+    assert store.read().scalar("SELECT version FROM life_event_links WHERE status = 'applied'") == 2
 
 
 def test_a_void_of_an_entry_that_changed_nothing_is_no_matching_record(open_department: Opener) -> None:
