@@ -529,7 +529,8 @@ def test_redelivered_and_stale_versions_change_nothing(open_department: Opener) 
 def test_a_registration_arriving_after_its_correction_is_replayed_in_version_order(open_department: Opener) -> None:
     store = open_department(tax.department, row("tax", "T1"))
     death = make_death()
-    moved = make_correction(of=death, deceased=make_person(identifiers=Identifiers(), address=make_address(postcode="LS6 2AB")))
+    elsewhere = make_person(identifiers=Identifiers(), address=make_address(postcode="LS6 2AB"))
+    moved = make_correction(of=death, deceased=elsewhere)
     first = deliver(store, tax.department, moved)  # partial on its own: name and date of birth, another postcode
     assert first is not None and first.outcome is Outcome.NEEDS_REVIEW
     late = deliver(store, tax.department, death)  # matched by NINO; the correction then amends that record
