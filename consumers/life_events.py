@@ -21,8 +21,14 @@ is only its business rules: what a fact does to one of its records, and how to u
 What is kept, per entry: the latest version seen and whether it was voided; per person the entry named (its
 *role*: deceased, mother, party_1, ...), the record it was applied to and a snapshot of that record's fields
 before. A correction undoes and re-applies (so a corrected date of death recomputes everything), moving the effect
-to another record when the corrected details match that one instead; a void undoes. Both tables live in the
-department's own database (``ENTRY_LOG_SCHEMA``).
+to another record when the corrected details match that one instead; a void undoes; a correction after a void (a
+birth withdrawn as a stillbirth, then corrected back to a live birth) makes the entry stand again.
+
+Versions may arrive in any order; the department must end as version order would leave it. So every version is
+kept (as the department received it), with each record's fields from before the entry first changed it and each
+reviewer's choice per version: the newest version yet is applied on top; an older one arriving late rewinds the
+entry (every record put back exactly as it was) and replays all its versions in version order, the reviewer's
+choices included. All these tables live in the department's own database (``ENTRY_LOG_SCHEMA``).
 """
 
 from __future__ import annotations
