@@ -25,10 +25,24 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from civreg.logs import get_logger
 from civreg.settings import Settings
 from deploy.schema_policy import load_policy
+from schemas.acknowledgements import AcknowledgementCodec
+from schemas.catalogue import EVENT_TYPES
 from schemas.codec import Codec
-from schemas.registry import RegistrySchemaResolver, RegistryUnavailable, contract_subjects, registry_client
+from schemas.registry import (
+    RegistryAcknowledgementSchema,
+    RegistrySchemaResolver,
+    RegistryUnavailable,
+    contract_subjects,
+    registry_client,
+)
+from schemas.topics import acknowledgement_topic
 
-__all__ = ["open_codec", "open_registry_resolver", "wait_for_registry"]
+__all__ = [
+    "open_acknowledgement_codec",
+    "open_codec",
+    "open_registry_resolver",
+    "wait_for_registry",
+]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -98,8 +112,22 @@ def open_codec(settings: Settings, *, publishing: bool = False) -> Codec:
             )
         return Codec(topic_prefix=settings.topic_prefix)
     if publishing:
-        pairs = [(subject.event_type, subject.topic) for subject in contract_subjects(settings.topic_prefix)]
+        subjects = contract_subjects(settings.topic_prefix)
+        pairs = [(subject.event_type, subject.topic) for subject in subjects if subject.event_type in EVENT_TYPES]
         wait_for_registry(settings, lambda: resolver.prepare(pairs), f"resolving schema ids at {resolver.url}")
     else:
         wait_for_registry(settings, resolver.check_reachable, f"reaching the schema registry at {resolver.url}")
     return Codec(resolver, topic_prefix=settings.topic_prefix)
+
+
+def open_acknowledgement_codec(settings: Settings) -> AcknowledgementCodec:
+    """The acknowledgement codec for ``settings``: ActionTaken's registry id when there is a registry (registered
+    under its subject on the acknowledgement topic, as every schema is), the local id without one.
+
+    Nothing waits here: the id is resolved when the first acknowledgement is sent, and an acknowledgement that
+    cannot be encoded yet stays owed (``consumers.acknowledgements``).
+    """
+    resolver = open_registry_resolver(settings)
+    if resolver is None:
+        return AcknowledgementCodec()
+    return AcknowledgementCodec(RegistryAcknowledgementSchema(resolver, acknowledgement_topic(settings.topic_prefix)))

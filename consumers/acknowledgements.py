@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from civreg.codecs import open_acknowledgement_codec
+from civreg.errors import CivregError
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
 from consumers.runtime.store import Store
 from schemas.acknowledgements import AcknowledgementCodec, ActionTaken
 from schemas.codec import DecodeError
+from schemas.models import EntryReference
 from schemas.topics import Register, acknowledgement_topic
 
 if TYPE_CHECKING:
@@ -69,10 +72,10 @@ class AcknowledgementPublisher:
         self.topic = acknowledgement_topic(settings.topic_prefix)
         self.department = department
         self._store = store
-        self._codec = codec or AcknowledgementCodec()
+        self._codec = codec or open_acknowledgement_codec(settings)  # the registry's id when there is one
         self._chunk = chunk
         self._flush_timeout = flush_timeout
-        config = producer_config(settings, **{"client.id": f"civreg-ack-{department}"})
+        config = producer_config(settings, role=f"ack-{department}")
         self._producer: Producer | None = Producer(config)
         self._log = log.bind(department=department, topic=self.topic)
 
@@ -125,7 +128,7 @@ class AcknowledgementPublisher:
                 event_id=uuid.UUID(event_id),
                 department=self.department,
                 event_type=str(row[2]),
-                register=Register(str(row[3]).split("/", 1)[0]),
+                register=EntryReference.register_of_key(str(row[3])),
                 entry_version=int(row[4]),
                 outcome=str(row[5]),  # validated against the Avro enum's symbols
                 note=str(row[6])[:500],
@@ -153,7 +156,7 @@ class AcknowledgementPublisher:
 # Tracing ----------------------------------------------------------------------------------------------------
 
 
-class TraceError(RuntimeError):
+class TraceError(CivregError, RuntimeError):
     """The acknowledgement topic cannot be read (missing, unreachable); the message says which and why."""
 
 
@@ -275,7 +278,8 @@ def trace_event(
         consumer_config(
             settings,
             f"{settings.topic_prefix}.trace",  # never joins: partitions are assigned, nothing is committed
-            **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800, "client.id": "civreg-trace"},
+            role="trace",
+            **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800},
         )
     )
     try:
@@ -290,7 +294,7 @@ def trace_event(
         key = trace.event_id.encode()
         trace.partitions = tuple(range(count)) if all_partitions else (partition_for_key(key, count),)
         ranges = _ranges(consumer, topic, trace.partitions, since, timeout)
-        reader = codec or AcknowledgementCodec()
+        reader = codec or open_acknowledgement_codec(settings)
         _scan(consumer, topic, key, trace, reader, ranges=ranges, timeout=timeout, on_progress=on_progress)
     finally:
         consumer.close()

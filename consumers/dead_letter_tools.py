@@ -68,7 +68,11 @@ def _info(message: Message) -> DeadLetterInfo:
 def _read(settings: Settings, department: str, timeout: float) -> list[Message]:
     """Every message now on the department's dead-letter topic, from each partition's start to its end."""
     topic = dead_letter_topic(department, settings.topic_prefix)
-    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.dead-letter-reader.{uuid.uuid4().hex}"))
+    consumer = Consumer(
+        consumer_config(
+            settings, f"{settings.topic_prefix}.dead-letter-reader.{uuid.uuid4().hex}", role="dead-letter-reader"
+        )
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None:
@@ -128,7 +132,7 @@ def redrive(
         chosen.append((message, info))
     if not chosen:
         return []
-    producer = Producer(producer_config(settings, **{"client.id": f"civreg-redrive-{department}"}))
+    producer = Producer(producer_config(settings, role=f"redrive-{department}"))
     failures: list[str] = []
     source = dead_letter_topic(department, settings.topic_prefix)
     for message, info in chosen:

@@ -27,6 +27,7 @@ from typing import Any
 from consumers.runtime import Department, Store
 from consumers.runtime.review import open_reviews
 from consumers.suppression import Action, Recipient, SuppressionList, decide
+from schemas.models import EntryReference
 from schemas.topics import Register
 
 __all__ = [
@@ -148,9 +149,11 @@ class LettersRun:
 
 def _awaiting_review(store: Store) -> set[str]:
     """Records that an unreviewed death may be about (the candidates of open death reviews)."""
-    prefix = f"{Register.DEATH.value}/"
     return {
-        candidate for item in open_reviews(store) if item.entry_key.startswith(prefix) for candidate in item.candidates
+        candidate
+        for item in open_reviews(store)
+        if EntryReference.register_of_key(item.entry_key) is Register.DEATH
+        for candidate in item.candidates
     }
 
 

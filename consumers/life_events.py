@@ -18,17 +18,23 @@ is only its business rules: what a fact does to one of its records, and how to u
 
     life.on_death(stop_state_pension, undo=restart_state_pension)
 
+A death may name the deceased's surviving spouse or civil partner: a department with an ``on_bereavement`` rule
+matches them like anyone else (role ``surviving_partner``) and records their new status; one without such a rule
+never looks at them.
+
 What is kept, per entry: the latest version seen and whether it was voided; per person the entry named (its
 *role*: deceased, mother, party_1, ...), the record it was applied to and a snapshot of that record's fields
 before. A correction undoes and re-applies (so a corrected date of death recomputes everything), moving the effect
-to another record when the corrected details match that one instead; a void undoes; a correction after a void (a
-birth withdrawn as a stillbirth, then corrected back to a live birth) makes the entry stand again.
+to another record when the corrected details match that one instead; a void undoes, for good; a withdrawal (a
+birth corrected to a stillbirth, which the department may not see) undoes too, but a correction back to a live
+birth makes the entry stand again.
 
 Versions may arrive in any order; the department must end as version order would leave it. So every version is
 kept (as the department received it), with each record's fields from before the entry first changed it and each
-reviewer's choice per version: the newest version yet is applied on top; an older one arriving late rewinds the
-entry (every record put back exactly as it was) and replays all its versions in version order, the reviewer's
-choices included. All these tables live in the department's own database (``ENTRY_LOG_SCHEMA``).
+reviewer's choice per version (a record, or that none matches): the newest version yet is applied on top; an older
+one arriving late rewinds the entry (every record put back exactly as it was) and replays all its versions in
+version order, the reviewer's choices included. All these tables live in the department's own database
+(``ENTRY_LOG_SCHEMA``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from consumers.matching import Match, PersonTable, match_person, name_key
 from consumers.runtime import Department, Outcome, Result, Transaction
+from consumers.runtime.agreements import Withdrawal
 from consumers.runtime.store import now_iso
 from schemas.models import (
     EVENT_MODELS,
@@ -59,10 +66,20 @@ from schemas.models import (
     Person,
     RegistrationCorrected,
     RegistrationVoided,
+    SurvivingPartner,
 )
 from schemas.topics import Register
 
-__all__ = ["ENTRY_LOG_SCHEMA", "EntryLog", "LifeEvents", "LifeRecords", "Link", "Partnership", "Snapshot"]
+__all__ = [
+    "ENTRY_LOG_SCHEMA",
+    "Bereavement",
+    "EntryLog",
+    "LifeEvents",
+    "LifeRecords",
+    "Link",
+    "Partnership",
+    "Snapshot",
+]
 
 Snapshot = dict[str, Any]
 """A record's fields as they were before an entry changed them (JSON-serialisable values only)."""
@@ -108,6 +125,13 @@ CREATE TABLE IF NOT EXISTS life_event_decisions (
     decided_at  TEXT NOT NULL,
     PRIMARY KEY (entry_key, version, role)
 );
+CREATE TABLE IF NOT EXISTS life_event_no_match (
+    entry_key   TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    decided_at  TEXT NOT NULL,
+    PRIMARY KEY (entry_key, role)
+);
 """
 
 
@@ -132,6 +156,19 @@ class Partnership:
 
 
 @dataclass(frozen=True)
+class Bereavement:
+    """The surviving spouse or civil partner's side of a death, as a department's rule sees it."""
+
+    survivor: SurvivingPartner
+    date_of_death: date
+
+    @property
+    def status(self) -> MaritalStatus:
+        """The survivor's marital status from now on: widowed, or surviving civil partner."""
+        return self.survivor.status
+
+
+@dataclass(frozen=True)
 class Link:
     """What one entry did to one record."""
 
@@ -142,6 +179,14 @@ class Link:
     version: int
     snapshot: Snapshot
     status: str
+
+
+_KINDS: dict[str, type[Event]] = {**EVENT_MODELS, "Withdrawal": Withdrawal}
+"""How a kept version is read back: a withdrawal travels as a void but must replay as a withdrawal."""
+
+
+def _kind(event: Event) -> str:
+    return "Withdrawal" if isinstance(event, Withdrawal) else event.event_type
 
 
 class EntryLog:
@@ -188,6 +233,21 @@ class EntryLog:
             (entry.key, role, record_id, fact, version, json.dumps(before, sort_keys=True), now_iso()),
         )
 
+    def no_match(self, entry: EntryReference, role: str, version: int) -> None:
+        """A reviewer decided that no record matches the person in ``role`` of this version of the entry."""
+        self._tx.execute(
+            "INSERT INTO life_event_no_match VALUES (?, ?, ?, ?) ON CONFLICT (entry_key, role) DO UPDATE SET "
+            "version = excluded.version, decided_at = excluded.decided_at",
+            (entry.key, role, version, now_iso()),
+        )
+
+    def no_match_roles(self, entry: EntryReference, version: int) -> set[str]:
+        """Roles a reviewer said match no record, for this version of the entry (a correction asks afresh)."""
+        rows = self._tx.execute(
+            "SELECT role FROM life_event_no_match WHERE entry_key = ? AND version = ?", (entry.key, version)
+        )
+        return {str(row[0]) for row in rows}
+
     def unlink(self, link: Link) -> None:
         """The entry's effect on this record has been undone."""
         self._tx.execute(
@@ -201,7 +261,7 @@ class EntryLog:
         """Keep this version of the entry (as the department received it), to replay the entry in version order."""
         self._tx.execute(
             "INSERT INTO life_event_versions VALUES (?, ?, ?, ?) ON CONFLICT (entry_key, version) DO NOTHING",
-            (event.entry.key, event.version, event.event_type, event.model_dump_json()),
+            (event.entry.key, event.version, _kind(event), event.model_dump_json()),
         )
 
     def kept_versions(self, entry: EntryReference) -> set[int]:
@@ -215,7 +275,7 @@ class EntryLog:
             "SELECT event_type, event_json FROM life_event_versions WHERE entry_key = ? ORDER BY version",
             (entry.key,),
         )
-        return [EVENT_MODELS[str(r[0])].model_validate_json(str(r[1])) for r in rows]
+        return [_KINDS[str(r[0])].model_validate_json(str(r[1])) for r in rows]
 
     def original(self, entry: EntryReference, record_id: str, fact: str, before: Snapshot) -> None:
         """Remember a record as it was before ``entry`` first changed it (a later change keeps the first)."""
@@ -285,7 +345,12 @@ class _Subject:
 
 def _subjects(details: BirthDetails | DeathDetails | MarriageDetails | CivilPartnershipDetails) -> list[_Subject]:
     if isinstance(details, DeathDetails):
-        return [_Subject("deceased", details.deceased, "death", details)]
+        deceased = _Subject("deceased", details.deceased, "death", details)
+        survivor = details.surviving_partner
+        if survivor is None:
+            return [deceased]
+        bereaved = Bereavement(survivor, details.date_of_death)
+        return [deceased, _Subject("surviving_partner", survivor.person, "bereavement", bereaved)]
     if isinstance(details, BirthDetails):
         return [] if details.mother is None else [_Subject("mother", details.mother, "birth", details)]
     if isinstance(details, MarriageDetails):
@@ -331,6 +396,7 @@ def _combine(results: list[tuple[str, Result]], nobody: str) -> Result:
 
 _REGISTERS_OF_FACT: dict[str, tuple[Register, ...]] = {
     "death": (Register.DEATH,),
+    "bereavement": (Register.DEATH,),
     "birth": (Register.BIRTH,),
     "partnership": (Register.MARRIAGE, Register.CIVIL_PARTNERSHIP),
 }
@@ -352,6 +418,7 @@ class LifeEvents(Generic[RecordsT]):
         self._undo: dict[str, Undo] = {}
         department.handles(RegistrationCorrected)(self._arrived)
         department.resolves(RegistrationCorrected)(self._resolve)
+        department.declines(RegistrationCorrected)(self._decline)
         department.handles(RegistrationVoided)(self._arrived)
 
     # Declaring a department's rules -----------------------------------------------------------------------
@@ -363,8 +430,11 @@ class LifeEvents(Generic[RecordsT]):
         self._apply[fact], self._undo[fact] = apply, undo
         for register in registers:
             event_type = _TYPES_OF_REGISTER[register]
+            if event_type.event_type in self.department.handlers:
+                continue  # another fact of the same register (a death and its bereavement) wired it already
             self.department.handles(event_type)(self._arrived)
             self.department.resolves(event_type)(self._resolve)
+            self.department.declines(event_type)(self._decline)
 
     def on_death(
         self,
@@ -378,6 +448,15 @@ class LifeEvents(Generic[RecordsT]):
         instead of a snapshot (so do ``on_partnership`` and ``on_birth`` rules): nothing is recorded to undo.
         """
         self._declare("death", apply, undo)
+
+    def on_bereavement(
+        self,
+        apply: Callable[[RecordsT, str, Bereavement], Snapshot | Result],
+        *,
+        undo: Callable[[RecordsT, str, Snapshot], None],
+    ) -> None:
+        """A customer's spouse or civil partner died: the death entry names them as the survivor."""
+        self._declare("bereavement", apply, undo)
 
     def on_partnership(
         self,
@@ -441,6 +520,8 @@ class LifeEvents(Generic[RecordsT]):
 
     def _step(self, records: RecordsT, event: Event) -> Result:
         """Apply one version on top of the versions before it."""
+        if isinstance(event, Withdrawal):  # before RegistrationVoided: a withdrawal is one, but the entry stands
+            return self._withdrawn(event, records)
         if isinstance(event, RegistrationVoided):
             return self._voided(event, records)
         if isinstance(event, RegistrationCorrected):
@@ -456,9 +537,19 @@ class LifeEvents(Generic[RecordsT]):
     # One version on top of the ones before ----------------------------------------------------------------
 
     def _match_in(self, records: RecordsT, event: Event, subject: _Subject) -> Match:
-        """The record a reviewer chose for this person in this version, else whatever matching finds."""
+        """The record a reviewer chose for this person in this version (or that none matches), else matching's."""
         chosen = records.entries.decision(event.entry, event.version, subject.role)
-        return Match(chosen, "reviewer") if chosen is not None else self._match(records, subject.person)
+        if chosen is not None:
+            return Match(chosen, "reviewer")
+        if subject.role in records.entries.no_match_roles(event.entry, event.version):
+            return Match(reason="reviewer: no record matches")
+        return self._match(records, subject.person)
+
+    def _subjects(
+        self, details: BirthDetails | DeathDetails | MarriageDetails | CivilPartnershipDetails
+    ) -> list[_Subject]:
+        """The people in the entry this department has a rule for (a survivor only with ``on_bereavement``)."""
+        return [subject for subject in _subjects(details) if subject.fact_kind in self._apply]
 
     def _apply_to(
         self, records: RecordsT, entry: EntryReference, version: int, subject: _Subject, record_id: str
@@ -489,7 +580,7 @@ class LifeEvents(Generic[RecordsT]):
         linked = {link.role for link in records.entries.links(event.entry)}
         results = [
             (subject.role, self._match_and_apply(records, event, subject))
-            for subject in _subjects(_details(event))
+            for subject in self._subjects(_details(event))
             if subject.role not in linked
         ]
         records.entries.saw(event.entry, event.version)
@@ -498,10 +589,14 @@ class LifeEvents(Generic[RecordsT]):
     def _corrected(self, event: RegistrationCorrected, records: RecordsT) -> Result:
         """A corrected entry: undo and re-apply with the corrected details, on the record they now match.
 
-        After a void (a birth withdrawn as a stillbirth, then corrected back to a live birth) nothing is linked
-        any more, so the corrected entry is matched and applied afresh: it stands again.
+        After a withdrawal (a birth corrected to a stillbirth, then back to a live birth) nothing is linked any
+        more, so the corrected entry is matched and applied afresh: it stands again. After a registrar's void it
+        does not: the entry never happened.
         """
-        subjects = _subjects(event.corrected)
+        state = records.entries.state(event.entry)
+        if state is not None and state[1] == "voided":
+            return Result.no_matching_record("entry was voided; correction not applied")
+        subjects = self._subjects(event.corrected)
         links = {link.role: link for link in records.entries.links(event.entry)}
         results: list[tuple[str, Result]] = []
         for role in sorted(links.keys() - {subject.role for subject in subjects}):
@@ -540,6 +635,19 @@ class LifeEvents(Generic[RecordsT]):
             return Result.no_matching_record("no record was changed by this entry")
         return Result.applied(f"restored {len(links)} record(s)")
 
+    def _withdrawn(self, event: Withdrawal, records: RecordsT) -> Result:
+        """The entry became one this department may not see (a stillbirth): undo what it did, but it still stands.
+
+        It stays ``current`` in the entry log, so a later correction (back to a live birth) is applied afresh.
+        """
+        links = records.entries.links(event.entry)
+        for link in reversed(links):
+            self._undo_link(records, link)
+        records.entries.saw(event.entry, event.version)
+        if not links:
+            return Result.no_matching_record("withdrawn; no record was changed by this entry")
+        return Result.applied(f"withdrawn: restored {len(links)} record(s)")
+
     # A reviewer's decision --------------------------------------------------------------------------------
 
     def _resolve(self, event: Event, record_id: str, records: RecordsT) -> Result:
@@ -568,8 +676,7 @@ class LifeEvents(Generic[RecordsT]):
         links = entries.links(event.entry)
         if any(link.record_id == record_id for link in links):
             return Result.applied("already applied to this record")
-        linked = {link.role for link in links}
-        pending = [subject for subject in _subjects(_details(event)) if subject.role not in linked]
+        pending = self._pending(records, event)
         if not pending:
             return superseded if reviewed_older else Result.applied("already applied")
         subject = self._which(records, pending, record_id)
@@ -577,11 +684,48 @@ class LifeEvents(Generic[RecordsT]):
         entries.decide(event.entry, event.version, subject.role, record_id)
         entries.saw(event.entry, event.version)
         result = unchanged or Result.applied(f"{subject.role}: applied to the reviewed record")
-        waiting = [(other.role, self._match(records, other.person)) for other in pending if other is not subject]
+        return self._still_waiting(records, pending, subject, result)
+
+    def _decline(self, event: Event, party: str | None, records: RecordsT) -> Result:
+        """A reviewer says no record matches one person in the entry (``party``, their role): only that person.
+
+        Another person in the entry still waiting for a reviewer keeps the item open; with several waiting the
+        reviewer must say which one they mean.
+        """
+        state = records.entries.state(event.entry)
+        if state is not None and (state[1] == "voided" or state[0] > event.version):
+            return Result.no_matching_record("reviewer: no record matches (the entry has changed since)")
+        pending = self._pending(records, event)
+        waiting = [s for s in pending if self._match(records, s.person).needs_review]
+        roles = ", ".join(s.role for s in waiting) or "nobody"
+        if party is None and len(waiting) > 1:
+            raise ValueError(f"several people in this entry await a reviewer ({roles}); name the one no record matches")
+        if party is not None and party not in {s.role for s in waiting}:
+            raise ValueError(f"{party} does not await a reviewer in this entry (awaiting: {roles})")
+        subject = next((s for s in waiting if party in (None, s.role)), None)
+        if subject is None:
+            return Result.no_matching_record("reviewer: no record matches")
+        records.entries.no_match(event.entry, subject.role, event.version)
+        records.entries.saw(event.entry, event.version)
+        note = f"{subject.role}: reviewer: no record matches"
+        applied = bool(records.entries.links(event.entry))  # the other party was applied: so is the entry
+        result = Result.applied(note) if applied else Result.no_matching_record(note)
+        return self._still_waiting(records, pending, subject, result)
+
+    def _pending(self, records: RecordsT, event: Event) -> list[_Subject]:
+        """People in the entry neither applied to a record nor decided by a reviewer to match none."""
+        decided = {link.role for link in records.entries.links(event.entry)}
+        decided |= records.entries.no_match_roles(event.entry, event.version)
+        return [subject for subject in self._subjects(_details(event)) if subject.role not in decided]
+
+    def _still_waiting(self, records: RecordsT, pending: list[_Subject], decided: _Subject, result: Result) -> Result:
+        """``result`` for the person just decided, or needs_review while another person still waits."""
+        waiting = [(other.role, self._match(records, other.person)) for other in pending if other is not decided]
         waiting = [(role, match) for role, match in waiting if match.needs_review]
         if not waiting:
             return result
-        note = "; ".join([f"{subject.role}: {result.note}", *(f"{role}: {m.reason}" for role, m in waiting)])
+        first = result.note if result.note.startswith(f"{decided.role}: ") else f"{decided.role}: {result.note}"
+        note = "; ".join([first, *(f"{role}: {m.reason}" for role, m in waiting)])
         return Result.needs_review(note, tuple(c for _, match in waiting for c in match.candidates))
 
     def _which(self, records: RecordsT, pending: list[_Subject], record_id: str) -> _Subject:

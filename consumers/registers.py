@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from civreg.errors import CivregError
 from consumers.matching import name_key, postcode_key
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.store import now_iso
@@ -72,7 +73,7 @@ PERSON_COLUMNS = (
 )
 
 
-class RegisterError(ValueError):
+class RegisterError(CivregError, ValueError):
     """A register row breaks a rule; the message names the line, the column and the rule."""
 
 

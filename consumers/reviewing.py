@@ -11,6 +11,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from civreg.errors import CivregError
 from civreg.logs import get_logger
 from civreg.settings import Settings
 from consumers.acknowledgements import AcknowledgementPublisher
@@ -24,7 +25,7 @@ __all__ = ["NoDepartmentStore", "Resolution", "list_reviews", "resolve"]
 log = get_logger(__name__)
 
 
-class NoDepartmentStore(LookupError):
+class NoDepartmentStore(CivregError, LookupError):
     """The department has no database here yet (its consumer has never run with these settings)."""
 
 
@@ -54,8 +55,17 @@ def list_reviews(settings: Settings, department: str, *, include_resolved: bool 
         store.close()
 
 
-def resolve(settings: Settings, department: str, event_id: str, record_id: str | None, resolved_by: str) -> Resolution:
-    """Apply the decision (``record_id``, or None for no matching record) and publish its acknowledgement."""
+def resolve(
+    settings: Settings,
+    department: str,
+    event_id: str,
+    record_id: str | None,
+    resolved_by: str,
+    *,
+    party: str | None = None,
+) -> Resolution:
+    """Apply the decision (``record_id``, or None for no matching record, about ``party`` when the entry names
+    several people) and publish its acknowledgement."""
     declared = department_named(department)
     store = _open(settings, declared)
     try:
@@ -65,7 +75,7 @@ def resolve(settings: Settings, department: str, event_id: str, record_id: str |
             stop=stop_after_attempt(5),
             reraise=True,
         )
-        result = retrying(resolve_review, store, declared, event_id, record_id, resolved_by)
+        result = retrying(resolve_review, store, declared, event_id, record_id, resolved_by, party=party)
         log.info("review-resolved", department=declared.name, event_id=event_id, outcome=result.outcome.value)
         publisher = AcknowledgementPublisher(settings, declared.name, store, flush_timeout=10.0)
         try:

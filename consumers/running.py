@@ -6,12 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from civreg.cluster import require_topics
 from civreg.settings import Settings
 from consumers.acknowledgements import AcknowledgementPublisher
 from consumers.departments import department_named
 from consumers.runtime import BatchReport, Department, DepartmentConsumer, SqliteStore, Store
 from consumers.runtime.metrics import operators_view
 from consumers.runtime.postgres_store import PostgresStore, schema_for
+from schemas.topics import acknowledgement_topic
 
 __all__ = ["ProgressCallback", "open_store", "run_department"]
 
@@ -53,6 +55,9 @@ def run_department(
     Every outcome is acknowledged on the acknowledgement topic after its commit (``consumers.acknowledgements``);
     ``on_progress`` follows a back-fill.
     """
+    declared = _department(department)
+    prefix = settings.topic_prefix
+    require_topics(settings, [*declared.topics(prefix), acknowledgement_topic(prefix)])  # before a client dies on it
     store = open_store(settings, department, database)
     probe = open_store(settings, department, database)
     consumer: DepartmentConsumer | None = None

@@ -18,6 +18,7 @@ Each run uses its own topic prefix and database, so runs never mix.
 from __future__ import annotations
 
 import csv
+import shlex
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -46,8 +47,9 @@ from producers.mailing_list import RecipientStatus, simulate_mailing_list, write
 from producers.publisher import Publisher
 from producers.simulate import SimulatedPopulation, simulate_population
 from schemas.models import DeathRegistered
+from schemas.registry import redact_url
 
-__all__ = ["DemoSummary", "run_demo"]
+__all__ = ["DemoSummary", "run_demo", "settings_to_keep_using"]
 
 
 @dataclass
@@ -136,10 +138,28 @@ def run_demo(
         if keep_running:
             if started_here:
                 console.print("the local broker and registry keep running; `civreg dev down` stops them")
+            console.print("to use what the demo left (its topics and department databases), export:", highlight=False)
+            console.print("\n".join(settings_to_keep_using(settings)), highlight=False, markup=False, soft_wrap=True)
         else:
             for service in reversed(started_here):
                 with console.status(f"stopping the {'broker' if isinstance(service, LocalKafka) else 'registry'}"):
                     service.stop()
+
+
+def settings_to_keep_using(settings: Settings) -> list[str]:
+    """``export CIVREG_...=...`` lines that point other commands at the demo's topics, databases and stack.
+
+    The demo uses its own topic prefix and database directory, so ``civreg consume`` with default settings would
+    find no topics. Secrets are never printed: with your own credentials, keep them set as they are.
+    """
+    values = {
+        "CIVREG_TOPIC_PREFIX": settings.topic_prefix,
+        "CIVREG_DATABASE_DIR": str(settings.database_dir),
+        "CIVREG_HOME": str(settings.home),
+        "CIVREG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "CIVREG_REGISTRY_URL": redact_url(settings.registry_url) if settings.registry_url else None,
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items() if value]
 
 
 def _publish(settings: Settings, count: int, seed: int, console: Console, summary: DemoSummary) -> SimulatedPopulation:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from civreg.kafka_config import admin_config
+from civreg.errors import CivregError
+from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import Settings
 from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use, tail
 
@@ -53,7 +53,7 @@ _MAIN_CLASS = "kafka.Kafka"
 _JAR_VERSION = re.compile(r"^kafka_2\.13-(\d[\w.\-]*?)\.jar$")
 
 
-class LocalKafkaError(RuntimeError):
+class LocalKafkaError(CivregError, RuntimeError):
     """An expected failure (missing tool, port taken, broker died) whose message is enough for the user."""
 
 
@@ -95,29 +95,6 @@ def probe_cluster(settings: Settings, timeout: float = 5.0) -> ClusterProbe:
         cluster_id=metadata.cluster_id,
         broker_count=len(metadata.brokers),
     )
-
-
-def quiet_admin_config(settings: Settings, errors: list[str]) -> dict[str, Any]:
-    """Admin config whose connection errors land in ``errors`` instead of librdkafka's stderr noise.
-
-    Used while polling a broker that is still starting, and by one-shot admin commands whose failure is
-    reported as one line.
-    """
-
-    def on_error(err: Any) -> None:
-        errors.append(error_text(err))
-
-    config = admin_config(settings)
-    config.update({"log_level": 0, "error_cb": on_error, "reconnect.backoff.max.ms": 500})
-    return config
-
-
-def error_text(err: Any) -> str:
-    """The readable part of a librdkafka error (``Connect to ipv4#127.0.0.1:1 failed: Connection refused``)."""
-    if isinstance(err, KafkaException) and err.args:
-        err = err.args[0]
-    text = err.str() if isinstance(err, KafkaError) else str(err)
-    return str(text)
 
 
 def _new_cluster_id() -> str:

@@ -29,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from civreg.errors import CivregError
 from civreg.settings import Settings
 from deploy.local_jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use
 from deploy.schema_policy import load_policy
@@ -60,7 +61,7 @@ def own_registry_url(settings: Settings) -> str | None:
     return url if url and url != settings.local_registry_url else None
 
 
-class LocalRegistryError(RuntimeError):
+class LocalRegistryError(CivregError, RuntimeError):
     """An expected failure (no Java 21, no Maven, port taken, registry died) whose message is enough."""
 
 

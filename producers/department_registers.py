@@ -130,10 +130,13 @@ _COVERAGE = {"tax": 0.92, "pensions": 0.96, "dvla": 0.97, "electoral": 0.86, "pa
 
 
 def _as_at_start(person: SyntheticPerson) -> SyntheticPerson:
-    """The person as a register extract taken before the events knows them: surname and status before marriage."""
+    """The person as a register extract taken before the events knows them: surname and status before marriage,
+    and a survivor still married to (or the civil partner of) the person whose death the events register."""
     family_name = person.previous_family_names[0] if person.previous_family_names else person.family_name
     partnered = person.marital_status in {MaritalStatus.MARRIED, MaritalStatus.CIVIL_PARTNER}
     status = MaritalStatus.SINGLE if partnered and person.date_of_death is None else person.marital_status
+    if person.widowed_from is not None:
+        status = person.widowed_from
     return replace(person, family_name=family_name, marital_status=status, previous_family_names=[])
 
 
@@ -273,24 +276,36 @@ def simulate_register(
     start = population.start
     identifier = _SHARED_IDENTIFIER.get(department)
     eligible = [person for person in population.people if _holds(department, person, start)]
-    held = [_as_at_start(person) for person in eligible if rng.random() < _COVERAGE[department]]
+    # Survivors named by deaths draw from their own stream, so adding them left every other record as it was.
+    survivor_rng = random.Random(f"register/{department}/{population.seed}/{seed}/survivors")
+    held = [_as_at_start(p) for p in eligible if p.widowed_from is None and rng.random() < _COVERAGE[department]]
+    survivors = [
+        _as_at_start(p)
+        for p in eligible
+        if p.widowed_from is not None and survivor_rng.random() < _COVERAGE[department]
+    ]
 
-    records: list[SimulatedRecord] = []
-    for person in held:
+    def records_of(person: SyntheticPerson, rng: random.Random) -> list[SimulatedRecord]:
         row = _person_row(person) | _specific(department, person, rng, start)
         roll = rng.random()
         if roll < duplicate_share:
-            records.append(SimulatedRecord(row, RecordKind.CUSTOMER, person.person_id))
-            records.append(SimulatedRecord(dict(row), RecordKind.DUPLICATE, person.person_id))
-            continue
+            return [
+                SimulatedRecord(row, RecordKind.CUSTOMER, person.person_id),
+                SimulatedRecord(dict(row), RecordKind.DUPLICATE, person.person_id),
+            ]
         without_identifier = {identifier: ""} if identifier else {}
         if roll < duplicate_share + moved_share:
-            records.append(SimulatedRecord(_moved(row, rng) | without_identifier, RecordKind.MOVED, person.person_id))
-        elif roll < duplicate_share + moved_share + misspelt_share:
+            return [SimulatedRecord(_moved(row, rng) | without_identifier, RecordKind.MOVED, person.person_id)]
+        if roll < duplicate_share + moved_share + misspelt_share:
             misspelt = row | {"family_name": _misspelt(row["family_name"], rng)} | without_identifier
-            records.append(SimulatedRecord(misspelt, RecordKind.MISSPELT, person.person_id))
-        else:
-            records.append(SimulatedRecord(row, RecordKind.CUSTOMER, person.person_id))
+            return [SimulatedRecord(misspelt, RecordKind.MISSPELT, person.person_id)]
+        return [SimulatedRecord(row, RecordKind.CUSTOMER, person.person_id)]
+
+    records: list[SimulatedRecord] = []
+    for person in held:
+        records.extend(records_of(person, rng))
+    for person in survivors:
+        records.extend(records_of(person, survivor_rng))
 
     dead = [person for person in held if person.date_of_death is not None]
     unknown_count = round(len(held) * unknown_share)

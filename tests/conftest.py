@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -76,14 +77,31 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
 
 
 @pytest.fixture
-def bus_settings(kafka_settings: Settings, tmp_path: Path) -> Settings:
-    """Settings with a unique topic prefix (its topics created) and a private database directory."""
+def bus_settings(kafka_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """Settings with a unique topic prefix (its topics created) and a private database directory.
+
+    The test's topics are deleted afterwards: a session creates thousands of partitions otherwise, and a small-heap
+    broker (or one shared by several sessions) runs out of memory holding them.
+    """
     settings = kafka_settings.model_copy(
         update={"topic_prefix": f"t{uuid.uuid4().hex[:12]}", "database_dir": tmp_path / "departments"}
     )
     apply_topics(settings, TEST_DEPARTMENTS, replication_factor=1, profile="local")
     _wait_for_leaders(settings)
-    return settings
+    yield settings
+    _delete_topics_under(settings)
+
+
+def _delete_topics_under(settings: Settings) -> None:
+    """Delete every topic under the test's prefix (best effort: a broker a test stopped is not an error here)."""
+    admin = AdminClient(admin_config(settings))
+    try:
+        names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(f"{settings.topic_prefix}.")]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=30).values():
+                future.result()
+    except KafkaException:
+        pass
 
 
 def _wait_for_leaders(settings: Settings, timeout: float = 30.0) -> None:

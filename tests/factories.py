@@ -36,6 +36,8 @@ from schemas.models import (
     RegistrationCorrected,
     RegistrationVoided,
     Sex,
+    SurvivingPartner,
+    SurvivorRelationship,
     VoidReason,
 )
 
@@ -74,6 +76,7 @@ PASSPORT_NUMBER = "123456789"
 POSTCODE = "LS1 3AD"
 
 DISTRICT = "Leeds"
+SUB_DISTRICT = "Leeds North"
 REGISTER_OFFICE = "Leeds Register Office"
 RECORDED_AT = datetime(2024, 3, 14, 9, 30, tzinfo=UTC)
 
@@ -87,9 +90,24 @@ def event_id_for(event_type: str, entry: EntryReference, version: int, salt: str
     return uuid5(NAMESPACE_URL, f"civreg-test:{event_type}:{entry.key}:{version}:{salt}")
 
 
-def make_entry(register: Register, entry_number: int = 1, district: str = DISTRICT) -> EntryReference:
-    """An entry reference in ``register``."""
-    return EntryReference(registration_district=district, register=register, entry_number=entry_number)
+def make_entry(
+    register: Register,
+    entry_number: int = 1,
+    district: str = DISTRICT,
+    *,
+    year: int = 2024,
+    sub_district: str = SUB_DISTRICT,
+    register_number: int = 1,
+) -> EntryReference:
+    """An entry reference in ``register``, registered in ``year`` (the builders pass their date's year)."""
+    return EntryReference(
+        registration_district=district,
+        sub_district=sub_district,
+        register=register,
+        register_number=register_number,
+        entry_number=entry_number,
+        year_of_registration=year,
+    )
 
 
 def make_identifiers(
@@ -171,6 +189,7 @@ def _envelope(
 def make_birth(
     *,
     entry_number: int = 1,
+    register_number: int = 1,
     district: str = DISTRICT,
     child: Person | None = None,
     date_of_birth: date = date(2024, 2, 20),
@@ -185,7 +204,9 @@ def make_birth(
     register_office: str = REGISTER_OFFICE,
 ) -> BirthRegistered:
     """A birth registration; the child has no identifiers yet (none are issued at birth)."""
-    entry = make_entry(Register.BIRTH, entry_number, district)
+    entry = make_entry(
+        Register.BIRTH, entry_number, district, year=date_of_registration.year, register_number=register_number
+    )
     details = BirthDetails(
         date_of_registration=date_of_registration,
         child=child or make_person("Olivia Rose", "Morgan", date_of_birth, Sex.FEMALE, identifiers=Identifiers()),
@@ -202,6 +223,7 @@ def make_birth(
 def make_death(
     *,
     entry_number: int = 1,
+    register_number: int = 1,
     district: str = DISTRICT,
     deceased: Person | None = None,
     date_of_death: date = date(2024, 3, 10),
@@ -217,7 +239,9 @@ def make_death(
     """A death registration; ``nino=...``, ``date_of_birth=...`` etc. shape the deceased."""
     if deceased is not None and person_overrides:
         raise TypeError("pass either deceased= or person overrides, not both")
-    entry = make_entry(Register.DEATH, entry_number, district)
+    entry = make_entry(
+        Register.DEATH, entry_number, district, year=date_of_registration.year, register_number=register_number
+    )
     details = DeathDetails(
         date_of_registration=date_of_registration,
         deceased=deceased or make_person(**person_overrides),
@@ -257,6 +281,7 @@ def _default_couple() -> tuple[Partner, Partner]:
 def make_marriage(
     *,
     entry_number: int = 1,
+    register_number: int = 1,
     district: str = DISTRICT,
     party_1: Partner | None = None,
     party_2: Partner | None = None,
@@ -270,7 +295,9 @@ def make_marriage(
 ) -> MarriageRegistered:
     """A marriage registration; party 1 takes party 2's surname."""
     default_1, default_2 = _default_couple()
-    entry = make_entry(Register.MARRIAGE, entry_number, district)
+    entry = make_entry(
+        Register.MARRIAGE, entry_number, district, year=date_of_registration.year, register_number=register_number
+    )
     details = MarriageDetails(
         date_of_registration=date_of_registration,
         date_of_marriage=date_of_marriage,
@@ -287,6 +314,7 @@ def make_marriage(
 def make_civil_partnership(
     *,
     entry_number: int = 1,
+    register_number: int = 1,
     district: str = DISTRICT,
     partner_1: Partner | None = None,
     partner_2: Partner | None = None,
@@ -299,7 +327,13 @@ def make_civil_partnership(
     register_office: str = REGISTER_OFFICE,
 ) -> CivilPartnershipRegistered:
     """A civil partnership registration; partner 2 was previously a civil partner."""
-    entry = make_entry(Register.CIVIL_PARTNERSHIP, entry_number, district)
+    entry = make_entry(
+        Register.CIVIL_PARTNERSHIP,
+        entry_number,
+        district,
+        year=date_of_registration.year,
+        register_number=register_number,
+    )
     details = CivilPartnershipDetails(
         date_of_registration=date_of_registration,
         date_of_formation=date_of_formation,
@@ -401,6 +435,15 @@ def all_event_examples() -> list[Event]:
         deceased=make_person("John", "Smith", None, None, identifiers=Identifiers(), address=None),
         marital_status=None,
     )
+    widowed = make_death(
+        entry_number=3,
+        deceased=make_person("Arthur", "Morgan", date(1938, 4, 1), Sex.MALE, nino="JH112233B", nhs_number=None),
+        marital_status=MaritalStatus.MARRIED,
+    )
+    survivor = SurvivingPartner(person=make_person(), relationship=SurvivorRelationship.SPOUSE)
+    widowed = widowed.model_copy(
+        update={"death": DeathDetails.model_validate({**dict(widowed.death), "surviving_partner": survivor})}
+    )
     marriage = make_marriage()
     duplicate_marriage = make_marriage(entry_number=2)
     partnership = make_civil_partnership()
@@ -414,6 +457,7 @@ def all_event_examples() -> list[Event]:
         stillbirth,
         death,
         bare_death,
+        widowed,
         marriage,
         duplicate_marriage,
         partnership,

@@ -434,7 +434,15 @@ def test_recorded_at_must_carry_a_time_zone() -> None:
 
 def test_entry_reference_requires_its_register() -> None:
     # "register" shadows ABCMeta.register: unless declared with Field(), pydantic would take the method as default
-    text = _model_error(lambda: EntryReference(registration_district="Leeds", entry_number=1))  # type: ignore[call-arg]
+    text = _model_error(
+        lambda: EntryReference(  # type: ignore[call-arg]
+            registration_district="Leeds",
+            sub_district="Leeds North",
+            register_number=1,
+            entry_number=1,
+            year_of_registration=2024,
+        )
+    )
     assert "register\n  Field required" in text
 
 

@@ -243,7 +243,8 @@ def test_subjects_are_topic_record_names_and_corrections_travel_with_every_regis
     assert subject_name("env7.registrations.deaths", "uk.gov.civreg.DeathRegistered") in {s.subject for s in subjects}
     deaths = sorted(s.event_type for s in subjects if s.topic == "env7.registrations.deaths")
     assert deaths == ["DeathRegistered", "RegistrationCorrected", "RegistrationVoided"]
-    assert len(subjects) == 12
+    assert len(subjects) == 13
+    assert subjects[-1].subject == "env7.acknowledgements-uk.gov.civreg.acknowledgements.ActionTaken"
     assert all(s.subject == f"env7.{s.key}" for s in subjects)
 
 

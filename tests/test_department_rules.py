@@ -211,6 +211,23 @@ def test_tax_a_stillbirth_corrected_back_to_a_live_birth_invites_again(open_depa
     assert _invitations(store) == [("T1", "due")]
 
 
+def test_tax_a_stillbirth_corrected_back_to_a_live_birth_invites_the_mother_again(open_department: Opener) -> None:
+    store = open_department(tax.department, row("tax", "T1", given_names="Sarah Jane", date_of_birth="1994-06-01"))
+    birth = make_birth()
+    assert outcome(store, tax.department, birth) is Outcome.APPLIED
+    to_stillbirth = make_correction(of=birth, stillbirth=True)
+    assert outcome(store, tax.department, to_stillbirth) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "withdrawn")]
+    # The registrar corrects it back: the child was born alive, so the birth's effects apply again.
+    back_to_live = make_correction(of=to_stillbirth, stillbirth=False)
+    result = deliver(store, tax.department, back_to_live)
+    assert result is not None and result.outcome is Outcome.APPLIED, result
+    assert _invitations(store) == [("T1", "due")]
+    # A registrar's void still ends the entry for good, and the invitation with it.
+    assert outcome(store, tax.department, make_void(of=back_to_live)) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "withdrawn")]
+
+
 # Pensions ---------------------------------------------------------------------------------------------------
 
 
@@ -351,6 +368,19 @@ def test_electoral_marriage_records_the_new_surname(open_department: Opener) -> 
     )
     assert outcome(store, electoral.department, corrected) is Outcome.APPLIED
     assert fields(store, "electoral", "E1", "family_name")["family_name"] == "Clarke-Hughes"
+
+
+def test_electoral_a_partnership_without_a_new_surname_changes_nothing(open_department: Opener) -> None:
+    thomas = row("electoral", "E1", given_names="Thomas", family_name="Hughes", date_of_birth="1988-09-02")
+    store = open_department(electoral.department, thomas)
+    marriage = make_marriage()  # Thomas keeps his surname; Emily is not on this register
+    result = deliver(store, electoral.department, marriage)
+    assert result is not None and result.outcome is Outcome.NO_MATCHING_RECORD
+    assert "no change for the electoral register" in result.note
+    assert fields(store, "electoral", "E1", "family_name")["family_name"] == "Hughes"
+    assert store.outcome_counts() == {("MarriageRegistered", "no_matching_record"): 1}
+    voided = deliver(store, electoral.department, make_void(of=marriage))  # nothing was changed, nothing to undo
+    assert voided is not None and voided.outcome is Outcome.NO_MATCHING_RECORD
 
 
 # Passports ----------------------------------------------------------------------------------------------------
@@ -514,6 +544,67 @@ def test_a_marriage_where_both_parties_need_review_stays_queued_until_both_are_r
     assert store.outcome_counts() == {("MarriageRegistered", "applied"): 1}
 
 
+def _two_party_review(open_department: Opener) -> tuple[Store, str]:
+    """A marriage in tax where neither party has a NINO: both wait for a reviewer (T1 is Emily's, T2 Thomas's)."""
+    store = open_department(
+        tax.department,
+        row("tax", "T1", given_names="Em", family_name="Clarke", date_of_birth="1990-05-17", nino=""),
+        row("tax", "T2", given_names="Tom", family_name="Hughes", date_of_birth="1988-09-02", nino=""),
+    )
+    no_nino = make_identifiers(nino=None)
+    marriage = make_marriage(
+        party_1=make_partner(
+            make_person("Emily", "Clarke", date(1990, 5, 17), identifiers=no_nino), surname_after="Hughes"
+        ),
+        party_2=make_partner(make_person("Thomas", "Hughes", date(1988, 9, 2), Sex.MALE, identifiers=no_nino)),
+    )
+    result = deliver(store, tax.department, marriage)
+    assert result is not None and result.outcome is Outcome.NEEDS_REVIEW
+    [item] = open_reviews(store)
+    return store, item.event_id
+
+
+def test_a_no_match_decision_on_a_two_party_review_closes_only_the_party_it_is_about(open_department: Opener) -> None:
+    store, event_id = _two_party_review(open_department)
+    with pytest.raises(ValueError, match="party_1, party_2"):  # which of the two does no record match?
+        resolve_review(store, tax.department, event_id, None, "reviewer-7")
+    first = resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_2")
+    assert first.outcome is Outcome.NEEDS_REVIEW  # party 1 still waits
+    [still] = open_reviews(store)
+    assert (still.event_id, still.candidates) == (event_id, ("T1",))
+    assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "WIDOWED"
+    second = resolve_review(store, tax.department, event_id, "T1", "reviewer-7")
+    assert second.outcome is Outcome.APPLIED
+    assert fields(store, "tax", "T1", "family_name", "marital_status") == {
+        "family_name": "Hughes",
+        "marital_status": "MARRIED",
+    }
+    assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "WIDOWED"
+    assert open_reviews(store) == []
+    assert store.outcome_counts() == {("MarriageRegistered", "applied"): 1}
+
+
+def test_a_no_match_decision_for_the_last_party_waiting_closes_the_review(open_department: Opener) -> None:
+    store, event_id = _two_party_review(open_department)
+    assert resolve_review(store, tax.department, event_id, "T2", "reviewer-7").outcome is Outcome.NEEDS_REVIEW
+    with pytest.raises(ValueError, match="party_2 does not await"):
+        resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_2")
+    last = resolve_review(store, tax.department, event_id, None, "reviewer-7")  # only party 1 is left
+    assert last.outcome is Outcome.APPLIED and "party_1: reviewer: no record matches" in last.note
+    assert open_reviews(store) == []
+    assert fields(store, "tax", "T1", "family_name")["family_name"] == "Clarke"
+    assert fields(store, "tax", "T2", "marital_status")["marital_status"] == "MARRIED"
+
+
+def test_no_match_on_both_parties_records_no_matching_record(open_department: Opener) -> None:
+    store, event_id = _two_party_review(open_department)
+    resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_1")
+    last = resolve_review(store, tax.department, event_id, None, "reviewer-7", party="party_2")
+    assert last.outcome is Outcome.NO_MATCHING_RECORD
+    assert open_reviews(store) == []
+    assert store.outcome_counts() == {("MarriageRegistered", "no_matching_record"): 1}
+
+
 def test_redelivered_and_stale_versions_change_nothing(open_department: Opener) -> None:
     store = open_department(passports.department, row("passports", "H1"))
     death = make_death()
@@ -562,6 +653,37 @@ def test_a_review_of_a_late_version_applies_the_entry_as_it_now_stands(open_depa
     assert resolve_review(store, electoral.department, late.event_id, "E1", "reviewer-7").outcome is Outcome.APPLIED
     assert fields(store, "electoral", "E1", "status", "removed_on") == {"status": "removed", "removed_on": "2024-03-14"}
     assert store.read().scalar("SELECT version FROM life_event_links WHERE status = 'applied'") == 2
+
+
+def test_a_reviewers_no_match_is_kept_when_a_late_version_replays_the_entry(open_department: Opener) -> None:
+    store = open_department(electoral.department, row("electoral", "E1"), row("electoral", "E2"))  # listed twice
+    death = make_death()
+    corrected = make_correction(of=death, date_of_death=date(2024, 3, 8))
+    assert outcome(store, electoral.department, corrected) is Outcome.NEEDS_REVIEW
+    [item] = open_reviews(store)
+    declined = resolve_review(store, electoral.department, item.event_id, None, "reviewer-7")
+    assert declined.outcome is Outcome.NO_MATCHING_RECORD
+    # Version 1 (just as ambiguous) arrives late: the replay makes the reviewer's decision on version 2 again.
+    late = deliver(store, electoral.department, death)
+    assert late is not None and late.outcome is Outcome.NO_MATCHING_RECORD, late
+    assert late.note.endswith("reviewer: no record matches")
+    assert open_reviews(store) == []
+    assert [fields(store, "electoral", e, "status")["status"] for e in ("E1", "E2")] == ["registered", "registered"]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+def test_a_correction_after_a_registrars_void_is_not_applied_in_any_order(
+    open_department: Opener, order: tuple[int, ...]
+) -> None:
+    # Unlike a withdrawal (a birth corrected to a stillbirth), a registrar's void ends the entry for good.
+    store = open_department(passports.department, row("passports", "H1"))
+    death = make_death()
+    void = make_void(of=death)
+    history = [death, void, make_correction(of=death, version=3, date_of_death=date(2024, 3, 9))]
+    for index in order:
+        deliver(store, passports.department, history[index])
+    assert fields(store, "passports", "H1", "status")["status"] == "valid"
+    assert store.read().scalar("SELECT status FROM life_event_entries") == "voided"
 
 
 def test_a_void_of_an_entry_that_changed_nothing_is_no_matching_record(open_department: Opener) -> None:

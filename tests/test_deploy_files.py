@@ -226,3 +226,14 @@ def test_grafana_datasource_is_the_dashboards_default() -> None:
     for path in (DEPLOY / "grafana/dashboards").glob("*.json"):
         variables = {var["name"]: var for var in yaml.safe_load(path.read_text())["templating"]["list"]}
         assert variables["datasource"]["current"]["value"] == source["uid"], path.name
+
+
+def test_pyproject_licence_is_an_spdx_string_that_its_setuptools_accepts() -> None:
+    """A licence table makes setuptools print three deprecation blocks on a newcomer's first `make demo` (PEP 639)."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["license"] == "OGL-UK-3.0 OR MIT"
+    (setuptools,) = [r for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
+    minimum = re.fullmatch(r"setuptools>=(\d+)(?:\.\d+)*", setuptools)
+    assert minimum is not None and int(minimum.group(1)) >= 77, "SPDX licence strings need setuptools>=77"

@@ -62,7 +62,14 @@ NOWHERE = Settings(bootstrap_servers="127.0.0.1:1")  # nothing listens: a test t
 
 
 def _expected_sample() -> list[Event]:
-    entry = EntryReference(registration_district="Leeds", register=Register.DEATH, entry_number=1201)
+    entry = EntryReference(
+        registration_district="Leeds",
+        sub_district="Leeds North",
+        register=Register.DEATH,
+        register_number=1,
+        entry_number=1201,
+        year_of_registration=2024,
+    )
     deceased = Person(
         given_names="Margaret Anne",
         family_name="Morgan",
@@ -107,7 +114,14 @@ def _expected_sample() -> list[Event]:
         ),
         BirthRegistered(
             event_id=UUID(EVENT_ID + "3"),
-            entry=EntryReference(registration_district="Leeds", register=Register.BIRTH, entry_number=877),
+            entry=EntryReference(
+                registration_district="Leeds",
+                sub_district="Leeds North",
+                register=Register.BIRTH,
+                register_number=1,
+                entry_number=877,
+                year_of_registration=2024,
+            ),
             version=1,
             recorded_at=datetime(2024, 3, 14, 9, 45, tzinfo=UTC),
             register_office=office,

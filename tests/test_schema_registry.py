@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Message, Producer
 from civreg.codecs import open_codec, open_registry_resolver
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.settings import Settings
+from consumers.acknowledgements import trace_event
 from consumers.departments import department_named
 from consumers.running import open_store, run_department
 from consumers.runtime import BatchReport, DepartmentConsumer
@@ -31,6 +32,7 @@ from deploy.bench_codec import run_codec_suite
 from deploy.local_registry import LocalRegistry
 from deploy.schema_evolution import check_against_registry, register_schemas, working_tree_schemas
 from producers.publisher import Publisher
+from schemas.acknowledgements import ActionTaken, action_taken_schema
 from schemas.catalogue import event_schema
 from schemas.codec import to_avro
 from schemas.compatibility import AvroSchema
@@ -42,7 +44,7 @@ from schemas.registry import (
     load_client_library,
     subject_name,
 )
-from schemas.topics import Register, dead_letter_topic, registration_topic, registration_topics
+from schemas.topics import Register, acknowledgement_topic, dead_letter_topic, registration_topic, registration_topics
 from tests.conftest import REPO, _free_port, settings_env
 from tests.factories import all_event_examples, make_death
 
@@ -270,6 +272,35 @@ def test_without_auto_registration_producers_need_civreg_schemas_register(regist
     event = make_death()
     registered = next(i for i in report.subjects if i.subject.subject == death_subject(settings))
     assert int.from_bytes(codec.encode(event, deaths_topic(settings))[1:5], "big") == registered.schema_id
+
+
+def test_acknowledgements_are_registered_and_decode_with_the_registrys_schema(registry_settings: Settings) -> None:
+    """Outside readers (auditors, other departments' tools) decode ActionTaken from the registry, like any event."""
+    settings = registry_settings.model_copy(update={"registry_auto_register": False})
+    report = register_schemas(resolver_for(settings), settings.topic_prefix)
+    ack_topic = acknowledgement_topic(settings.topic_prefix)
+    ack_subject = subject_name(ack_topic, action_taken_schema().full_name)
+    [registered] = [item for item in report.subjects if item.subject.subject == ack_subject]
+    assert registered.status == "registered" and registered.schema_id is not None
+
+    death = make_death()
+    publish(settings, [death])
+    run_department(settings, "suppression", until_caught_up=True, handle_signals=False)
+    [message] = read_all(settings, [ack_topic], 1)
+    data = message.value()
+    assert data is not None and data[0] == 0
+    schema_id = int.from_bytes(data[1:5], "big")
+    client = resolver_for(settings).client
+    assert schema_id == registered.schema_id == client.get_latest_version(ack_subject).schema_id
+
+    schema = avro.schema.parse(client.get_schema(schema_id).schema_str)
+    record = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(data[5:])))
+    ack = ActionTaken.model_validate(record)
+    assert (ack.event_id, ack.department, ack.outcome) == (death.event_id, "suppression", "applied")
+    stock = AvroDeserializer(client)(data, SerializationContext(ack_topic, MessageField.VALUE))
+    assert ActionTaken.model_validate(stock) == ack
+    traced = trace_event(settings, str(death.event_id), timeout=30)
+    assert traced.departments["suppression"].latest == ack
 
 
 # --- standard bytes -----------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, time, timedelta
+from datetime import UTC, date, time, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -35,6 +35,7 @@ from producers.simulate import (
     event_from_record,
     event_record,
     publish_events,
+    register_number_of,
     simulate_population,
     simulate_registrations,
     write_jsonl,
@@ -51,6 +52,7 @@ from schemas.models import (
     BirthRegistered,
     CivilPartnershipRegistered,
     DeathRegistered,
+    EntryReference,
     Event,
     MarriageRegistered,
     Person,
@@ -298,14 +300,62 @@ def test_registration_delays(events: list[Event]) -> None:
             assert getattr(details, "date_of_registration") == event.recorded_at.date()  # noqa: B009
 
 
-def test_entry_numbers_increase_per_district_and_register(events: list[Event]) -> None:
-    last: dict[tuple[str, Register], int] = {}
+def _numbering(entry: EntryReference) -> tuple[str, str, Register, int, int]:
+    """One register of one sub-district in one year: the unit entry numbers run in."""
+    return (
+        entry.registration_district,
+        entry.sub_district,
+        entry.register,
+        entry.register_number,
+        entry.year_of_registration,
+    )
+
+
+def test_entry_numbers_increase_per_register_of_each_sub_district(events: list[Event]) -> None:
+    last: dict[tuple[str, str, Register, int, int], int] = {}
     for event in events:
         if isinstance(event, RegistrationEvent):
-            key = (event.entry.registration_district, event.entry.register)
+            key = _numbering(event.entry)
             assert event.entry.entry_number == last.get(key, 0) + 1
             last[key] = event.entry.entry_number
-    assert len({district for district, _ in last}) > 30
+            assert event.entry.year_of_registration == event.recorded_at.year
+    assert len({district for district, *_ in last}) > 30
+    assert len({(district, sub_district) for district, sub_district, *_ in last}) > len({d for d, *_ in last})
+
+
+def test_entry_numbers_restart_every_year_so_only_the_year_tells_entries_apart() -> None:
+    """Across New Year, numbering starts again at 1 in every register: (district, register, entry number) repeats
+    with another year, and the entry key still names one entry only."""
+    registrations = [
+        event
+        for event in simulate_registrations(12_000, seed=11, start=date(2025, 12, 30))
+        if isinstance(event, RegistrationEvent)
+    ]
+    last: dict[tuple[str, str, Register, int, int], int] = {}
+    for event in registrations:
+        key = _numbering(event.entry)
+        assert event.entry.entry_number == last.get(key, 0) + 1
+        last[key] = event.entry.entry_number
+    years = {event.entry.year_of_registration for event in registrations}
+    assert years == {2025, 2026}
+    by_old_identity: dict[tuple[str, Register, int], set[int]] = {}
+    for event in registrations:
+        entry = event.entry
+        by_old_identity.setdefault((entry.registration_district, entry.register, entry.entry_number), set()).add(
+            entry.year_of_registration
+        )
+    assert sum(len(found) == 2 for found in by_old_identity.values()) > 100
+    assert len({event.entry.key for event in registrations}) == len(registrations)
+
+
+def test_streams_of_different_seeds_never_share_an_entry() -> None:
+    """The issue's reproduction: seeds 9 and 2016 repeat (district, register, entry number) but not entries."""
+    first = [e.entry for e in simulate_registrations(200, seed=9) if isinstance(e, RegistrationEvent)]
+    second = [e.entry for e in simulate_registrations(3_000, seed=2016) if isinstance(e, RegistrationEvent)]
+    assert {register_number_of(9)} == {e.register_number for e in first} != {e.register_number for e in second}
+    old = {(e.registration_district, e.register, e.entry_number) for e in first}
+    assert any((e.registration_district, e.register, e.entry_number) in old for e in second)
+    assert {e.key for e in first}.isdisjoint(e.key for e in second)
 
 
 def test_corrections_and_voids_follow_an_existing_entry_with_increasing_versions(events: list[Event]) -> None:

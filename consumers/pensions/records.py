@@ -188,6 +188,14 @@ class PensionRecords:
             changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
         return self.pensioners.update(pensioner_id, changes)
 
+    def marital_status(self, pensioner_id: str) -> MaritalStatus:
+        """The marital status on the record."""
+        return MaritalStatus(str(self.pensioners.fields(pensioner_id, "marital_status")["marital_status"]))
+
+    def record_bereavement(self, pensioner_id: str, status: MaritalStatus) -> Snapshot:
+        """Widowed or surviving civil partner from now on; returns the status as it was."""
+        return self.pensioners.update(pensioner_id, {"marital_status": status.value})
+
     def restore(self, pensioner_id: str, before: Snapshot) -> None:
         """Put the fields an entry changed back as they were."""
         self.pensioners.update(pensioner_id, before)

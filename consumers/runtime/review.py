@@ -2,8 +2,9 @@
 
 Nothing is applied by guess and nothing is dropped: the reviewer either names the department's record the event
 is about (the department's resolver applies it) or says no record matches. Either way the event's recorded outcome
-is updated in the same transaction. An entry naming two people (a marriage) may need a decision for each: when the
-resolver applied the chosen record but another person still needs review, the item stays open with their candidates.
+is updated in the same transaction. An entry naming two people (a marriage) may need a decision for each: when a
+decision (a record, or "no record matches" for one party) leaves another person still needing review, the item stays
+open with their candidates.
 """
 
 from __future__ import annotations
@@ -58,9 +59,18 @@ def open_reviews(store: Store, *, include_resolved: bool = False) -> list[Review
 
 
 def resolve_review(
-    store: Store, department: Department[Any], event_id: str, record_id: str | None, resolved_by: str
+    store: Store,
+    department: Department[Any],
+    event_id: str,
+    record_id: str | None,
+    resolved_by: str,
+    *,
+    party: str | None = None,
 ) -> Result:
-    """Apply a reviewer's decision: the event applies to ``record_id``, or (None) matches no record."""
+    """Apply a reviewer's decision: the event applies to ``record_id``, or (None) matches no record.
+
+    ``party`` names the person a "no record matches" is about (``party_2``) when the entry names several.
+    """
     with store.transaction() as tx:
         row = tx.one("SELECT event_type, event_json, status FROM civreg_review_queue WHERE event_id = ?", (event_id,))
         if row is None:
@@ -68,24 +78,26 @@ def resolve_review(
         if row[2] != "open":
             raise ValueError(f"review item for event {event_id} is already resolved")
         event = EVENT_MODELS[str(row[0])].model_validate_json(str(row[1]))
-        if record_id is None:
-            result = Result.no_matching_record("reviewer: no record matches")
-        else:
-            with tx.savepoint():
+        if record_id is not None and party is not None:
+            raise ValueError("a party is named only with 'no record matches'; a chosen record says whose it is")
+        with tx.savepoint():
+            if record_id is None:
+                result = department.decline(event, party, tx)
+            else:
                 result = department.resolve(event, record_id, tx)
-            if result.outcome is Outcome.NEEDS_REVIEW:
-                if not result.candidates:
-                    raise ValueError("a resolver must decide; it returned needs_review again")
-                # The chosen record is applied; another person in the entry still waits for a reviewer.
-                tx.execute(
-                    "UPDATE civreg_review_queue SET note = ?, candidates = ? WHERE event_id = ?",
-                    (result.note, json.dumps(list(result.candidates)), event_id),
-                )
-                tx.execute(
-                    "UPDATE civreg_event_outcomes SET note = ? WHERE event_id = ?",
-                    (f"reviewed in part: {result.note}", event_id),
-                )
-                return result
+        if result.outcome is Outcome.NEEDS_REVIEW:
+            if not result.candidates:
+                raise ValueError("a resolver must decide; it returned needs_review again")
+            # This person is decided; another person in the entry still waits for a reviewer.
+            tx.execute(
+                "UPDATE civreg_review_queue SET note = ?, candidates = ? WHERE event_id = ?",
+                (result.note, json.dumps(list(result.candidates)), event_id),
+            )
+            tx.execute(
+                "UPDATE civreg_event_outcomes SET note = ? WHERE event_id = ?",
+                (f"reviewed in part: {result.note}", event_id),
+            )
+            return result
         tx.execute(
             "UPDATE civreg_review_queue SET status = 'resolved', resolution = ?, resolved_record = ?, "
             "resolved_by = ?, resolved_at = ? WHERE event_id = ?",

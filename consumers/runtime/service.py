@@ -135,11 +135,11 @@ class DepartmentConsumer:
         self._assigned = False
         prefix = settings.topic_prefix
         self._closed = False
-        self._consumer = Consumer(
-            consumer_config(settings, department.group_id(prefix), **{"client.id": f"civreg-{department.name}"})
-        )
+        self._consumer = Consumer(consumer_config(settings, department.group_id(prefix), role=department.name))
         self._dead_letters = DeadLetterWriter(
-            producer_config(settings), department.dead_letter_topic(prefix), department.name
+            producer_config(settings, role=f"dead-letters-{department.name}"),
+            department.dead_letter_topic(prefix),
+            department.name,
         )
         self._log = log.bind(department=department.name)
 

@@ -117,6 +117,14 @@ class TaxRecords:
             changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
         return self.taxpayers.update(taxpayer_id, changes)
 
+    def marital_status(self, taxpayer_id: str) -> MaritalStatus:
+        """The marital status on the record."""
+        return MaritalStatus(str(self.taxpayers.fields(taxpayer_id, "marital_status")["marital_status"]))
+
+    def record_bereavement(self, taxpayer_id: str, status: MaritalStatus) -> Snapshot:
+        """Widowed or surviving civil partner from now on; returns the status as it was."""
+        return self.taxpayers.update(taxpayer_id, {"marital_status": status.value})
+
     def restore(self, taxpayer_id: str, before: Snapshot) -> None:
         """Put the fields an entry changed back as they were."""
         self.taxpayers.update(taxpayer_id, before)
