@@ -25,8 +25,16 @@ never looks at them.
 What is kept, per entry: the latest version seen and whether it was voided; per person the entry named (its
 *role*: deceased, mother, party_1, ...), the record it was applied to and a snapshot of that record's fields
 before. A correction undoes and re-applies (so a corrected date of death recomputes everything), moving the effect
-to another record when the corrected details match that one instead; a void undoes. Both tables live in the
-department's own database (``ENTRY_LOG_SCHEMA``).
+to another record when the corrected details match that one instead; a void undoes, for good; a withdrawal (a
+birth corrected to a stillbirth, which the department may not see) undoes too, but a correction back to a live
+birth makes the entry stand again.
+
+Versions may arrive in any order; the department must end as version order would leave it. So every version is
+kept (as the department received it), with each record's fields from before the entry first changed it and each
+reviewer's choice per version (a record, or that none matches): the newest version yet is applied on top; an older
+one arriving late rewinds the entry (every record put back exactly as it was) and replays all its versions in
+version order, the reviewer's choices included. All these tables live in the department's own database
+(``ENTRY_LOG_SCHEMA``).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from consumers.runtime import Department, Outcome, Result, Transaction
 from consumers.runtime.agreements import Withdrawal
 from consumers.runtime.store import now_iso
 from schemas.models import (
+    EVENT_MODELS,
     BirthDetails,
     BirthRegistered,
     CivilPartnershipDetails,
@@ -94,6 +103,28 @@ CREATE TABLE IF NOT EXISTS life_event_links (
     PRIMARY KEY (entry_key, role)
 );
 CREATE INDEX IF NOT EXISTS life_event_links_record ON life_event_links (record_id);
+CREATE TABLE IF NOT EXISTS life_event_versions (
+    entry_key   TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    event_type  TEXT NOT NULL,
+    event_json  TEXT NOT NULL,
+    PRIMARY KEY (entry_key, version)
+);
+CREATE TABLE IF NOT EXISTS life_event_originals (
+    entry_key   TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    fact        TEXT NOT NULL,
+    snapshot    TEXT NOT NULL,
+    PRIMARY KEY (entry_key, record_id, fact)
+);
+CREATE TABLE IF NOT EXISTS life_event_decisions (
+    entry_key   TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    role        TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    decided_at  TEXT NOT NULL,
+    PRIMARY KEY (entry_key, version, role)
+);
 CREATE TABLE IF NOT EXISTS life_event_no_match (
     entry_key   TEXT NOT NULL,
     role        TEXT NOT NULL,
@@ -148,6 +179,14 @@ class Link:
     version: int
     snapshot: Snapshot
     status: str
+
+
+_KINDS: dict[str, type[Event]] = {**EVENT_MODELS, "Withdrawal": Withdrawal}
+"""How a kept version is read back: a withdrawal travels as a void but must replay as a withdrawal."""
+
+
+def _kind(event: Event) -> str:
+    return "Withdrawal" if isinstance(event, Withdrawal) else event.event_type
 
 
 class EntryLog:
@@ -215,6 +254,64 @@ class EntryLog:
             "UPDATE life_event_links SET status = 'undone', updated_at = ? WHERE entry_key = ? AND role = ?",
             (now_iso(), link.entry_key, link.role),
         )
+
+    # Replaying an entry in version order --------------------------------------------------------------------
+
+    def keep(self, event: Event) -> None:
+        """Keep this version of the entry (as the department received it), to replay the entry in version order."""
+        self._tx.execute(
+            "INSERT INTO life_event_versions VALUES (?, ?, ?, ?) ON CONFLICT (entry_key, version) DO NOTHING",
+            (event.entry.key, event.version, _kind(event), event.model_dump_json()),
+        )
+
+    def kept_versions(self, entry: EntryReference) -> set[int]:
+        """The version numbers of ``entry`` kept so far."""
+        rows = self._tx.execute("SELECT version FROM life_event_versions WHERE entry_key = ?", (entry.key,))
+        return {int(r[0]) for r in rows}
+
+    def versions(self, entry: EntryReference) -> list[Event]:
+        """Every version of ``entry`` kept, in version order."""
+        rows = self._tx.execute(
+            "SELECT event_type, event_json FROM life_event_versions WHERE entry_key = ? ORDER BY version",
+            (entry.key,),
+        )
+        return [_KINDS[str(r[0])].model_validate_json(str(r[1])) for r in rows]
+
+    def original(self, entry: EntryReference, record_id: str, fact: str, before: Snapshot) -> None:
+        """Remember a record as it was before ``entry`` first changed it (a later change keeps the first)."""
+        self._tx.execute(
+            "INSERT INTO life_event_originals VALUES (?, ?, ?, ?) ON CONFLICT (entry_key, record_id, fact) DO NOTHING",
+            (entry.key, record_id, fact, json.dumps(before, sort_keys=True)),
+        )
+
+    def originals(self, entry: EntryReference) -> list[tuple[str, str, Snapshot]]:
+        """(record id, fact, fields before) of every record ``entry`` has changed since it was last rewound."""
+        rows = self._tx.execute(
+            "SELECT record_id, fact, snapshot FROM life_event_originals WHERE entry_key = ? ORDER BY record_id, fact",
+            (entry.key,),
+        )
+        return [(str(r[0]), str(r[1]), json.loads(str(r[2]))) for r in rows]
+
+    def forget(self, entry: EntryReference) -> None:
+        """The entry has been rewound: nothing it did stands, no version has been applied (the versions stay)."""
+        self._tx.execute("DELETE FROM life_event_originals WHERE entry_key = ?", (entry.key,))
+        self._tx.execute("DELETE FROM life_event_entries WHERE entry_key = ?", (entry.key,))
+
+    def decide(self, entry: EntryReference, version: int, role: str, record_id: str) -> None:
+        """A reviewer said which record the person in ``role`` of this version is (kept for replays)."""
+        self._tx.execute(
+            "INSERT INTO life_event_decisions VALUES (?, ?, ?, ?, ?) ON CONFLICT (entry_key, version, role) "
+            "DO UPDATE SET record_id = excluded.record_id, decided_at = excluded.decided_at",
+            (entry.key, version, role, record_id, now_iso()),
+        )
+
+    def decision(self, entry: EntryReference, version: int, role: str) -> str | None:
+        """The record a reviewer chose for the person in ``role`` of this version, if one did."""
+        found = self._tx.scalar(
+            "SELECT record_id FROM life_event_decisions WHERE entry_key = ? AND version = ? AND role = ?",
+            (entry.key, version, role),
+        )
+        return None if found is None else str(found)
 
 
 class LifeRecords(Protocol):
@@ -319,10 +416,10 @@ class LifeEvents(Generic[RecordsT]):
         self._match = match or (lambda records, person: match_person(records.people, person))
         self._apply: dict[str, Apply] = {}
         self._undo: dict[str, Undo] = {}
-        department.handles(RegistrationCorrected)(self._corrected)
+        department.handles(RegistrationCorrected)(self._arrived)
         department.resolves(RegistrationCorrected)(self._resolve)
         department.declines(RegistrationCorrected)(self._decline)
-        department.handles(RegistrationVoided)(self._voided)
+        department.handles(RegistrationVoided)(self._arrived)
 
     # Declaring a department's rules -----------------------------------------------------------------------
 
@@ -335,7 +432,7 @@ class LifeEvents(Generic[RecordsT]):
             event_type = _TYPES_OF_REGISTER[register]
             if event_type.event_type in self.department.handlers:
                 continue  # another fact of the same register (a death and its bereavement) wired it already
-            self.department.handles(event_type)(self._registered)
+            self.department.handles(event_type)(self._arrived)
             self.department.resolves(event_type)(self._resolve)
             self.department.declines(event_type)(self._decline)
 
@@ -379,7 +476,74 @@ class LifeEvents(Generic[RecordsT]):
         """A customer (the mother named in the entry) had a child."""
         self._declare("birth", apply, undo)
 
-    # Handlers ---------------------------------------------------------------------------------------------
+    # Every version of an entry, whatever order they arrive in ---------------------------------------------
+
+    def _arrived(self, event: Event, records: RecordsT) -> Result:
+        """One version of an entry: applied on top when it is the newest yet, else the entry is replayed.
+
+        Applying a version on top of the versions before it is what version order does, so the newest version is
+        simply applied. A version older than one already applied (it arrived late) cannot be: the entry is rewound
+        (every record it changed put back exactly as it was) and all its kept versions applied again in version
+        order. Either way the department ends where version order ends, whatever order versions arrive in.
+        """
+        entries = records.entries
+        state = entries.state(event.entry)
+        kept = entries.kept_versions(event.entry)
+        before_versions_were_kept = state is not None and state[0] not in kept
+        if event.version in kept or (before_versions_were_kept and state is not None and state[0] >= event.version):
+            return self._stale(records, event)  # the same version again: only a re-drive gets here
+        latest = max([*kept, state[0] if state else 0])
+        entries.keep(event)
+        if event.version > latest:
+            return self._step(records, event)
+        return self._replay(records, event, latest)
+
+    def _replay(self, records: RecordsT, event: Event, latest: int) -> Result:
+        """Rewind the entry and apply its versions again in version order; the outcome is where it ends.
+
+        Rewinding undoes what the entry still has applied, then undoes every record it ever changed once more
+        with that record's fields from before the entry first changed it. The second pass is what makes the
+        rewind exact: an undo may leave a mark of its own (DWP cancels a recovery that had started), and an undo
+        of a record with nothing pending puts back the first snapshot as it was.
+        """
+        entries = records.entries
+        for link in reversed(entries.links(event.entry)):
+            self._undo_link(records, link)
+        for record_id, fact, before in reversed(entries.originals(event.entry)):
+            self._undo[fact](records, record_id, before)
+        entries.forget(event.entry)
+        result = Result.no_matching_record()
+        for version in entries.versions(event.entry):
+            result = self._step(records, version)
+        note = f"arrived after version {latest}; the entry was applied again in version order: {result.note}"
+        return Result(result.outcome, note, result.candidates)
+
+    def _step(self, records: RecordsT, event: Event) -> Result:
+        """Apply one version on top of the versions before it."""
+        if isinstance(event, Withdrawal):  # before RegistrationVoided: a withdrawal is one, but the entry stands
+            return self._withdrawn(event, records)
+        if isinstance(event, RegistrationVoided):
+            return self._voided(event, records)
+        if isinstance(event, RegistrationCorrected):
+            return self._corrected(event, records)
+        return self._registered(event, records)
+
+    def _stale(self, records: RecordsT, event: Event) -> Result:
+        """The outcome for a version this entry has already had."""
+        if records.entries.links(event.entry):
+            return Result.applied(f"version {event.version} already applied")
+        return Result.no_matching_record(f"version {event.version} already seen; no record changed")
+
+    # One version on top of the ones before ----------------------------------------------------------------
+
+    def _match_in(self, records: RecordsT, event: Event, subject: _Subject) -> Match:
+        """The record a reviewer chose for this person in this version (or that none matches), else matching's."""
+        chosen = records.entries.decision(event.entry, event.version, subject.role)
+        if chosen is not None:
+            return Match(chosen, "reviewer")
+        if subject.role in records.entries.no_match_roles(event.entry, event.version):
+            return Match(reason="reviewer: no record matches")
+        return self._match(records, subject.person)
 
     def _subjects(
         self, details: BirthDetails | DeathDetails | MarriageDetails | CivilPartnershipDetails
@@ -394,6 +558,7 @@ class LifeEvents(Generic[RecordsT]):
         before = self._apply[subject.fact_kind](records, record_id, subject.fact)
         if isinstance(before, Result):
             return before
+        records.entries.original(entry, record_id, subject.fact_kind, before)
         records.entries.link(
             entry, subject.role, record_id=record_id, fact=subject.fact_kind, version=version, before=before
         )
@@ -403,29 +568,18 @@ class LifeEvents(Generic[RecordsT]):
         self._undo[link.fact](records, link.record_id, link.snapshot)
         records.entries.unlink(link)
 
-    def _match_and_apply(self, records: RecordsT, entry: EntryReference, version: int, subject: _Subject) -> Result:
-        match = self._match(records, subject.person)
+    def _match_and_apply(self, records: RecordsT, event: Event, subject: _Subject) -> Result:
+        match = self._match_in(records, event, subject)
         if match.record_id is None:
             return match.unresolved()
-        unchanged = self._apply_to(records, entry, version, subject, match.record_id)
+        unchanged = self._apply_to(records, event.entry, event.version, subject, match.record_id)
         return unchanged or Result.applied(f"matched by {match.matched_by}")
-
-    def _stale(self, records: RecordsT, event: Event) -> Result | None:
-        """The outcome for an event older than (or as old as) what this entry has already had, else None."""
-        state = records.entries.state(event.entry)
-        if state is None or state[0] < event.version:
-            return None
-        if records.entries.links(event.entry):
-            return Result.applied(f"version {event.version} already applied")
-        return Result.no_matching_record(f"version {event.version} already seen; no record changed")
 
     def _registered(self, event: Event, records: RecordsT) -> Result:
         """A new entry: each person it names is matched and, when one record is safely theirs, changed."""
-        if (stale := self._stale(records, event)) is not None:
-            return stale
         linked = {link.role for link in records.entries.links(event.entry)}
         results = [
-            (subject.role, self._match_and_apply(records, event.entry, event.version, subject))
+            (subject.role, self._match_and_apply(records, event, subject))
             for subject in self._subjects(_details(event))
             if subject.role not in linked
         ]
@@ -433,9 +587,12 @@ class LifeEvents(Generic[RecordsT]):
         return _combine(results, "the entry names nobody this department keeps records of")
 
     def _corrected(self, event: RegistrationCorrected, records: RecordsT) -> Result:
-        """A corrected entry: undo and re-apply with the corrected details, on the record they now match."""
-        if (stale := self._stale(records, event)) is not None:
-            return stale
+        """A corrected entry: undo and re-apply with the corrected details, on the record they now match.
+
+        After a withdrawal (a birth corrected to a stillbirth, then back to a live birth) nothing is linked any
+        more, so the corrected entry is matched and applied afresh: it stands again. After a registrar's void it
+        does not: the entry never happened.
+        """
         state = records.entries.state(event.entry)
         if state is not None and state[1] == "voided":
             return Result.no_matching_record("entry was voided; correction not applied")
@@ -448,9 +605,9 @@ class LifeEvents(Generic[RecordsT]):
         for subject in subjects:
             link = links.get(subject.role)
             if link is None:
-                results.append((subject.role, self._match_and_apply(records, event.entry, event.version, subject)))
+                results.append((subject.role, self._match_and_apply(records, event, subject)))
                 continue
-            match = self._match(records, subject.person)
+            match = self._match_in(records, event, subject)
             self._undo_link(records, link)
             if match.record_id is None and link.record_id not in match.candidates:
                 # The corrected details match nobody, or only others ambiguously: the effect must not stay on a
@@ -467,8 +624,6 @@ class LifeEvents(Generic[RecordsT]):
 
     def _voided(self, event: RegistrationVoided, records: RecordsT) -> Result:
         """A voided entry never happened: every record it changed is put back as it was."""
-        if isinstance(event, Withdrawal):
-            return self._withdrawn(event, records)
         state = records.entries.state(event.entry)
         links = records.entries.links(event.entry)
         if state is not None and state[1] == "voided":
@@ -485,8 +640,6 @@ class LifeEvents(Generic[RecordsT]):
 
         It stays ``current`` in the entry log, so a later correction (back to a live birth) is applied afresh.
         """
-        if (stale := self._stale(records, event)) is not None:
-            return stale
         links = records.entries.links(event.entry)
         for link in reversed(links):
             self._undo_link(records, link)
@@ -495,26 +648,41 @@ class LifeEvents(Generic[RecordsT]):
             return Result.no_matching_record("withdrawn; no record was changed by this entry")
         return Result.applied(f"withdrawn: restored {len(links)} record(s)")
 
+    # A reviewer's decision --------------------------------------------------------------------------------
+
     def _resolve(self, event: Event, record_id: str, records: RecordsT) -> Result:
         """A reviewer chose the record: apply the entry to it, for the person in the entry still unmatched.
 
-        When another person in the entry (the other party to a marriage) still needs a reviewer, the outcome is
+        The decision is about the entry as it now stands: when a later version has been applied since the event
+        was queued (or the queued event arrived late and the entry was replayed), that version is applied to the
+        chosen record. The decision is kept with the version, so a replay of the entry makes it again. When
+        another person in the entry (the other party to a marriage) still needs a reviewer, the outcome is
         needs_review with their candidates, and the review stays open for them.
         """
-        state = records.entries.state(event.entry)
+        entries = records.entries
+        state = entries.state(event.entry)
         if state is not None and state[1] == "voided":
             return Result.no_matching_record("entry was voided before the review")
-        if state is not None and state[0] > event.version:
-            return Result.no_matching_record(f"superseded by version {state[0]}; the later version was applied")
-        links = records.entries.links(event.entry)
+        superseded = Result.no_matching_record(
+            f"superseded by version {state[0] if state else 0}; the later version was applied"
+        )
+        reviewed_older = state is not None and state[0] > event.version
+        if reviewed_older:
+            assert state is not None
+            current = [kept for kept in entries.versions(event.entry) if kept.version == state[0]]
+            if not current or isinstance(current[0], RegistrationVoided):
+                return superseded
+            event = current[0]
+        links = entries.links(event.entry)
         if any(link.record_id == record_id for link in links):
             return Result.applied("already applied to this record")
         pending = self._pending(records, event)
         if not pending:
-            return Result.applied("already applied")
+            return superseded if reviewed_older else Result.applied("already applied")
         subject = self._which(records, pending, record_id)
         unchanged = self._apply_to(records, event.entry, event.version, subject, record_id)
-        records.entries.saw(event.entry, event.version)
+        entries.decide(event.entry, event.version, subject.role, record_id)
+        entries.saw(event.entry, event.version)
         result = unchanged or Result.applied(f"{subject.role}: applied to the reviewed record")
         return self._still_waiting(records, pending, subject, result)
 

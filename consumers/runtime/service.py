@@ -340,11 +340,11 @@ class DepartmentConsumer:
                 if done.withheld is not None:
                     report.withheld[(event.event_type, done.withheld)] += 1
                     continue
-                if done.result is None:
+                if done.result is None:  # the same event again: its outcome stands
                     report.duplicates += 1
-                    if done.duplicate_of != str(event.event_id):
-                        self._log.info("duplicate-content", event_id=str(event.event_id), same_as=done.duplicate_of)
                     continue
+                if done.duplicate_of is not None:  # the same content under a new id: its own outcome, the first's
+                    self._log.info("duplicate-content", event_id=str(event.event_id), same_as=done.duplicate_of)
                 result = done.result
                 if done.error is not None:
                     letters.append(self._dead_letter(message, event, done))

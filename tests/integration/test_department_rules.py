@@ -20,7 +20,7 @@ from consumers.operations.running import open_store
 from consumers.pensions import PaymentSchedule
 from consumers.runtime import Department, Outcome, Store
 from consumers.runtime.review_queue import open_reviews, resolve_review
-from schemas.models import MaritalStatus, Sex
+from schemas.models import Identifiers, MaritalStatus, Sex
 from tests.support.customer_rows import row
 from tests.support.delivery import deliver, load_rows
 from tests.support.factories import (
@@ -162,6 +162,18 @@ def test_tax_a_birth_corrected_to_a_stillbirth_withdraws_the_invitation(open_dep
     # HMRC may not see the stillbirth, but it must undo what the live birth did: it receives a withdrawal.
     assert outcome(store, tax.department, make_correction(of=birth, stillbirth=True)) is Outcome.APPLIED
     assert _invitations(store) == [("T1", "withdrawn")]
+
+
+def test_tax_a_stillbirth_corrected_back_to_a_live_birth_invites_again(open_department: Opener) -> None:
+    store = open_department(tax.department, row("tax", "T1", given_names="Sarah Jane", date_of_birth="1994-06-01"))
+    birth = make_birth()
+    withdrawn = make_correction(of=birth, stillbirth=True)  # HMRC receives it as a withdrawal of the entry
+    live_again = make_correction(of=withdrawn, stillbirth=False)
+    assert outcome(store, tax.department, birth) is Outcome.APPLIED
+    assert outcome(store, tax.department, withdrawn) is Outcome.APPLIED
+    assert _invitations(store) == [("T1", "withdrawn")]
+    assert outcome(store, tax.department, live_again) is Outcome.APPLIED  # what the registrar means: a live birth
+    assert _invitations(store) == [("T1", "due")]
 
 
 def test_tax_a_stillbirth_corrected_back_to_a_live_birth_invites_the_mother_again(open_department: Opener) -> None:
@@ -568,6 +580,75 @@ def test_redelivered_and_stale_versions_change_nothing(open_department: Opener) 
     stale = make_death(event_id=event_id_for("DeathRegistered", death.entry, 1, "republished"))
     assert outcome(store, passports.department, stale) is Outcome.APPLIED  # "version 1 already applied"
     assert fields(store, "passports", "H1", "status", "cancelled_on") == before
+
+
+def test_a_registration_arriving_after_its_correction_is_replayed_in_version_order(open_department: Opener) -> None:
+    store = open_department(tax.department, row("tax", "T1"))
+    death = make_death()
+    elsewhere = make_person(identifiers=Identifiers(), address=make_address(postcode="LS6 2AB"))
+    moved = make_correction(of=death, deceased=elsewhere)
+    first = deliver(store, tax.department, moved)  # partial on its own: name and date of birth, another postcode
+    assert first is not None and first.outcome is Outcome.NEEDS_REVIEW
+    late = deliver(store, tax.department, death)  # matched by NINO; the correction then amends that record
+    assert late is not None and late.outcome is Outcome.APPLIED
+    assert late.note == "arrived after version 2; the entry was applied again in version order: amended"
+    assert fields(store, "tax", "T1", "status")["status"] == "deceased"
+
+
+def test_a_reviewers_choice_is_kept_when_a_late_version_replays_the_entry(open_department: Opener) -> None:
+    store = open_department(electoral.department, row("electoral", "E1"), row("electoral", "E2"))  # listed twice
+    death = make_death()
+    corrected = make_correction(of=death, date_of_death=date(2024, 3, 8))
+    assert outcome(store, electoral.department, corrected) is Outcome.NEEDS_REVIEW
+    [item] = open_reviews(store)
+    assert resolve_review(store, electoral.department, item.event_id, "E2", "reviewer-7").outcome is Outcome.APPLIED
+    # Version 1 (just as ambiguous) arrives late: the entry is replayed, and version 2 goes where the reviewer said.
+    late = deliver(store, electoral.department, death)
+    assert late is not None and late.outcome is Outcome.APPLIED
+    assert [fields(store, "electoral", e, "status")["status"] for e in ("E1", "E2")] == ["registered", "removed"]
+
+
+def test_a_review_of_a_late_version_applies_the_entry_as_it_now_stands(open_department: Opener) -> None:
+    store = open_department(electoral.department, row("electoral", "E1"), row("electoral", "E2"))  # listed twice
+    death = make_death()
+    corrected = make_correction(of=death, date_of_death=date(2024, 3, 8))
+    assert outcome(store, electoral.department, corrected) is Outcome.NEEDS_REVIEW
+    assert outcome(store, electoral.department, death) is Outcome.NEEDS_REVIEW  # replayed: still ambiguous
+    late = next(item for item in open_reviews(store) if item.event_id == str(death.event_id))
+    assert resolve_review(store, electoral.department, late.event_id, "E1", "reviewer-7").outcome is Outcome.APPLIED
+    assert fields(store, "electoral", "E1", "status", "removed_on") == {"status": "removed", "removed_on": "2024-03-14"}
+    assert store.read().scalar("SELECT version FROM life_event_links WHERE status = 'applied'") == 2
+
+
+def test_a_reviewers_no_match_is_kept_when_a_late_version_replays_the_entry(open_department: Opener) -> None:
+    store = open_department(electoral.department, row("electoral", "E1"), row("electoral", "E2"))  # listed twice
+    death = make_death()
+    corrected = make_correction(of=death, date_of_death=date(2024, 3, 8))
+    assert outcome(store, electoral.department, corrected) is Outcome.NEEDS_REVIEW
+    [item] = open_reviews(store)
+    declined = resolve_review(store, electoral.department, item.event_id, None, "reviewer-7")
+    assert declined.outcome is Outcome.NO_MATCHING_RECORD
+    # Version 1 (just as ambiguous) arrives late: the replay makes the reviewer's decision on version 2 again.
+    late = deliver(store, electoral.department, death)
+    assert late is not None and late.outcome is Outcome.NO_MATCHING_RECORD, late
+    assert late.note.endswith("reviewer: no record matches")
+    assert open_reviews(store) == []
+    assert [fields(store, "electoral", e, "status")["status"] for e in ("E1", "E2")] == ["registered", "registered"]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+def test_a_correction_after_a_registrars_void_is_not_applied_in_any_order(
+    open_department: Opener, order: tuple[int, ...]
+) -> None:
+    # Unlike a withdrawal (a birth corrected to a stillbirth), a registrar's void ends the entry for good.
+    store = open_department(passports.department, row("passports", "H1"))
+    death = make_death()
+    void = make_void(of=death)
+    history = [death, void, make_correction(of=death, version=3, date_of_death=date(2024, 3, 9))]
+    for index in order:
+        deliver(store, passports.department, history[index])
+    assert fields(store, "passports", "H1", "status")["status"] == "valid"
+    assert store.read().scalar("SELECT status FROM life_event_entries") == "voided"
 
 
 def test_a_void_of_an_entry_that_changed_nothing_is_no_matching_record(open_department: Opener) -> None:

@@ -16,7 +16,7 @@ import pytest
 from civreg.settings import Settings
 from consumers import suppression
 from consumers.operations.running import open_store
-from consumers.runtime import Outcome, SqliteStore, Store
+from consumers.runtime import Outcome, Result, SqliteStore, Store
 from consumers.runtime.agreements import agreement_for
 from consumers.runtime.dispatch import CONFLICTING_ENTRY_VERSION, ConflictingEntryVersion, Dispatched, dispatch
 from consumers.suppression import SuppressionList
@@ -58,8 +58,25 @@ def test_the_same_content_under_a_new_event_id_is_a_duplicate_of_the_first(store
     send(store, death)
     resent = death.model_copy(update={"event_id": uuid4(), "recorded_at": death.recorded_at.replace(hour=17)})
     twin = send(store, resent)
-    assert (twin.result, twin.duplicate_of) == (None, str(death.event_id))
-    assert outcomes(store) == [(str(death.event_id), "applied")]
+    assert twin.duplicate_of == str(death.event_id)
+    # Nothing applied twice, but the new id has its own outcome (so trace and its acknowledgement answer it).
+    assert twin.result == Result(Outcome.APPLIED, f"same content as event {death.event_id}")
+    assert outcomes(store) == [(str(death.event_id), "applied"), (str(resent.event_id), "applied")]
+    assert store.read().scalar("SELECT COUNT(*) FROM do_not_contact_history") == 1
+    owed = {str(r[0]) for r in store.read().execute("SELECT event_id FROM civreg_unacknowledged")}
+    assert str(resent.event_id) in owed
+    # Delivered again, the copy is a redelivery of its own id: nothing new is recorded.
+    assert send(store, resent).result is None
+    assert len(outcomes(store)) == 2
+
+
+def test_the_same_content_as_an_event_with_no_matching_record_takes_that_outcome(store: Store) -> None:
+    void = make_void(of=make_death())  # nothing listed: no matching record
+    first = send(store, void)
+    assert first.result is not None and first.result.outcome is Outcome.NO_MATCHING_RECORD
+    resent = void.model_copy(update={"event_id": uuid4()})
+    twin = send(store, resent)
+    assert twin.result == Result(Outcome.NO_MATCHING_RECORD, f"same content as event {void.event_id}")
 
 
 def test_other_content_for_an_applied_version_is_a_conflict_never_skipped_nor_applied(store: Store) -> None:
