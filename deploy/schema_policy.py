@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from civreg.errors import CivregError
 from civreg.settings import PACKAGED_CONFIG
 from schemas.compatibility import CompatibilityLevel
 
@@ -27,7 +28,7 @@ __all__ = ["POLICY_PATH", "CompatibilityPolicy", "PolicyError", "load_policy"]
 POLICY_PATH = PACKAGED_CONFIG.compatibility_policy
 
 
-class PolicyError(ValueError):
+class PolicyError(CivregError, ValueError):
     """The policy file is malformed; the message names the key."""
 
 

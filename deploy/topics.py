@@ -28,8 +28,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from civreg.errors import CivregError
+from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import PACKAGED_CONFIG, Settings
-from deploy.local_kafka import error_text, quiet_admin_config
 from schemas.departments import DEPARTMENT_NAMES
 from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
 
@@ -64,11 +65,11 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MIN_ISR = "min.insync.replicas"
 
 
-class TopicDefinitionError(ValueError):
+class TopicDefinitionError(CivregError, ValueError):
     """The YAML or the arguments describe topics that cannot exist (bad profile, name, number)."""
 
 
-class TopicApplyError(RuntimeError):
+class TopicApplyError(CivregError, RuntimeError):
     """The cluster refused or could not be reached; the message says which topic and why."""
 
 

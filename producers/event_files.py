@@ -14,7 +14,9 @@ CSV layout
     - Line 1 is the header. It must have an ``event_type`` column; every other column is the dotted path of a
       leaf field, e.g. ``event_id``, ``entry.registration_district``, ``death.deceased.given_names``,
       ``death.deceased.identifiers.nino``, ``death.deceased.address.postcode``. Unknown, repeated or empty
-      column names reject the file (a typo would otherwise drop data silently).
+      column names reject the file (a typo would otherwise drop data silently). The entry takes six columns, all
+      required: ``entry.registration_district``, ``entry.sub_district``, ``entry.register``,
+      ``entry.register_number``, ``entry.entry_number``, ``entry.year_of_registration``.
     - One event per row. An empty cell means absent (null); so one file can mix event types, each row filling
       the columns of its own type. A nested object whose cells are all empty is absent. Cells are trimmed.
     - List fields (``...address.lines``) hold their items separated by ``|`` (so an item cannot contain ``|``).

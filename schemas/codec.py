@@ -19,6 +19,7 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas.catalogue import EVENT_TYPES, NAMESPACE, event_schema
+from schemas.errors import CivregError
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected
 from schemas.rules import rule_text
 from schemas.topics import registration_topic
@@ -51,7 +52,7 @@ class UnknownSchemaId(LookupError):
     """The schema id in a message is not known to the resolver."""
 
 
-class ResolverUnavailable(RuntimeError):
+class ResolverUnavailable(CivregError, RuntimeError):
     """The resolver cannot answer now (registry unreachable): retry later. Not the message's fault, so never a
     reason to dead-letter it: the id may well be valid."""
 

@@ -1,14 +1,14 @@
-"""The departments on the bus, by name, and the columns of each one's customer register file.
+"""The departments on the bus, by name, and the columns of each one's customer records file.
 
 Why here: a department's name is part of the contract (its dead-letter topic, consumer group, data-sharing
-agreement), and a customer register file (the CSV extract a department joins the bus with) is written by
-``producers.department_registers`` and read by ``consumers.registers``: both sides read its layout from this one
-place. ``consumers.departments`` holds each department's rules under these names.
+agreement), and a customer records file (the CSV extract a department joins the bus with) is written by
+``producers.customer_records`` and read by ``consumers.kit.customer_records``: both sides read its layout from this
+one place. ``consumers.departments`` holds each department's rules under these names.
 """
 
 from __future__ import annotations
 
-__all__ = ["DEPARTMENT_NAMES", "PERSON_COLUMNS", "REGISTER_DEPARTMENTS", "register_columns"]
+__all__ = ["DEPARTMENT_NAMES", "PERSON_COLUMNS", "REGISTER_DEPARTMENTS", "record_columns"]
 
 DEPARTMENT_NAMES: tuple[str, ...] = ("suppression", "tax", "pensions", "dvla", "electoral", "passports")
 """Every department consuming the bus (each has a dead-letter topic and a consumer group)."""
@@ -23,7 +23,7 @@ PERSON_COLUMNS = (
     "town",
     "postcode",
 )
-"""The columns every customer register file starts with."""
+"""The columns every customer records file starts with."""
 
 _DEPARTMENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "tax": ("nino", "marital_status", "self_assessment", "next_reminder_on"),
@@ -42,13 +42,13 @@ _DEPARTMENT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 REGISTER_DEPARTMENTS: tuple[str, ...] = tuple(_DEPARTMENT_COLUMNS)
-"""The departments that keep a customer register (the suppression service keeps none)."""
+"""The departments that keep customer records (the suppression service keeps none)."""
 
 
-def register_columns(department: str) -> tuple[str, ...]:
-    """The columns of ``department``'s customer register file, in order; ValueError names the known ones."""
+def record_columns(department: str) -> tuple[str, ...]:
+    """The columns of ``department``'s customer records file, in order; ValueError names the known ones."""
     try:
         return (*PERSON_COLUMNS, *_DEPARTMENT_COLUMNS[department])
     except KeyError:
         known = ", ".join(REGISTER_DEPARTMENTS)
-        raise ValueError(f"department {department!r} keeps no customer register; known: {known}") from None
+        raise ValueError(f"department {department!r} keeps no customer records; known: {known}") from None

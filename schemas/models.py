@@ -63,6 +63,8 @@ __all__ = [
     "RegistrationEvent",
     "RegistrationVoided",
     "Sex",
+    "SurvivingPartner",
+    "SurvivorRelationship",
     "VoidReason",
     "age_on",
     "latest_registration_date",
@@ -127,6 +129,13 @@ class MaritalStatus(StrEnum):
     FORMER_CIVIL_PARTNER = "FORMER_CIVIL_PARTNER"
 
 
+class SurvivorRelationship(StrEnum):
+    """How the survivor was related to the deceased at the death."""
+
+    SPOUSE = "SPOUSE"
+    CIVIL_PARTNER = "CIVIL_PARTNER"
+
+
 class CorrectionKind(StrEnum):
     """Why an entry was corrected."""
 
@@ -142,22 +151,65 @@ class VoidReason(StrEnum):
     COURT_ORDER = "COURT_ORDER"
 
 
+FIRST_REGISTRATION_YEAR = 1837
+"""Civil registration in England and Wales began on 1 July 1837: no entry is older."""
+
+
+def _key_part(text: str) -> str:
+    """``text`` with ``%`` and ``/`` escaped, so ``/`` separates the parts of a key unambiguously."""
+    return text.replace("%", "%25").replace("/", "%2F")
+
+
+def _registered_in_entry_year(entry: EntryReference, details: BaseModel) -> None:
+    """An entry's year of registration is part of its identity: the details must have been registered in it."""
+    registered: date = getattr(details, "date_of_registration")  # noqa: B009 (every details kind has it)
+    if registered.year != entry.year_of_registration:
+        raise ValueError("entry.year_of_registration must be the year of date_of_registration")
+
+
 # "register" is the domain's word and the Avro field name; it shadows ABCMeta.register, which models never use.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
     class EntryReference(_Record):
-        """One register entry: district, register and entry number."""
+        """One register entry, unique for all time as the General Register Office identifies it.
+
+        Entry numbers restart every year in every register of every sub-district, so district, register and entry
+        number alone repeat each year; the sub-district, register number and year of registration make it unique.
+        """
 
         registration_district: Text
+        sub_district: Text
         # Field() makes it required: without it pydantic takes the inherited ABCMeta.register as a default.
         register: Register = Field()
+        register_number: int = Field(ge=1, le=2_147_483_647)
         entry_number: int = Field(ge=1, le=2_147_483_647)
+        year_of_registration: int = Field(ge=FIRST_REGISTRATION_YEAR, le=9999)
 
         @property
         def key(self) -> str:
-            """The Kafka message key: every event of one entry shares it, so they share a partition and order."""
-            return f"{self.register.value}/{self.registration_district}/{self.entry_number}"
+            """The Kafka message key and every store's entry key: every event of one entry shares it (so they share
+            a partition and order), and no other entry has it.
+
+            Every part of the identity is in it, the register first (``DEATH/...``, so a key tells its register);
+            ``/`` and ``%`` inside the district names are escaped so no two references give the same key. It holds
+            no personal data: places and numbers only.
+            """
+            return "/".join(
+                (
+                    self.register.value,
+                    str(self.year_of_registration),
+                    _key_part(self.registration_district),
+                    _key_part(self.sub_district),
+                    str(self.register_number),
+                    str(self.entry_number),
+                )
+            )
+
+        @staticmethod
+        def register_of_key(key: str) -> Register:
+            """The register an entry key (``key``) is in: stores keep keys, and some rules need only the register."""
+            return Register(key.split("/", 1)[0])
 
 
 class Identifiers(_Record):
@@ -244,6 +296,27 @@ class BirthDetails(_Record):
         return self
 
 
+class SurvivingPartner(_Record):
+    """The deceased's surviving spouse or civil partner (Tell Us Once asks for them too)."""
+
+    person: Person
+    relationship: SurvivorRelationship
+
+    @property
+    def status(self) -> MaritalStatus:
+        """The survivor's marital status from the death on."""
+        if self.relationship is SurvivorRelationship.CIVIL_PARTNER:
+            return MaritalStatus.SURVIVING_CIVIL_PARTNER
+        return MaritalStatus.WIDOWED
+
+
+# The deceased's status that each kind of survivor implies, when the entry records one.
+_STATUS_WITH_SURVIVOR = {
+    SurvivorRelationship.SPOUSE: MaritalStatus.MARRIED,
+    SurvivorRelationship.CIVIL_PARTNER: MaritalStatus.CIVIL_PARTNER,
+}
+
+
 class DeathDetails(_Record):
     """A death entry, without cause of death (health data never travels on this bus)."""
 
@@ -252,6 +325,20 @@ class DeathDetails(_Record):
     date_of_death: date
     place_of_death: Text
     marital_status: MaritalStatus | None = None
+    surviving_partner: SurvivingPartner | None = None
+
+    @model_validator(mode="after")
+    def _survivor_fits_marital_status(self) -> Self:
+        """A spouse survives a married person, a civil partner a civil partner: anything else is a slip."""
+        survivor = self.surviving_partner
+        if survivor is not None and self.marital_status is not None:
+            implied = _STATUS_WITH_SURVIVOR[survivor.relationship]
+            if self.marital_status is not implied:
+                raise ValueError(
+                    f"surviving_partner.relationship {survivor.relationship.value} requires marital_status "
+                    f"{implied.value} (or none)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
@@ -318,6 +405,13 @@ DETAILS_REGISTER: dict[type[_Record], Register] = {
     MarriageDetails: Register.MARRIAGE,
     CivilPartnershipDetails: Register.CIVIL_PARTNERSHIP,
 }
+_DETAILS_FIELD = {
+    Register.BIRTH: "birth",
+    Register.DEATH: "death",
+    Register.MARRIAGE: "marriage",
+    Register.CIVIL_PARTNERSHIP: "civil_partnership",
+}
+"""The field that holds a registration event's details, by register."""
 # An Avro union decodes to a bare record, so the kind is told by a field only that kind has. Validating against
 # the one kind (not all four) keeps errors to that kind's fields: 'corrected.DeathDetails.deceased...'.
 _DETAILS_BY_FIELD = {
@@ -384,6 +478,11 @@ class RegistrationEvent(Event):
             raise ValueError("a registration's version must be 1 (corrections and voids come after it)")
         return self
 
+    @model_validator(mode="after")
+    def _entry_year_is_registration_year(self) -> Self:
+        _registered_in_entry_year(self.entry, getattr(self, _DETAILS_FIELD[self.register_of_type]))
+        return self
+
 
 class BirthRegistered(RegistrationEvent):
     """A birth was registered."""
@@ -430,6 +529,12 @@ class RegistrationCorrected(Event):
             raise ValueError("corrected details must be of the same kind as entry.register")
         if self.version < 2:
             raise ValueError("a correction's version must be 2 or more (version 1 is the registration)")
+        return self
+
+    @model_validator(mode="after")
+    def _entry_year_is_registration_year(self) -> Self:
+        """A correction cannot move an entry to another year: the year is part of the entry's identity."""
+        _registered_in_entry_year(self.entry, self.corrected)
         return self
 
 

@@ -35,33 +35,28 @@ def consume(
 ) -> None:
     """Run a department consumer: apply each registration event once, record its outcome, dead-letter bad ones.
 
-    SIGTERM or Ctrl-C finishes the batch in hand, commits it and exits cleanly.
+    SIGTERM or Ctrl-C finishes the batch in hand, commits it and exits cleanly. Exit status 1, with one line
+    saying what to do, when its topics do not exist or its store or registry stays unreachable.
     """
     from civreg.commands.progress import BackfillBar
-    from civreg.metrics import MetricsServerError
     from consumers.departments import DEPARTMENTS
-    from consumers.running import run_department
-    from consumers.runtime import TransientError
-    from schemas.registry import RegistryError
+    from consumers.operations.running import run_department
 
     if department not in DEPARTMENTS:
         raise typer.BadParameter(
             f"unknown department; known: {', '.join(sorted(DEPARTMENTS))}", param_hint="--department"
         )
     configure_logging(log_level)
-    try:
-        with BackfillBar(department, always=until_caught_up) as bar:  # also when it starts far behind
-            totals = run_department(
-                load_settings(),
-                department,
-                database=database,
-                until_caught_up=until_caught_up,
-                batch_size=batch_size,
-                metrics_port=metrics_port,
-                on_progress=bar.update,
-            )
-    except (MetricsServerError, TransientError, RegistryError) as exc:  # the store or registry stayed unreachable
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    # A missing topic, or a store or registry that stayed unreachable, is a CivregError: one line, exit 1 (civreg.cli).
+    with BackfillBar(department, always=until_caught_up) as bar:  # also when it starts far behind
+        totals = run_department(
+            load_settings(),
+            department,
+            database=database,
+            until_caught_up=until_caught_up,
+            batch_size=batch_size,
+            metrics_port=metrics_port,
+            on_progress=bar.update,
+        )
     outcomes = ", ".join(f"{t} {o}: {n}" for (t, o), n in sorted(totals.outcomes.items())) or "no new events"
     typer.echo(f"{department}: {totals.messages} messages; {outcomes}; duplicates skipped: {totals.duplicates}")

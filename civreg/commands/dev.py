@@ -1,6 +1,6 @@
 """``civreg dev`` (the local Kafka broker) and ``civreg topics`` (declarative topics).
 
-Commands only parse arguments and delegate to ``deploy.local_kafka`` and ``deploy.topics``. Expected failures
+Commands only parse arguments and delegate to ``deploy.local.kafka`` and ``deploy.topics``. Expected failures
 (no Java, no Maven, port taken, cluster unreachable) end with one line on stderr and exit code 1, not a
 traceback.
 """
@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from civreg.settings import Settings, load_settings
-from deploy.local_kafka import LocalKafka, LocalKafkaError, probe_cluster
-from deploy.local_registry import LocalRegistry, LocalRegistryError, own_registry_url, probe_registry
+from deploy.local.kafka import LocalKafka, LocalKafkaError, probe_cluster
+from deploy.local.registry import LocalRegistry, LocalRegistryError, own_registry_url, probe_registry
 from deploy.topics import (
     DEFAULT_DEPARTMENTS,
     ApplyReport,

@@ -79,7 +79,10 @@ def registrations(
         bool, typer.Option("--publish", help="Publish to the bus (CIVREG_* settings) instead of writing a file.")
     ] = False,
 ) -> None:
-    """Generate births, deaths, marriages and civil partnerships with their corrections and voids, in time order."""
+    """Generate births, deaths, marriages and civil partnerships with their corrections and voids, in time order.
+
+    A death of a married person or civil partner usually names the surviving spouse or civil partner.
+    """
     from producers.simulate import publish_events, simulate_registrations, write_jsonl
 
     if (out is None) == (not publish):

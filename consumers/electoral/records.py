@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import LetterSchedule, ScheduledLetter
-from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
-from consumers.matching import matching_indexes
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
     PersonRecords,
     optional_date,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes
 from consumers.runtime import Transaction
 
 __all__ = ["SCHEMA", "ElectoralRecords"]

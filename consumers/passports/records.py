@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import LetterSchedule, ScheduledLetter
-from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
-from consumers.matching import matching_indexes
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -16,6 +13,9 @@ from consumers.registers import (
     optional,
     optional_date,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes
 from consumers.runtime import Transaction
 from schemas.identifiers import normalise_passport_number
 

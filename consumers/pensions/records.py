@@ -6,10 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from consumers.letters import LetterSchedule, ScheduledLetter
-from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
-from consumers.matching import matching_indexes
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -20,6 +17,9 @@ from consumers.registers import (
     required_choice,
     required_date,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes
 from consumers.runtime import Transaction
 from schemas.identifiers import normalise_nino
 from schemas.models import MaritalStatus
@@ -175,6 +175,14 @@ class PensionRecords(PersonRecords):
         if new_surname:
             changes |= self.pensioners.surname(pensioner_id, new_surname)
         return self.pensioners.update(pensioner_id, changes)
+
+    def marital_status(self, pensioner_id: str) -> MaritalStatus:
+        """The marital status on the record."""
+        return MaritalStatus(str(self.pensioners.fields(pensioner_id, "marital_status")["marital_status"]))
+
+    def record_bereavement(self, pensioner_id: str, status: MaritalStatus) -> Snapshot:
+        """Widowed or surviving civil partner from now on; returns the status as it was."""
+        return self.pensioners.update(pensioner_id, {"marital_status": status.value})
 
     # Correspondence -----------------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from consumers.runtime.store import Transaction
 from schemas.models import EVENT_MODELS, REGISTRATION_EVENTS, Event, RegistrationCorrected, RegistrationVoided
 from schemas.topics import Register, dead_letter_topic, registration_topic
 
-__all__ = ["Department", "Handler", "Resolver"]
+__all__ = ["Decliner", "Department", "Handler", "Resolver"]
 
 RecordsT = TypeVar("RecordsT")
 EventT = TypeVar("EventT", bound=Event)
@@ -32,6 +32,8 @@ Handler = Callable[[Event, RecordsT], Result]
 """A rule as the runtime calls it: any event of the department's topics, and the department's records."""
 Resolver = Callable[[Event, str, RecordsT], Result]
 """How a reviewed event is applied: the event, the record a reviewer chose, the department's records."""
+Decliner = Callable[[Event, str | None, RecordsT], Result]
+"""How a reviewer's "no record matches" is applied: the event, the person's role (or None), the records."""
 
 
 def _only(event_types: tuple[type[EventT], ...], rule: str, event: Event) -> EventT:
@@ -54,6 +56,7 @@ class Department(Generic[RecordsT]):
     legal_gateway: str = ""
     handlers: dict[str, Handler[RecordsT]] = field(default_factory=dict)
     resolvers: dict[str, Resolver[RecordsT]] = field(default_factory=dict)
+    decliners: dict[str, Decliner[RecordsT]] = field(default_factory=dict)
 
     def handles(
         self, *event_types: type[EventT]
@@ -92,6 +95,38 @@ class Department(Generic[RecordsT]):
             return resolver
 
         return register
+
+    def declines(
+        self, *event_types: type[EventT]
+    ) -> Callable[[Callable[[EventT, str | None, RecordsT], Result]], Callable[[EventT, str | None, RecordsT], Result]]:
+        """Register how a reviewer's "no record matches" is applied when the entry names several people.
+
+        The decliner receives the person's role in the entry (None when the reviewer named none) and answers
+        needs_review while another person in the entry still waits, so the item stays open for them.
+        """
+
+        def register(
+            decliner: Callable[[EventT, str | None, RecordsT], Result],
+        ) -> Callable[[EventT, str | None, RecordsT], Result]:
+            name = getattr(decliner, "__qualname__", "a decliner")
+
+            def run(event: Event, party: str | None, records: RecordsT) -> Result:
+                return decliner(_only(event_types, name, event), party, records)
+
+            for event_type in event_types:
+                self.decliners[event_type.event_type] = run
+            return decliner
+
+        return register
+
+    def decline(self, event: Event, party: str | None, transaction: Transaction) -> Result:
+        """Apply a reviewer's "no record matches" (about ``party``, the person's role, when the entry names several)."""
+        decliner = self.decliners.get(event.event_type)
+        if decliner is not None:
+            return decliner(event, party, self.records(transaction))
+        if party is not None:
+            raise ValueError(f"department {self.name!r} does not decide {event.event_type} reviews person by person")
+        return Result.no_matching_record("reviewer: no record matches")
 
     def resolve(self, event: Event, record_id: str, transaction: Transaction) -> Result:
         """Apply ``event`` to the record a reviewer chose."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from consumers.matching import name_key, postcode_key
+from consumers.kit.matching import name_key, postcode_key
 from consumers.runtime import Transaction
 from consumers.runtime.store import now_iso
 from schemas.models import DeathDetails, EntryReference
@@ -29,7 +29,10 @@ CREATE TABLE IF NOT EXISTS do_not_contact (
     nhs_number            TEXT,
     date_of_death         TEXT NOT NULL,
     registration_district TEXT NOT NULL,
+    sub_district          TEXT NOT NULL,
+    register_number       INTEGER NOT NULL,
     entry_number          INTEGER NOT NULL,
+    year_of_registration  INTEGER NOT NULL,
     updated_at            TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS do_not_contact_nino ON do_not_contact (nino) WHERE status = 'suppressed';
@@ -61,7 +64,10 @@ class Listing:
 
     entry_key: str
     registration_district: str
+    sub_district: str
+    register_number: int
     entry_number: int
+    year_of_registration: int
     date_of_death: date
     status: str
     matched_by: str
@@ -95,7 +101,7 @@ class SuppressionList:
         address = person.address
         self._tx.execute(
             """
-            INSERT INTO do_not_contact VALUES (?, ?, 'suppressed', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO do_not_contact VALUES (?, ?, 'suppressed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (entry_key) DO UPDATE SET
                 entry_version = excluded.entry_version, name_key = excluded.name_key,
                 date_of_birth = excluded.date_of_birth, postcode = excluded.postcode, nino = excluded.nino,
@@ -112,7 +118,10 @@ class SuppressionList:
                 person.identifiers.nhs_number,
                 death.date_of_death.isoformat(),
                 entry.registration_district,
+                entry.sub_district,
+                entry.register_number,
                 entry.entry_number,
+                entry.year_of_registration,
                 now_iso(),
             ),
         )
@@ -184,11 +193,25 @@ class SuppressionList:
 
     def _listing(self, where: str, params: tuple[str, ...], matched_by: str) -> list[Listing]:
         # ``where`` is always one of the constant clauses above; values travel as parameters.
-        columns = "entry_key, registration_district, entry_number, date_of_death, status"
+        columns = (
+            "entry_key, registration_district, sub_district, register_number, entry_number, year_of_registration, "
+            "date_of_death, status"
+        )
         sql = f"SELECT {columns} FROM do_not_contact WHERE status = 'suppressed' AND {where} ORDER BY entry_key"  # noqa: S608
         rows = self._tx.execute(sql, params)
         return [
-            Listing(str(r[0]), str(r[1]), int(r[2]), date.fromisoformat(str(r[3])), str(r[4]), matched_by) for r in rows
+            Listing(
+                entry_key=str(r[0]),
+                registration_district=str(r[1]),
+                sub_district=str(r[2]),
+                register_number=int(r[3]),
+                entry_number=int(r[4]),
+                year_of_registration=int(r[5]),
+                date_of_death=date.fromisoformat(str(r[6])),
+                status=str(r[7]),
+                matched_by=matched_by,
+            )
+            for r in rows
         ]
 
     def _history(self, entry: EntryReference, version: int, action: str, event_id: str) -> None:

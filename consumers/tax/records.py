@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import LetterSchedule, ScheduledLetter
-from consumers.life_events import ENTRY_LOG_SCHEMA, Snapshot
-from consumers.matching import matching_indexes, name_key
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
@@ -18,6 +15,9 @@ from consumers.registers import (
     required,
     required_choice,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes, name_key
 from consumers.runtime import Transaction
 from consumers.runtime.store import now_iso
 from schemas.identifiers import normalise_nino
@@ -130,6 +130,14 @@ class TaxRecords(PersonRecords):
         if new_surname:
             changes |= self.taxpayers.surname(taxpayer_id, new_surname)
         return self.taxpayers.update(taxpayer_id, changes)
+
+    def marital_status(self, taxpayer_id: str) -> MaritalStatus:
+        """The marital status on the record."""
+        return MaritalStatus(str(self.taxpayers.fields(taxpayer_id, "marital_status")["marital_status"]))
+
+    def record_bereavement(self, taxpayer_id: str, status: MaritalStatus) -> Snapshot:
+        """Widowed or surviving civil partner from now on; returns the status as it was."""
+        return self.taxpayers.update(taxpayer_id, {"marital_status": status.value})
 
     def invite_child_benefit_claim(self, taxpayer_id: str, child: Person, invite_on: date) -> Snapshot:
         """Plan a Child Benefit claim invitation for the child's mother; returns how to withdraw it."""

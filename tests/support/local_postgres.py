@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.local_jvm import free_port
+from deploy.local.jvm import free_port
 
 __all__ = ["LocalPostgres", "PostgresUnavailable", "find_bindir"]
 
