@@ -40,6 +40,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
 
@@ -68,12 +69,14 @@ __all__ = [
     "acl_rules",
     "agreement_departments",
     "apply_acls",
+    "binding_key",
     "current_acls",
     "ensure_scram_users",
     "kafka_users",
     "kafka_users_yaml",
     "principals",
     "secure_local_broker",
+    "to_binding",
 ]
 
 REGISTER_OFFICE = "register-office"
@@ -258,7 +261,9 @@ _K8S_HEADER = """\
 
 def kafka_users_yaml(departments: Iterable[str], prefix: str = "civreg") -> str:
     """``deploy/k8s/users.yaml``: the generated ``KafkaUser`` resources with their header."""
-    documents = [yaml.safe_dump(user, sort_keys=False, default_flow_style=False) for user in kafka_users(departments, prefix)]
+    documents = [
+        yaml.safe_dump(user, sort_keys=False, default_flow_style=False) for user in kafka_users(departments, prefix)
+    ]
     return _K8S_HEADER + "---\n".join(documents)
 
 
@@ -294,7 +299,8 @@ _OPERATIONS = {
 }
 
 
-def _binding(rule: AclRule) -> AclBinding:
+def to_binding(rule: AclRule) -> AclBinding:
+    """The Kafka admin API's form of ``rule``."""
     return AclBinding(
         _RESOURCE_TYPES[rule.resource],
         rule.name,
@@ -306,7 +312,8 @@ def _binding(rule: AclRule) -> AclBinding:
     )
 
 
-def _key(binding: AclBinding) -> tuple[Any, ...]:
+def binding_key(binding: AclBinding) -> tuple[Any, ...]:
+    """What makes two bindings the same (AclBinding itself does not compare by value in every version)."""
     return (
         binding.restype,
         binding.name,
@@ -329,12 +336,13 @@ class AclReport:
 
 def current_acls(admin: AdminClient, timeout: float = 10.0) -> list[AclBinding]:
     """Every ACL binding the cluster holds."""
+    anything: Any = None  # the filter's "any name/principal/host" (its stubs say str)
     everything = AclBindingFilter(
         ResourceType.ANY,
-        None,
+        anything,
         ResourcePatternType.ANY,
-        None,
-        None,
+        anything,
+        anything,
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
@@ -355,8 +363,8 @@ def apply_acls(admin: AdminClient, rules: Sequence[AclRule], prefix: str, timeou
 
     Idempotent: a second run changes nothing. Bindings on resources outside ``<prefix>.`` are left alone.
     """
-    wanted = {_key(binding): binding for binding in map(_binding, rules)}
-    existing = {_key(binding): binding for binding in current_acls(admin, timeout) if _ours(binding, prefix)}
+    wanted = {binding_key(binding): binding for binding in map(to_binding, rules)}
+    existing = {binding_key(binding): binding for binding in current_acls(admin, timeout) if _ours(binding, prefix)}
     missing = [binding for key, binding in wanted.items() if key not in existing]
     stale = [binding for key, binding in existing.items() if key not in wanted]
     try:
@@ -380,11 +388,13 @@ def apply_acls(admin: AdminClient, rules: Sequence[AclRule], prefix: str, timeou
 def ensure_scram_users(admin: AdminClient, passwords: dict[str, str], timeout: float = 10.0) -> None:
     """Create or update one SCRAM-SHA-512 login per principal (``passwords`` never leave this call)."""
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
-    upserts = [UserScramCredentialUpsertion(name, info, password.encode("utf-8")) for name, password in passwords.items()]
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(name, info, password.encode("utf-8")) for name, password in passwords.items()
+    ]
     if not upserts:
         return
     try:
-        for user, future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout).items():
+        for future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout).values():
             future.result()
     except KafkaException as exc:
         raise AclApplyError(f"the cluster refused a SCRAM login change: {error_text(exc)}") from exc

@@ -81,7 +81,9 @@ def _name(common_name: str) -> x509.Name:
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     # PKCS#8, unencrypted: the format Kafka's PEM keystore reads without ssl.key.password.
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @dataclass(frozen=True)
@@ -173,14 +175,14 @@ class SecurityConfig:
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                 critical=False,
             )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
         ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
         _write_private(self.ca_key_path, _pem_key(ca_key))
-        _write_private(self.keystore_path, _pem_key(broker_key) + broker_cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
+        _write_private(
+            self.keystore_path, _pem_key(broker_key) + broker_cert.public_bytes(serialization.Encoding.PEM) + ca_pem
+        )
         self.ca_path.write_bytes(ca_pem)  # public: what every client trusts
         self.ca_path.chmod(0o644)
 
