@@ -12,7 +12,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -261,7 +260,9 @@ def test_the_router_writes_a_department_topic_and_the_ledger_in_one_transaction(
         producer.commit_transaction(30)
     finally:
         consumer.close()
-    assert b"projected" in _read_all(secure_kafka.client_settings("dvla"), _group("dvla"), department_topic("dvla", PREFIX), 1)
+    assert b"projected" in _read_all(
+        secure_kafka.client_settings("dvla"), _group("dvla"), department_topic("dvla", PREFIX), 1
+    )
 
 
 def test_the_router_may_not_use_another_transactional_id(secure_kafka: LocalKafka) -> None:
