@@ -20,6 +20,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from civreg.kafka_config import admin_config, consumer_config, producer_config
 from civreg.settings import Settings
+from consumers.acknowledgements import trace_event
+from consumers.dead_letter_tools import list_dead_letters
 from deploy.acls import acl_rules, agreement_departments, apply_acls, current_acls, secure_local_broker
 from deploy.local_kafka import LocalKafka
 from deploy.local_security import read_credentials
@@ -34,6 +36,8 @@ from schemas.topics import (
     router_group,
 )
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.kafka  # a real broker of its own (`make unit` skips it)
 
 PREFIX = "civreg"
 REFUSED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED}
@@ -175,6 +179,13 @@ def test_a_department_cannot_write_another_departments_topics(secure_kafka: Loca
         assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, topic
 
 
+def test_a_department_lists_its_own_dead_letters_only(secure_kafka: LocalKafka) -> None:
+    tax = secure_kafka.client_settings("tax")
+    assert isinstance(list_dead_letters(tax, "tax"), list)  # `civreg dead-letters list` runs as the department
+    with pytest.raises(LookupError):  # the broker hides another department's topic
+        list_dead_letters(tax, "dvla")
+
+
 # ---- register offices, operators, strangers ----------------------------------------------------------------
 
 
@@ -192,6 +203,8 @@ def test_an_operator_sees_metadata_but_no_personal_data(secure_kafka: LocalKafka
     assert department_topic("tax", PREFIX) in metadata.topics  # Describe: lag and partition counts
     for topic in (department_topic("tax", PREFIX), registration_topic(Register.BIRTH, PREFIX)):
         assert _first_error(operator, f"{PREFIX}.trace", topic) in REFUSED, topic
+    trace = trace_event(operator, str(uuid.uuid4()), timeout=20)  # `civreg trace` runs as an operator
+    assert not trace.departments
     error = _produce(operator, acknowledgement_topic(PREFIX))
     assert error is not None and error.code() in {
         KafkaError.TOPIC_AUTHORIZATION_FAILED,
