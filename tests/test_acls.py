@@ -179,3 +179,19 @@ def test_dev_env_keys_are_updated_without_wiping_the_others(tmp_path: Path) -> N
     assert Settings(home=tmp_path).security_protocol == "SASL_SSL"
     update_dev_env(path, {"CIVREG_SECURITY_PROTOCOL": None})
     assert not path.exists()
+
+
+def test_a_secure_local_broker_listens_only_with_tls_and_sasl_behind_the_authorizer(tmp_path: Path) -> None:
+    from deploy.local_kafka import LocalKafka
+
+    kafka = LocalKafka(Settings(home=tmp_path, local_port=29092, local_controller_port=29093, local_secure=True))
+    assert kafka.security is not None
+    kafka.security.ensure_material()
+    props = kafka.server_properties().splitlines()
+    assert "listeners=SASL_SSL://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093" in props
+    assert not any(line.startswith("listeners=PLAINTEXT") for line in props)
+    assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" in props
+    assert "allow.everyone.if.no.acl.found=false" in props
+    assert oct(kafka.security.credentials_path.stat().st_mode & 0o777) == "0o600"
+    plain = LocalKafka(Settings(home=tmp_path / "plain", local_port=29092, local_controller_port=29093))
+    assert plain.security is None and "authorizer" not in plain.server_properties()
