@@ -59,6 +59,9 @@ def _root() -> None:
 def _register_commands() -> None:
     """Attach each area's sub-commands."""
     # Sub-apps (one line each, alphabetical):
+    from civreg.commands.acls import acls_app
+
+    app.add_typer(acls_app, name="acls")
     from civreg.commands.bench import bench
 
     app.command("bench")(bench)
