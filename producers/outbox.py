@@ -34,6 +34,8 @@ Sent rows are kept for audit; ``purge_sent`` deletes those older than a cut-off.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import re
 import sqlite3
@@ -42,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TextIO
 
 import psycopg
 from pydantic import ValidationError
@@ -71,7 +73,7 @@ CREATE TABLE IF NOT EXISTS civreg_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,       -- the sequence; AUTOINCREMENT never reuses an id
     event_id TEXT NOT NULL UNIQUE,              -- UUID text
     entry_key TEXT NOT NULL,                    -- the Kafka key: all of one entry's events on one partition
-    register TEXT NOT NULL,                     -- birth | death | marriage | civil_partnership: decides the topic
+    register TEXT NOT NULL,                     -- BIRTH | DEATH | MARRIAGE | CIVIL_PARTNERSHIP: decides the topic
     event_type TEXT NOT NULL,
     payload TEXT NOT NULL,                      -- the event as JSON
     created_at TEXT NOT NULL,                   -- ISO 8601, UTC
@@ -96,7 +98,8 @@ CREATE TABLE IF NOT EXISTS civreg_outbox (
 CREATE INDEX IF NOT EXISTS civreg_outbox_unsent ON civreg_outbox (id) WHERE sent_at IS NULL;
 """
 
-_POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+# A PostgreSQL URL or a libpq key=value string ("host=db dbname=registrations"); anything else is a SQLite file.
+_POSTGRES_DSN = re.compile(r"^(postgres(ql)?://|\s*(host|hostaddr|dbname|user|port|service)\s*=)", re.IGNORECASE)
 _BUSY_TIMEOUT_MS = 30_000
 # The relay's PostgreSQL advisory lock: one relay per outbox, so rows go out in one order.
 _RELAY_LOCK_KEY = 0x63697672656C6179  # "civrelay"
@@ -185,12 +188,15 @@ class Outbox:
         self._connection = connection
         self._postgres = isinstance(connection, psycopg.Connection)
         self.where = where  # for messages: a file path or a host/database, never a password
+        self._relay_locked = False
+        self._lock_file: TextIO | None = None
 
     @classmethod
     def open(cls, target: str | Path) -> Self:
-        """Open (and create the table in) a PostgreSQL database (``postgresql://...`` DSN) or a SQLite file."""
+        """Open (and create the table in) a PostgreSQL database (a ``postgresql://`` or ``key=value`` DSN) or a
+        SQLite file."""
         text = str(target)
-        if _POSTGRES_URL.match(text):
+        if _POSTGRES_DSN.match(text):
             try:
                 connection: Any = psycopg.connect(text, autocommit=True)
             except psycopg.Error as exc:
@@ -217,7 +223,13 @@ class Outbox:
         return "postgresql" if self._postgres else "sqlite"
 
     def close(self) -> None:
-        """Close the connection (rolls back a transaction still open)."""
+        """Release the relay lock if held and close the connection (rolls back a transaction still open)."""
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+        if isinstance(self._connection, psycopg.Connection) and self._relay_locked and not self._connection.closed:
+            with contextlib.suppress(psycopg.Error):  # the server releases it with the session anyway
+                self._connection.execute("SELECT pg_advisory_unlock(%s)", (_RELAY_LOCK_KEY,))
         self._connection.close()
 
     def __enter__(self) -> Self:
@@ -273,7 +285,7 @@ class Outbox:
                     row,
                 )
             else:
-                if not connection.in_transaction:
+                if connection.isolation_level is None and not connection.in_transaction:
                     raise OutboxError("Outbox.add needs an open transaction (use outbox.transaction())")
                 cursor = connection.execute(
                     "INSERT INTO civreg_outbox (event_id, entry_key, register, event_type, payload, created_at)"
@@ -357,11 +369,11 @@ class Outbox:
     def try_lock_relay(self) -> bool:
         """Take the one-relay-per-outbox lock (PostgreSQL: a session advisory lock; SQLite: a lock file)."""
         if self._postgres:
-            row = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK_KEY,)).fetchone()
-            return bool(row and row[0])
-        import fcntl
-
-        if getattr(self, "_lock_file", None) is not None:
+            if not self._relay_locked:
+                row = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK_KEY,)).fetchone()
+                self._relay_locked = bool(row and row[0])
+            return self._relay_locked
+        if self._lock_file is not None:
             return True
         handle = Path(f"{self.where}.relay-lock").open("a")  # noqa: SIM115 - held open for the relay's lifetime
         try:
