@@ -263,7 +263,7 @@ def test_relay_help_says_what_it_does_and_how_to_run_it() -> None:
     text = " ".join(result.stdout.split())
     for phrase in ("--outbox", "--once", "--until-empty", "--poll-interval", "--batch-size", "--metrics-port"):
         assert phrase in text
-    assert "marks each row sent once the broker has it" in text
+    assert "mark each row sent once the broker has it" in text
     assert "SIGTERM" in text
 
 
