@@ -33,7 +33,7 @@ import psycopg
 
 from civreg.errors import CivregError
 from civreg.logs import get_logger
-from civreg.metrics import Check, Metrics, OperatorsEndpoint, default_metrics
+from civreg.metrics import Check, OperatorsEndpoint, RelayMetrics, default_metrics, default_relay_metrics
 from civreg.settings import Settings
 from producers.outbox import InvalidOutboxEvent, Outbox, OutboxError, OutboxRow, event_from_payload
 from producers.publisher import DeliveryReport, Publisher, PublishError
@@ -72,7 +72,7 @@ class Relay:
         flush_timeout: float = 10.0,
         max_backoff: float = 30.0,
         stop_grace: float = 20.0,
-        metrics: Metrics | None = None,
+        metrics: RelayMetrics | None = None,
         publisher_factory: Callable[[Callable[[DeliveryReport], None]], Publisher] | None = None,
     ) -> None:
         self.settings = settings
@@ -82,7 +82,7 @@ class Relay:
         self.flush_timeout = flush_timeout
         self.max_backoff = max_backoff
         self.stop_grace = stop_grace
-        self.metrics = metrics or default_metrics()
+        self.metrics = metrics or default_relay_metrics()
         self._publisher_factory = publisher_factory or (
             lambda on_delivery: Publisher(settings, on_delivery=on_delivery)
         )
@@ -162,7 +162,7 @@ class Relay:
                 except _DATABASE_ERRORS as exc:
                     self._lost_database(exc)
                     backoff = self._next_backoff(backoff)
-                    self.metrics.relay_retries.labels("database").inc()
+                    self.metrics.retries.labels("database").inc()
                     self.report.retries += 1
                     continue
                 if complete:
@@ -171,7 +171,7 @@ class Relay:
                         break
                 else:
                     backoff = self._next_backoff(backoff)
-                    self.metrics.relay_retries.labels("broker").inc()
+                    self.metrics.retries.labels("broker").inc()
                     self.report.retries += 1
         finally:
             self.close()
@@ -179,7 +179,7 @@ class Relay:
 
     def close(self) -> None:
         """Release the publisher (what it holds was never marked sent) and the database (idempotent)."""
-        self.metrics.relay_ready.set(0)
+        self.metrics.ready.set(0)
         if self._publisher is not None:
             with contextlib.suppress(PublishError):  # unmarked rows: the next run sends them again
                 self._publisher.flush(min(self.flush_timeout, 5.0))
@@ -218,11 +218,11 @@ class Relay:
         self.report.batches += 1
         if sent:
             self.report.published += len(sent)
-            self.metrics.relay_published_rows.inc(len(sent))
-            self.metrics.relay_last_sent.set(time.time())
+            self.metrics.published_rows.inc(len(sent))
+            self.metrics.last_sent.set(time.time())
         undelivered = len(queued) - len(sent)
         self._broker_ok = not refused and undelivered == 0
-        self.metrics.relay_ready.set(1 if self._ready() else 0)
+        self.metrics.ready.set(1 if self._ready() else 0)
         log.info("relay-batch", rows=len(rows), sent=len(sent), undelivered=undelivered, first_row_id=rows[0].id)
         return self._broker_ok
 
@@ -243,7 +243,7 @@ class Relay:
                     log.warning("relay-undelivered", failed=exc.failed)
                     return
                 self._broker_ok = False
-                self.metrics.relay_ready.set(0)
+                self.metrics.ready.set(0)
                 log.warning("relay-waiting-for-broker", unconfirmed=exc.unconfirmed, failed=exc.failed)
                 if self._stop_requested_at is not None and time.monotonic() - self._stop_requested_at > self.stop_grace:
                     log.warning("relay-stopping-with-unconfirmed-rows", unconfirmed=exc.unconfirmed)
@@ -256,7 +256,7 @@ class Relay:
     def _reject(self, outbox: Outbox, row: OutboxRow, reason: str) -> None:
         outbox.reject(row.id, reason)
         self.report.rejected += 1
-        self.metrics.relay_rejected_rows.inc()
+        self.metrics.rejected_rows.inc()
         log.error("relay-row-rejected", row_id=row.id, event_id=row.event_id, event_type=row.event_type, reason=reason)
 
     # ---- database -----------------------------------------------------------------------------------------
@@ -271,13 +271,13 @@ class Relay:
             self._locked = self._outbox.try_lock_relay()
             if not self._locked:
                 log.info("relay-waiting-for-lock", outbox=self._outbox.where)
-                self.metrics.relay_ready.set(0)
+                self.metrics.ready.set(0)
                 return None
         return self._outbox
 
     def _lost_database(self, exc: BaseException) -> None:
         self._database_ok = False
-        self.metrics.relay_ready.set(0)
+        self.metrics.ready.set(0)
         log.warning("relay-database-error", error_class=type(exc).__name__)
         if self._outbox is not None:
             with contextlib.suppress(*_DATABASE_ERRORS):
@@ -292,9 +292,9 @@ class Relay:
         self._backlog_checked = now
         rows, oldest = outbox.backlog()
         self.report.backlog = rows
-        self.metrics.relay_backlog_rows.set(rows)
-        self.metrics.relay_oldest_unsent.set(oldest.timestamp() if oldest is not None else 0)
-        self.metrics.relay_ready.set(1 if self._ready() else 0)
+        self.metrics.backlog_rows.set(rows)
+        self.metrics.oldest_unsent.set(oldest.timestamp() if oldest is not None else 0)
+        self.metrics.ready.set(1 if self._ready() else 0)
 
     # ---- helpers ------------------------------------------------------------------------------------------
 
@@ -328,8 +328,8 @@ def run_relay(
     port = settings.metrics_port if metrics_port is None else metrics_port
     endpoint: OperatorsEndpoint | None = None
     if port:
-        endpoint = OperatorsEndpoint(
-            relay.metrics, port=port, host=settings.metrics_host, health=relay.health, ready=relay.readiness
+        endpoint = OperatorsEndpoint(  # the global registry: the publisher's series and the relay's
+            default_metrics(), port=port, host=settings.metrics_host, health=relay.health, ready=relay.readiness
         )
     try:
         return relay.run(until_empty=until_empty, once=once)

@@ -3,6 +3,7 @@ marked sent, rolled-back ones never; a row sent twice applied once; a broker out
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sqlite3
@@ -21,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from civreg.kafka_config import consumer_config
-from civreg.metrics import Metrics, default_metrics
+from civreg.metrics import RelayMetrics, default_metrics
 from civreg.settings import Settings
 from consumers.running import run_department
 from producers.event_files import write_event_file
@@ -32,6 +33,7 @@ from schemas.models import Event
 from schemas.topics import registration_topics
 from tests.conftest import REPO, settings_env
 from tests.factories import make_correction, make_death, make_person
+from tests.test_operators_kafka import DASHBOARDS, dashboard_queries, exported_names, relay_only, rule_expressions
 from tests.test_outbox import outbox_target
 
 pytestmark = pytest.mark.kafka
@@ -156,7 +158,7 @@ def test_with_the_broker_down_nothing_is_marked_sent_and_the_relay_retries_then_
     def publisher(on_delivery: Any) -> Publisher:
         return Publisher(down, on_delivery=on_delivery, config_overrides={"message.timeout.ms": 1500})
 
-    metrics = Metrics(CollectorRegistry())
+    metrics = RelayMetrics(CollectorRegistry())
     relay = Relay(down, target, flush_timeout=0.5, max_backoff=0.5, metrics=metrics, publisher_factory=publisher)
     thread = threading.Thread(target=relay.run)
     thread.start()
@@ -245,6 +247,10 @@ def test_the_relay_process_serves_its_metrics_and_stops_cleanly_on_sigterm(
         ):
             assert line in metrics
         assert "civreg_relay_oldest_unsent_timestamp_seconds" in metrics
+        exported = exported_names(metrics)
+        queries = [q for path in DASHBOARDS for q in dashboard_queries(json.loads(path.read_text()))]
+        wanted = relay_only(queries + rule_expressions()[0])
+        assert wanted and wanted <= exported, f"relay series nobody exports: {sorted(wanted - exported)}"
     finally:
         relay.send_signal(signal.SIGTERM)
         stdout, stderr = relay.communicate(timeout=60)
