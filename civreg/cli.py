@@ -84,6 +84,10 @@ def _register_commands() -> None:
     from civreg.commands.publish import publish
 
     app.command("publish")(publish)
+    from civreg.commands.relay import outbox_app, relay
+
+    app.command("relay")(relay)
+    app.add_typer(outbox_app, name="outbox")
     from civreg.commands.review import review_app
 
     app.add_typer(review_app, name="review")

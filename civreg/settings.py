@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         description="PostgreSQL for department stores, e.g. 'postgresql://civreg:PASSWORD@db:5432/civreg' (one schema "
         "per department, civreg_<department>). Unset: one SQLite file per department in database_dir.",
     )
+    outbox: SecretStr | None = Field(
+        default=None,
+        description="The register office's outbox that 'civreg relay' publishes: a SQLite file path or a PostgreSQL "
+        "DSN 'postgresql://office:PASSWORD@db:5432/registrations' (table civreg_outbox, see producers/outbox.py).",
+    )
 
     registry_url: str | None = Field(
         default=None,
