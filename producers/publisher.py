@@ -253,7 +253,7 @@ class Publisher:
             report = DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())
         else:
             partition = message.partition()
-            where = partition if partition >= 0 else None  # -1: never assigned a partition
+            where = partition if partition is not None and partition >= 0 else None  # -1 or None: never assigned
             report = DeliveryReport(event_id, event_type, message.topic(), where, error=_describe_kafka_error(error))
             self._failed += 1
             self._failed_since_flush += 1

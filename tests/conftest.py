@@ -59,12 +59,13 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
         local_controller_port=free_port(),
         session_timeout_ms=6_000,  # a SIGKILLed consumer's partitions move on quickly
         postgres_dsn=None,  # SQLite unless a test asks for store_backend / bus_store_settings
+        local_secure=bool(os.environ.get("CIVREG_TEST_SECURE")),  # TLS + SASL + ACLs; tests then run as admin
     )
     broker = LocalKafka(settings)
     broker.ensure_jars()
     broker.start(timeout=120)
     try:
-        yield settings
+        yield broker.client_settings()
     finally:
         broker.stop()
 

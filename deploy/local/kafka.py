@@ -31,6 +31,7 @@ from civreg.errors import CivregError
 from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import Settings
 from deploy.local.jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use, tail
+from deploy.local.security import ADMIN, SecurityConfig, secure_dir
 
 __all__ = [
     "MIN_JAVA_VERSION",
@@ -123,6 +124,9 @@ class LocalKafka:
             markers=(_MAIN_CLASS, str(self.config_path)),
             logger=log,
         )
+        # TLS + SASL/SCRAM + ACLs when asked (CIVREG_LOCAL_SECURE, 'dev up --secure'), or once set up that way.
+        security = SecurityConfig(secure_dir(self.base_dir))
+        self.security: SecurityConfig | None = security if settings.local_secure or security.exists() else None
 
     # ---- jars -------------------------------------------------------------------------------------------
 
@@ -250,9 +254,10 @@ class LocalKafka:
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
-            "",
         ]
-        return "\n".join(lines)
+        if self.security is not None:
+            lines = _secured(lines, self.security.server_properties(port, cport))
+        return "\n".join([*lines, ""])
 
     def _java_base(self, java: str, heap: Sequence[str]) -> list[str]:
         return [
@@ -279,6 +284,7 @@ class LocalKafka:
             _new_cluster_id(),
             "-c",
             str(self.config_path),
+            *(self.security.format_arguments() if self.security is not None else []),
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=self.base_dir)
         if result.returncode != 0:
@@ -299,7 +305,11 @@ class LocalKafka:
         self.ensure_jars()
         java = self.java_executable()
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        if self.security is not None:
+            self._prepare_security()
         self.config_path.write_text(self.server_properties(), encoding="utf-8")
+        if self.security is not None:
+            self.config_path.chmod(0o600)  # holds the broker's own SCRAM login
         self._format_storage(java)
 
         command = [*self._java_base(java, ["-Xmx512m", "-Xms256m"]), _MAIN_CLASS, str(self.config_path)]
@@ -351,6 +361,16 @@ class LocalKafka:
         """The end of the broker log, quoted in errors so a failed start explains itself."""
         return self._jvm.log_tail(lines, missing="(no broker log)")
 
+    def _prepare_security(self) -> None:
+        """Create the CA, certificate and admin login; refuse a data dir formatted without them."""
+        assert self.security is not None
+        if (self.data_dir / "meta.properties").is_file() and not self.security.exists():
+            raise LocalKafkaError(
+                f"the broker data in {self.data_dir} was created without security; a secure broker needs a fresh "
+                "one: use another CIVREG_HOME, or 'civreg dev down' and delete that directory"
+            )
+        self.security.ensure_material()
+
     # ---- internals --------------------------------------------------------------------------------------
 
     def _local_admin_config(self, errors: list[str]) -> dict[str, Any]:
@@ -359,10 +379,43 @@ class LocalKafka:
         def on_error(err: Any) -> None:
             errors.append(error_text(err))
 
-        return {
+        config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap,
             "client.id": f"{self.settings.client_id}-local-kafka",
             "log_level": 0,
             "error_cb": on_error,
             "reconnect.backoff.max.ms": 500,
         }
+        if self.security is not None:
+            config.update(self.security.client_config())
+        return config
+
+    def client_settings(self, username: str | None = None) -> Settings:
+        """``settings`` as a client of this broker: as ``username`` (default the super user) when it is secure."""
+        if self.security is None:
+            return self.settings
+        env = self.security.client_env(username or ADMIN)
+        return self.settings.model_copy(
+            update={
+                "local_secure": True,
+                "security_protocol": env["CIVREG_SECURITY_PROTOCOL"],
+                "sasl_mechanism": env["CIVREG_SASL_MECHANISM"],
+                "ssl_ca_location": Path(env["CIVREG_SSL_CA_LOCATION"]),
+                "sasl_username": env["CIVREG_SASL_USERNAME"],
+                "sasl_password": None,
+                "sasl_password_file": Path(env["CIVREG_SASL_PASSWORD_FILE"]),
+            }
+        )
+
+    def admin_client_config(self) -> dict[str, Any]:
+        """Config of a super-user admin client of this broker (creates SCRAM users and ACLs when secure)."""
+        return self._local_admin_config([])
+
+
+_REPLACED_BY_SECURITY = ("listeners=", "advertised.listeners=", "inter.broker.listener.name=", "listener.security.")
+
+
+def _secured(lines: list[str], security: list[str]) -> list[str]:
+    """``lines`` with the PLAINTEXT listener settings swapped for the secure ones."""
+    kept = [line for line in lines if not line.startswith(_REPLACED_BY_SECURITY)]
+    return [*kept, "# TLS, SASL/SCRAM and ACLs (deploy/local_security.py):", *security]

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from civreg.errors import CivregError
 from civreg.settings import Settings
+from deploy.local.dev_env import update_dev_env
 from deploy.local.jvm import COMPLETE_MARKER, JvmProcess, fetch_with_maven, maven_command, port_in_use
 from deploy.schema_policy import load_policy
 from schemas.registry import registry_client
@@ -285,18 +286,11 @@ class LocalRegistry:
 
     def write_dev_env(self) -> Path:
         """Hand the registry's address to later processes: ``CIVREG_REGISTRY_URL`` in ``<home>/dev.env``."""
-        path = self.settings.dev_env_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            "# Written by the local schema registry ('civreg dev up'); removed by 'civreg dev down'.\n"
-            f"CIVREG_REGISTRY_URL={self.url}\n",
-            encoding="utf-8",
-        )
-        return path
+        return update_dev_env(self.settings.dev_env_file, {"CIVREG_REGISTRY_URL": self.url})
 
     def remove_dev_env(self) -> None:
         """Take the address back: later processes use this checkout's local schema ids again."""
-        self.settings.dev_env_file.unlink(missing_ok=True)
+        update_dev_env(self.settings.dev_env_file, {"CIVREG_REGISTRY_URL": None})
 
     def apply_global_compatibility(self) -> str:
         """Set the registry-wide rule to the policy's default (Apicurio starts with NONE); returns it."""
