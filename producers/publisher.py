@@ -10,7 +10,7 @@ Why this shape:
   No per-message flush, so throughput is librdkafka's, not one round trip per event.
 - Delivery handling is batched: a delivered event costs one counter and one latency kept for the metrics, which
   are handed to Prometheus once per poll. Only a failure (or an ``on_delivery`` callback, when one is given) builds
-  a ``DeliveryReport``; the event id of a failure is read back from the message's headers.
+  a ``DeliveryReport``.
 - ``publish_encoded`` takes an event already validated and encoded (``Codec.encode_body``): ``civreg publish``
   encodes each row while validating it and publishes those bytes, so nothing is validated or serialised twice.
 - Failures are kept until ``flush`` raises them as one ``PublishError``. Its text names event ids, topics and
@@ -153,7 +153,6 @@ class Publisher:
         self._failed_by_type: Counter[str] = Counter()
         # Delivered since the metrics were last told: event type -> produce-to-acknowledgement seconds.
         self._unreported: dict[str, list[float | None]] = {}
-        self._callbacks: dict[str, Callable[[KafkaError | None, Any], None]] = {}
 
     # ---- accounting ---------------------------------------------------------------------------------
 
@@ -209,9 +208,7 @@ class Publisher:
 
     def _produce(self, topic: str, event_type: str, event_id: str, key: str | bytes, value: bytes) -> None:
         headers = [("event_type", event_type.encode()), ("event_id", event_id.encode()), _CONTENT_TYPE_HEADER]
-        callback = self._callbacks.get(event_type)
-        if callback is None:
-            callback = self._callbacks[event_type] = partial(self._on_report, event_type)
+        callback = partial(self._on_report, event_id, event_type)
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
@@ -286,7 +283,7 @@ class Publisher:
 
     # ---- internals ----------------------------------------------------------------------------------
 
-    def _on_report(self, event_type: str, error: KafkaError | None, message: Any) -> None:
+    def _on_report(self, event_id: str, event_type: str, error: KafkaError | None, message: Any) -> None:
         """librdkafka's answer for one message. A delivery is counted and its latency kept; nothing else, unless
         the caller asked for every report."""
         if error is None:
@@ -297,13 +294,11 @@ class Publisher:
                 latencies = self._unreported[event_type] = []
             latencies.append(message.latency())
             if self._on_delivery is not None:
-                event_id = _header(message, "event_id")
                 self._on_delivery(
                     DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())
                 )
             return
         default_metrics().record_delivery(event_type, delivered=False)
-        event_id = _header(message, "event_id")
         partition = message.partition()
         where = partition if partition >= 0 else None  # -1: never assigned a partition
         report = DeliveryReport(event_id, event_type, message.topic(), where, error=_describe_kafka_error(error))
@@ -326,11 +321,3 @@ class Publisher:
         metrics = default_metrics()
         for event_type, latencies in unreported.items():
             metrics.record_deliveries(event_type, latencies)
-
-
-def _header(message: Any, name: str) -> str:
-    """A header of ``message`` as text ("" when absent): the event id of a failed delivery."""
-    for key, value in message.headers() or ():
-        if key == name and isinstance(value, bytes):
-            return value.decode(errors="replace")
-    return ""

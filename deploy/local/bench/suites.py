@@ -14,11 +14,16 @@ from civreg.settings import Settings
 from deploy.local.bench.codec import run_codec_suite
 from deploy.local.bench.consumer import run_consumer_suite
 from deploy.local.bench.harness import BenchOptions, Suite, print_suite, write_suite
+from deploy.local.bench.publish import run_publish_suite
 
 __all__ = ["SUITES", "run_suites"]
 
 
-SUITES: dict[str, Suite] = {"codec": run_codec_suite, "consumer": run_consumer_suite}
+SUITES: dict[str, Suite] = {
+    "codec": run_codec_suite,
+    "consumer": run_consumer_suite,
+    "publish": run_publish_suite,
+}
 """Every suite by name, in the order ``civreg bench`` runs them."""
 
 
