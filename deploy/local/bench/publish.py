@@ -27,10 +27,11 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
 from civreg.codec_from_settings import open_registry_resolver
-from civreg.kafka_config import producer_config
+from civreg.kafka_config import admin_config, producer_config
 from civreg.settings import Settings
 from deploy.local.bench.codec import _registry
 from deploy.local.bench.consumer import _broker
@@ -162,8 +163,11 @@ def run_publish_suite(settings: Settings, options: BenchOptions, console: Consol
                 BenchCase("civreg publish FILE", command, stock, "parse, validate, Avro, registry framing, produce"),
             ]
             console.print(f"publish benchmark: {len(events)} events, {rounds} timed passes each, {broker}, {registry}")
-            results = run_cases(cases, rounds)
-            stages = _stages(path, codec, topics, config)
+            try:
+                results = run_cases(cases, rounds)
+                stages = _stages(path, codec, topics, config)
+            finally:
+                AdminClient(admin_config(bench)).delete_topics(list(topics.values()))  # a shared broker stays small
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     ceiling, library_case, command_case = results
