@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from socketserver import ThreadingMixIn
@@ -276,6 +276,15 @@ class Metrics:
         self.published_events.labels(event_type, "delivered" if delivered else "failed").inc()
         if delivered and seconds is not None and seconds >= 0:
             self.publish_duration.labels(event_type).observe(seconds)
+
+    def record_deliveries(self, event_type: str, seconds: Sequence[float | None]) -> None:
+        """Count a batch of delivered events of one type and their produce-to-acknowledgement times (the
+        publisher reports once per poll rather than once per event)."""
+        self.published_events.labels(event_type, "delivered").inc(len(seconds))
+        histogram = self.publish_duration.labels(event_type)
+        for value in seconds:
+            if value is not None and value >= 0:
+                histogram.observe(value)
 
 
 @cache

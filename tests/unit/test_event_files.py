@@ -628,3 +628,24 @@ def _assert_not_quoted(errors: list[RowError], secret: str) -> None:
     text = "\n".join(str(error) for error in errors)
     assert secret not in text
     assert "`" not in text  # pydantic quotes input fragments in backticks
+
+
+def test_a_repeated_key_is_found_on_the_fast_path_even_beside_colons_in_values(tmp_path: Path) -> None:
+    """orjson keeps the last of repeated keys; the colon count must still catch them (recorded_at has colons)."""
+    record = json.loads(event_to_json_line(make_death()))
+    line = json.dumps(record)[:-1] + ', "version": 1}'
+    path = tmp_path / "events.jsonl"
+    path.write_text(event_to_json_line(make_death(entry_number=2)) + "\n" + line + "\n")
+    report = validate_file(path)
+    assert [(e.line, e.field, e.rule) for e in report.errors] == [(2, "version", "appears twice in one JSON object")]
+
+
+def test_a_unicode_escape_takes_the_strict_path_and_reads_the_same() -> None:
+    from producers.event_files import _parse_fast
+
+    line = event_to_json_line(make_death()).encode()
+    assert _parse_fast(line) == json.loads(line)
+    escaped = line.replace(b'"DeathRegistered"', b'"\\u0044eathRegistered"')
+    assert _parse_fast(escaped) is None
+    assert _parse_fast(b'{"a": 1, "a": 2}') is None
+    assert _parse_fast(b'{"a": "x:y", "b": {"c:d": 1}}') == {"a": "x:y", "b": {"c:d": 1}}

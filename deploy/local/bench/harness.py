@@ -30,6 +30,7 @@ __all__ = [
     "BenchOptions",
     "CaseResult",
     "SuiteResult",
+    "Target",
     "measure",
     "print_suite",
     "write_suite",
@@ -47,6 +48,8 @@ class BenchOptions:
     rounds: int = 7
     seed: int = 2016
     out_dir: Path = Path("bench-results")
+    publish_events: int = 20_000
+    """Events of the publish suite (100,000 for the issue's full size)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,32 @@ class CaseResult:
         return self.baseline_us / self.ours_us
 
 
+@dataclass(frozen=True)
+class Target:
+    """A goal and the figure measured for it in this run: a ratio (at least ``goal``) or seconds (at most)."""
+
+    name: str
+    figure: float
+    goal: float
+    unit: str = "ratio"
+    """``ratio`` (higher is better, e.g. civreg's rate ÷ the ceiling's) or ``s`` (lower is better)."""
+
+    @property
+    def met(self) -> bool:
+        """Whether the figure reaches the goal."""
+        return self.figure >= self.goal if self.unit == "ratio" else self.figure <= self.goal
+
+    def describe(self, value: float) -> str:
+        """A figure or goal in this target's unit."""
+        return (
+            f"{value:.1%}"
+            if self.unit == "ratio" and value < 1
+            else f"{value:.2f}x"
+            if self.unit == "ratio"
+            else f"{value:.2f} s"
+        )
+
+
 @dataclass
 class SuiteResult:
     """One suite's results and the facts needed to read them."""
@@ -88,6 +117,7 @@ class SuiteResult:
     baseline_label: str
     cases: list[CaseResult] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
 
 
 class Suite(Protocol):
@@ -135,8 +165,23 @@ def print_suite(result: SuiteResult, console: Console) -> None:
             case.note,
         )
     console.print(table)
+    if result.targets:
+        console.print(targets_table(result.targets, f"{result.suite}: targets"))
     facts = ", ".join(f"{key}: {value}" for key, value in result.context.items() if not isinstance(value, dict))
     console.print(f"[dim]{facts}[/]", highlight=False)
+
+
+def targets_table(targets: list[Target], title: str) -> Table:
+    """Every target with its figure and its goal side by side."""
+    table = Table(title=title)
+    table.add_column("target")
+    table.add_column("figure", justify="right")
+    table.add_column("goal", justify="right")
+    table.add_column("met")
+    for target in targets:
+        goal = ("≥ " if target.unit == "ratio" else "≤ ") + target.describe(target.goal)
+        table.add_row(target.name, target.describe(target.figure), goal, "yes" if target.met else "[red]no[/]")
+    return table
 
 
 def write_suite(result: SuiteResult, out_dir: Path) -> Path:
@@ -153,6 +198,7 @@ def write_suite(result: SuiteResult, out_dir: Path) -> Path:
         "baseline": result.baseline_label,
         "context": result.context,
         "cases": [{**asdict(case), "ratio": case.ratio} for case in result.cases],
+        "targets": [{**asdict(target), "met": target.met} for target in result.targets],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
