@@ -45,7 +45,7 @@ from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
 from producers.customer_records import simulate_customer_records
 from producers.mailing_list import RecipientStatus, simulate_mailing_list, write_mailing_list
 from producers.publisher import Publisher
-from producers.simulate import SimulatedPopulation, simulate_population
+from producers.simulation import SimulatedPopulation, simulate_population
 from schemas.models import DeathRegistered
 from schemas.registry import redact_url
 

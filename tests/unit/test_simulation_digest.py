@@ -22,7 +22,7 @@ import pytest
 
 from producers.customer_records import REGISTER_DEPARTMENTS, simulate_customer_records, write_customer_records_key
 from producers.mailing_list import simulate_mailing_list, write_mailing_list_key
-from producers.simulate import (
+from producers.simulation import (
     SimulatedPopulation,
     SimulationRates,
     event_record,

@@ -44,7 +44,7 @@ from typing import Any, Protocol, TextIO, TypeVar
 
 from pydantic import BaseModel
 
-from producers.synthetic_people import (
+from producers.simulation.people import (
     District,
     Locality,
     SyntheticPerson,
