@@ -19,7 +19,8 @@ from enum import StrEnum
 from typing import TextIO
 
 from producers.simulation import SimulatedPopulation
-from producers.simulation.people import SyntheticPerson, add_years, choose_district, make_person
+from producers.simulation.people import SyntheticPerson, add_years, make_person
+from producers.simulation.places import choose_district
 from schemas.models import Sex
 
 __all__ = [
