@@ -129,16 +129,18 @@ PERSONAL_KEYS = frozenset(
 )
 """Keys whose values are personal data whatever they hold (a leaf is masked; so is a whole sub-tree)."""
 
-_PERSONAL_PREFIXES = ("name", "surname", "given_name", "family_name", "party_", "partner", "date_of_birth", "place_of_")
+_PERSONAL_PREFIXES = ("name", "surname", "given_name", "family_name", "party_", "partner", "date_of_", "place_of_")
+_NOT_PERSONAL = frozenset({"date_of_registration"})  # the day the office registered it, as public as recorded_at
 
 
 def is_personal_key(key: object) -> bool:
     """True for a key whose value is personal: ``PERSONAL_KEYS``, ``name*``, ``surname*``, ``party_*``,
-    ``partner*``, ``place_of_*`` (a place of death may be a home). Ids, topics and counts are not."""
+    ``partner*``, ``date_of_*`` (birth, death, marriage; not registration), ``place_of_*`` (a place of death may be
+    a home). Ids, topics and counts are not."""
     if not isinstance(key, str):
         return False
     lowered = key.lower()
-    return lowered in PERSONAL_KEYS or lowered.startswith(_PERSONAL_PREFIXES)
+    return lowered not in _NOT_PERSONAL and (lowered in PERSONAL_KEYS or lowered.startswith(_PERSONAL_PREFIXES))
 
 
 # Identifiers as schemas.identifiers defines them, found anywhere in a text (not anchored, spaces allowed).

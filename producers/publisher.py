@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from types import TracebackType
 from typing import Any, Self
@@ -251,6 +251,7 @@ class Publisher:
         if error is None:
             self._delivered += 1
             report = DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())
+            log.debug("event delivered", **asdict(report))
         else:
             partition = message.partition()
             where = partition if partition >= 0 else None  # -1: never assigned a partition

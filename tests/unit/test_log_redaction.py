@@ -7,9 +7,7 @@ logged as a model, a dict, JSON text, a repr, in the message, in bound context a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import structlog
@@ -19,41 +17,7 @@ from civreg.logs import REDACTED, configure_logging, get_logger, is_personal_key
 from schemas.identifiers import nhs_check_digit
 from schemas.models import DeathDetails, Event
 from tests.support.factories import all_event_examples
-
-# Fields whose values are personal data on their own (a town or register office name is not).
-VALUE_KEYS = {
-    "given_names",
-    "family_name",
-    "surname_after",
-    "date_of_birth",
-    "nino",
-    "nhs_number",
-    "driving_licence_number",
-    "passport_number",
-    "postcode",
-}
-
-
-def personal_values(tree: Any) -> set[str]:
-    """Every personal value in a JSON-like tree: names, dates of birth, identifiers, address lines, postcodes."""
-    found: set[str] = set()
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            if key in VALUE_KEYS and isinstance(value, str):
-                found.add(value)
-            elif key == "lines" and isinstance(value, list):
-                found.update(line for line in value if isinstance(line, str))
-            else:
-                found |= personal_values(value)
-    elif isinstance(tree, list):
-        for item in tree:
-            found |= personal_values(item)
-    return found
-
-
-def leaks(output: str, values: set[str]) -> list[str]:
-    """The values found in ``output`` (raw, or as JSON escapes them)."""
-    return sorted(value for value in values if value in output or json.dumps(value)[1:-1] in output)
+from tests.support.personal_data import leaks, personal_values
 
 
 @pytest.fixture
