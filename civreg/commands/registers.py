@@ -60,7 +60,7 @@ def simulate_registers(
     from consumers.kit.customer_records import load_customer_records
     from consumers.operations.running import open_store
     from producers.customer_records import simulate_customer_records, write_customer_records, write_customer_records_key
-    from producers.simulate import simulate_population
+    from producers.simulation import simulate_population
 
     if out_dir is None and not load:
         raise typer.BadParameter("give --out-dir DIR, --load, or both", param_hint="--out-dir/--load")

@@ -27,10 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from civreg.kafka_config import quiet_admin_config
 from civreg.settings import Settings
 from consumers.departments import CORRESPONDENCE, DEPARTMENTS
 from consumers.kit.customer_records import load_customer_records
@@ -45,7 +48,7 @@ from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
 from producers.customer_records import simulate_customer_records
 from producers.mailing_list import RecipientStatus, simulate_mailing_list, write_mailing_list
 from producers.publisher import Publisher
-from producers.simulate import SimulatedPopulation, simulate_population
+from producers.simulation import SimulatedPopulation, simulate_population
 from schemas.models import DeathRegistered
 from schemas.registry import redact_url
 
@@ -118,7 +121,7 @@ def run_demo(
                     started_here.append(registry)
                 registry.start()
             settings = settings.model_copy(update={"registry_url": registry.url})  # every service below uses it
-        apply_topics(settings, DEFAULT_DEPARTMENTS)
+        apply_topics(settings, DEFAULT_DEPARTMENTS, profile=_topic_profile(settings))
         summary.seconds["broker, registry and topics"] = time.monotonic() - started
         summary.schema_ids = f"registry {settings.registry_url}" if settings.registry_url else "local schema catalogue"
         console.print(
@@ -144,6 +147,18 @@ def run_demo(
             for service in reversed(started_here):
                 with console.status(f"stopping the {'broker' if isinstance(service, LocalKafka) else 'registry'}"):
                     service.stop()
+
+
+def _topic_profile(settings: Settings) -> str | None:
+    """``local`` (one replica) when your own cluster has a single broker, where the production profile's three
+    replicas could never be placed; otherwise the settings' default (``deploy.topics.default_profile``)."""
+    if settings.uses_local_broker:
+        return None
+    try:
+        brokers = AdminClient(quiet_admin_config(settings, [])).list_topics(timeout=10).brokers
+    except KafkaException:
+        return None  # apply_topics reports an unreachable cluster in one line
+    return "local" if len(brokers) == 1 else None
 
 
 def settings_to_keep_using(settings: Settings) -> list[str]:

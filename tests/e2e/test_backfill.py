@@ -22,7 +22,7 @@ from consumers.runtime import Department, Store
 from consumers.runtime.postgres_store import PostgresStore
 from deploy.topics import apply_topics
 from producers.publisher import Publisher
-from producers.simulate import simulate_registrations
+from producers.simulation import simulate_registrations
 from schemas.models import Event
 from tests.support.departments import allow_test_departments, copy_of
 from tests.support.environment import REPO, settings_env

@@ -6,6 +6,7 @@ Real parts: the session's broker, a registry port nobody listens on, topics unde
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,8 @@ from deploy.topics import TopicApplyError
 from schemas.registry import RegistryError, RegistryUnavailable
 from tests.support.environment import REPO, settings_env
 
+LOG_LINE = re.compile(r"\{|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z \[")
+
 
 def civreg(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -38,9 +41,10 @@ def civreg(settings: Settings, *args: str, **env: str) -> subprocess.CompletedPr
 
 
 def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one ``error:`` line, after checking there is no traceback and nothing else but JSON log lines."""
+    """The one ``error:`` line, after checking there is no traceback and nothing else but log lines (JSON, or the
+    demo's readable ones, which start with their time)."""
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    plain = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("{")]
+    plain = [line for line in result.stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
     assert len(plain) == 1 and plain[0].startswith("error: "), result.stderr[-3000:]
     return plain[0]
 
@@ -102,7 +106,8 @@ def test_a_registry_that_is_down_is_one_line_and_exit_1(bus_settings: Settings, 
 
 @pytest.mark.kafka
 def test_the_demo_ends_a_registry_or_topic_error_with_one_line(bus_settings: Settings) -> None:
-    """Its topics (production profile on your own cluster) or its registry fail: either way one line, exit 1."""
+    """Its topics (production profile on your own cluster of several brokers) or its registry fail: either way one
+    line, exit 1 (retry warnings before it are log lines)."""
     down = bus_settings.model_copy(update={"registry_url": f"http://127.0.0.1:{free_port()}"})
     result = civreg(down, "demo", "--count", "100", "--mailing-size", "10", CIVREG_REGISTRY_WAIT_SECONDS="1")
     assert result.returncode == 1, result.stderr[-3000:]

@@ -23,7 +23,7 @@ from producers.customer_records import (
     record_columns,
     simulate_customer_records,
 )
-from producers.simulate import SimulatedPopulation, simulate_population
+from producers.simulation import SimulatedPopulation, simulate_population
 from tests.support.customer_rows import row
 
 

@@ -22,7 +22,7 @@ from consumers.operations.running import open_store, run_department
 from consumers.runtime import BatchReport
 from producers.customer_records import RecordKind, simulate_customer_records
 from producers.publisher import Publisher
-from producers.simulate import simulate_population
+from producers.simulation import simulate_population
 from schemas.models import Event
 from tests.support.customer_rows import row
 from tests.support.factories import make_birth, make_death, make_marriage, make_person, make_void

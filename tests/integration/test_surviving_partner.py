@@ -20,7 +20,7 @@ from consumers.runtime import Department, Outcome
 from consumers.runtime.agreements import agreement_for
 from consumers.runtime.review_queue import open_reviews, resolve_review
 from producers.customer_records import RecordKind, simulate_customer_records
-from producers.simulate import SimulatedPopulation, simulate_population, simulate_registrations
+from producers.simulation import SimulatedPopulation, simulate_population, simulate_registrations
 from schemas.models import (
     DeathDetails,
     DeathRegistered,

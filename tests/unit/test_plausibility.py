@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from civreg.commands.simulate import simulate_app
-from producers.simulate import SimulationRates, SimulationReachesToday, simulate_registrations
+from producers.simulation import SimulationRates, SimulationReachesToday, simulate_registrations
 from schemas.models import (
     CLOCK_SKEW,
     EVENT_MODELS,

@@ -30,7 +30,7 @@ from producers.mailing_list import (
     write_mailing_list,
     write_mailing_list_key,
 )
-from producers.simulate import (
+from producers.simulation import (
     SimulatedPopulation,
     event_from_record,
     event_record,

@@ -28,7 +28,7 @@ from civreg.settings import Settings
 from deploy.local.bench.harness import BenchCase, BenchOptions, SuiteResult, run_cases
 from deploy.local.jvm import free_port
 from deploy.local.registry import LocalRegistry
-from producers.simulate import simulate_registrations
+from producers.simulation import simulate_registrations
 from schemas.catalogue import EVENT_TYPES, event_schema
 from schemas.codec import Codec, to_avro
 from schemas.models import EVENT_MODELS

@@ -33,7 +33,7 @@ from deploy.local.jvm import free_port
 from deploy.local.kafka import LocalKafka
 from deploy.topics import apply_topics
 from producers.publisher import Publisher
-from producers.simulate import simulate_registrations
+from producers.simulation import simulate_registrations
 from schemas.codec import Codec, LocalSchemaCatalogue
 from schemas.models import DeathRegistered
 from schemas.topics import Register, registration_topic

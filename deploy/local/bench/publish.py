@@ -40,7 +40,7 @@ from deploy.topics import apply_topics
 from producers.event_files import write_event_file
 from producers.file_publishing import publish_file
 from producers.publisher import CONTENT_TYPE, Publisher
-from producers.simulate import simulate_registrations
+from producers.simulation import simulate_registrations
 from schemas.catalogue import EVENT_TYPES, event_schema
 from schemas.codec import Codec, to_avro
 from schemas.models import EVENT_MODELS, Event
