@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+
+from civreg.stopping import install_stop_handlers
 
 __all__ = ["app", "main"]
 
@@ -70,5 +74,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console entry point."""
+    if sys.argv[1:2] == ["consume"]:  # before the commands' imports: SIGTERM while starting is a clean stop
+        install_stop_handlers()
     _register_commands()
     app()

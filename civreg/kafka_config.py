@@ -8,7 +8,7 @@ from typing import Any
 from civreg.logs import KAFKA_CLIENT_LOGGER
 from civreg.settings import Settings
 
-__all__ = ["admin_config", "consumer_config", "producer_config"]
+__all__ = ["admin_config", "consumer_config", "department_consumer_config", "producer_config"]
 
 
 def _common(settings: Settings, client_suffix: str) -> dict[str, Any]:
@@ -63,7 +63,21 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": settings.session_timeout_ms,
+            "max.poll.interval.ms": settings.max_poll_interval_ms,
         }
     )
     config.update(overrides)
+    return config
+
+
+def department_consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """``consumer_config`` plus static group membership when ``settings.group_instance_id`` is set.
+
+    Only the long-running department consumer is a static member, so its restart gets its partitions back at
+    once; short-lived readers (trace, tools) never are: a static member that leaves keeps its partitions until
+    the session timeout.
+    """
+    config = consumer_config(settings, group_id, **overrides)
+    if settings.group_instance_id:
+        config["group.instance.id"] = settings.group_instance_id
     return config

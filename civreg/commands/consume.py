@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from civreg.logs import configure_logging
+from civreg.logs import configure_logging, get_logger
 from civreg.settings import load_settings
 
 __all__ = ["consume"]
@@ -35,8 +35,14 @@ def consume(
 ) -> None:
     """Run a department consumer: apply each registration event once, record its outcome, dead-letter bad ones.
 
-    SIGTERM or Ctrl-C finishes the batch in hand, commits it and exits cleanly.
+    SIGTERM or Ctrl-C finishes the batch in hand, commits it and exits cleanly; during start-up (waiting for the
+    registry, the store or the broker) it exits cleanly at once. With --until-caught-up it stops only when every
+    partition of the department's topics has been applied to its end, waiting (and saying so) for partitions
+    another or a crashed member of the group still holds.
     """
+    from civreg.stopping import StopRequested, install_stop_handlers, stop_signal
+
+    install_stop_handlers()  # before the imports below (``python -m civreg`` has done it already)
     from civreg.commands.progress import BackfillBar
     from civreg.metrics import MetricsServerError
     from consumers.departments import DEPARTMENTS
@@ -63,5 +69,9 @@ def consume(
     except (MetricsServerError, TransientError, RegistryError) as exc:  # the store or registry stayed unreachable
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except StopRequested:
+        get_logger(__name__).info("stopping", department=department, signal=stop_signal(), before="consuming")
+        typer.echo(f"{department}: stopped before consuming; nothing read")
+        return
     outcomes = ", ".join(f"{t} {o}: {n}" for (t, o), n in sorted(totals.outcomes.items())) or "no new events"
     typer.echo(f"{department}: {totals.messages} messages; {outcomes}; duplicates skipped: {totals.duplicates}")
