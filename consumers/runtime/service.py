@@ -144,6 +144,7 @@ class DepartmentConsumer:
         self._held_attempts = 0
         self._retry_held_at = 0.0
         self._waiting_said_at = -1e9
+        self._member_id: str | None = None
         self._dead_letters = DeadLetterWriter(
             producer_config(settings), department.dead_letter_topic(prefix), department.name
         )
@@ -216,6 +217,7 @@ class DepartmentConsumer:
         consumer.incremental_assign(partitions)
         if self._held is not None:  # waiting for the registry: new partitions wait too, in order
             consumer.pause(partitions)
+        self._member_id = consumer.memberid()
         self._assigned = True
         self._log.info("assigned", partitions=[f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions])
 
@@ -531,6 +533,17 @@ class DepartmentConsumer:
     def assigned(self) -> bool:
         """True once the group has given this consumer its partitions (readiness)."""
         return self._assigned and not self._closed
+
+    @property
+    def waiting_for_registry(self) -> bool:
+        """True while a batch waits for the schema registry (its partitions paused, the consumer still polling)."""
+        return self._held is not None
+
+    @property
+    def member_id(self) -> str | None:
+        """This consumer's member id in its group at its last assignment (a new one means it was evicted or
+        forgotten and joined again). Read in the consume thread: librdkafka's own call may block another thread."""
+        return self._member_id
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages not yet applied per assigned partition, from the fetcher's cached high watermarks."""
