@@ -132,6 +132,7 @@ class DepartmentConsumer:
         self._listeners: list[BatchListener] = []
         self._stopping = False
         self._assigned = False
+        self._owned: set[tuple[str, int]] = set()
         prefix = settings.topic_prefix
         self._closed = False
         self._consumer = Consumer(
@@ -218,6 +219,7 @@ class DepartmentConsumer:
         if self._held is not None:  # waiting for the registry: new partitions wait too, in order
             consumer.pause(partitions)
         self._member_id = consumer.memberid()
+        self._owned.update((p.topic, p.partition) for p in partitions)
         self._assigned = True
         self._log.info("assigned", partitions=[f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions])
 
@@ -226,7 +228,10 @@ class DepartmentConsumer:
             gone = {(p.topic, p.partition) for p in partitions}
             self._held = [message for message in self._held if (message.topic(), message.partition()) not in gone]
         consumer.incremental_unassign(partitions)
-        self._assigned = bool(consumer.assignment())  # not ready while it holds no partitions
+        # Not ready while it holds no partitions. Counted here, not asked of the client: on close() a static
+        # member's handle is already being destroyed when this runs, and asking it raises.
+        self._owned.difference_update((p.topic, p.partition) for p in partitions)
+        self._assigned = bool(self._owned)
         self._log.info("revoked", partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
 
     def _caught_up(self, topics: list[str]) -> bool:
