@@ -16,7 +16,12 @@ __all__ = ["consume"]
 def consume(
     department: Annotated[str, typer.Option("--department", "-d", help="Department to run, e.g. 'suppression'.")],
     until_caught_up: Annotated[
-        bool, typer.Option("--until-caught-up", help="Stop once every partition is read to its end (back-fill, demo).")
+        bool,
+        typer.Option(
+            "--until-caught-up",
+            help="Stop once the store has applied every partition of the department's topics to its end, whichever "
+            "member holds them (back-fill, demo).",
+        ),
     ] = False,
     database: Annotated[
         Path | None,

@@ -246,8 +246,8 @@ class DepartmentConsumer:
         stored = self.store.stored_offsets()
         # Cheap first: an assigned partition behind by the fetcher's cached watermark means not yet.
         for partition in self._consumer.assignment():
-            _low, high = self._consumer.get_watermark_offsets(partition, cached=True)
-            if high > stored.get((partition.topic, partition.partition), 0):
+            low, high = self._consumer.get_watermark_offsets(partition, cached=True)
+            if low >= 0 and high > max(stored.get((partition.topic, partition.partition), low), low):
                 return False
         ends = self._log_ends(topics)
         behind: dict[tuple[str, int], int] = {}
