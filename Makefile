@@ -21,13 +21,17 @@ demo: install ## Run the whole bus locally: broker, simulated registrations, sup
 test: install lint ## Lint, type-check, then every test (starts its own Kafka broker)
 	$(BIN)/pytest
 
-lint: install
+lint: install ## ruff, mypy (strict) and the import contracts (which way dependencies point: README, Layout)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-unit: install ## Only the tests that need no broker, PostgreSQL server or schema registry
-	$(BIN)/pytest -m "not kafka and not postgres and not registry"
+unit: install ## Unit and contract tests: no broker, PostgreSQL server or schema registry (tests/unit, tests/contract)
+	$(BIN)/pytest tests/unit tests/contract
+
+integration: install ## Tests on the real parts and whole processes (tests/integration, tests/e2e)
+	$(BIN)/pytest tests/integration tests/e2e
 
 bench: install ## Codec and consumer benchmarks: prints a table, writes bench-results/*.json
 	$(BIN)/civreg bench
@@ -36,4 +40,4 @@ down: ## Stop the local broker if one is running
 	-$(BIN)/civreg dev down
 
 clean: down
-	rm -rf $(VENV) .civreg .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .civreg .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,16 +1,51 @@
-"""The ``civreg`` command. It only parses arguments and delegates; the work lives in the packages."""
+"""The ``civreg`` command. It only parses arguments and delegates; the work lives in the packages.
+
+Exit codes: 0 done, 1 a project error (``civreg.errors.CivregError``: one line on stderr, ``error: ...``, never a
+traceback), 2 a usage error; a few commands add their own, listed in their ``--help``.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
+from civreg.errors import CivregError
 from civreg.stopping import install_stop_handlers
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "report_error"]
+
+
+def report_error(exc: BaseException) -> int:
+    """Print a project error as ``error: <first line>`` on stderr (further lines after it); its exit code."""
+    text = str(exc).strip() or type(exc).__name__
+    first, _, rest = text.partition("\n")
+    typer.echo(f"error: {first}", err=True)
+    if rest:
+        typer.echo(rest, err=True)
+    return exc.exit_code if isinstance(exc, CivregError) else 1
+
+
+class _Civreg(TyperGroup):
+    """Every command's project errors (and raw Kafka client errors) end as one line and an exit code, here once."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context (typer vendors click; its path is private)
+        from confluent_kafka import KafkaException
+
+        try:
+            return super().invoke(ctx)
+        except CivregError as exc:
+            raise typer.Exit(report_error(exc)) from None
+        except KafkaException as exc:
+            from civreg.kafka_config import error_text
+
+            raise typer.Exit(report_error(CivregError(f"Kafka: {error_text(exc)}"))) from None
+
 
 app = typer.Typer(
+    cls=_Civreg,
     name="civreg",
     help="Civil registration notification bus: publish registrations, run department consumers, operate the bus.",
     no_args_is_help=True,
@@ -26,6 +61,9 @@ def _root() -> None:
 def _register_commands() -> None:
     """Attach each area's sub-commands."""
     # Sub-apps (one line each, alphabetical):
+    from civreg.commands.acls import acls_app
+
+    app.add_typer(acls_app, name="acls")
     from civreg.commands.bench import bench
 
     app.command("bench")(bench)

@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from civreg.errors import CivregError
 from civreg.logs import get_logger
 
 __all__ = [
@@ -292,7 +293,7 @@ class Check:
     detail: str
 
 
-class MetricsServerError(RuntimeError):
+class MetricsServerError(CivregError, RuntimeError):
     """The endpoint could not listen (port taken, bad address); the message says where."""
 
 

@@ -1,20 +1,58 @@
-"""One frozen settings object, read from ``CIVREG_*`` environment variables (and ``.env``).
+"""One frozen settings object, read from ``CIVREG_*`` environment variables (and ``.env``, then ``<home>/dev.env``).
 
 Why one object: every service (publisher, consumers, the local runner) must agree on where Kafka is and what the
-topics are called, and a frozen object cannot drift mid-run.
+topics are called, and a frozen object cannot drift mid-run. Why ``dev.env``: ``civreg dev up`` writes the address
+of the registry it started there, so services learn it from settings, never by looking for a dev process.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["Settings", "load_settings"]
+from schemas.errors import CivregError
+
+__all__ = ["DEV_ENV_FILE", "PACKAGED_CONFIG", "ConfigFiles", "CredentialsError", "Settings", "load_settings"]
 
 DEFAULT_HOME = Path(".civreg")
+DEV_ENV_FILE = "dev.env"
+"""Under ``home``: the settings the running dev stack hands to every later process (read only with the local broker)."""
+
+
+class CredentialsError(CivregError, ValueError):
+    """The password file is unreadable or has no password for the user; names the file and user, never a secret."""
+
+
+@dataclass(frozen=True)
+class ConfigFiles:
+    """Where each deployment data file lies under one directory (``CIVREG_CONFIG_DIR``); the names live only here."""
+
+    root: Path
+
+    @property
+    def agreements_dir(self) -> Path:
+        """The departments' data-sharing agreements, one ``<department>.yaml`` each."""
+        return self.root / "agreements"
+
+    @property
+    def topics(self) -> Path:
+        """How each kind of topic is configured (``civreg topics apply``)."""
+        return self.root / "topics.yaml"
+
+    @property
+    def compatibility_policy(self) -> Path:
+        """The schema compatibility level of each subject."""
+        return self.root / "schema-compatibility.yaml"
+
+
+PACKAGED_CONFIG = ConfigFiles(Path(str(resources.files("deploy"))))
+"""The copy installed with civreg (package data of ``deploy``): the default of ``CIVREG_CONFIG_DIR``."""
 
 
 class Settings(BaseSettings):
@@ -31,8 +69,20 @@ class Settings(BaseSettings):
     )
     security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     sasl_mechanism: str = Field(default="SCRAM-SHA-512")
-    sasl_username: str | None = None
+    sasl_username: str | None = Field(default=None, description="Your principal, e.g. 'tax' or 'register-office'.")
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        default=None,
+        description="File holding the password instead: one line (a mounted secret), or 'name=password' lines "
+        "looked up by CIVREG_SASL_USERNAME ('civreg dev up --secure' writes one).",
+    )
+    ssl_ca_location: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
+    local_secure: bool = Field(
+        default=False,
+        description="The local broker runs with TLS, SASL/SCRAM and ACLs ('civreg dev up --secure' sets it).",
+    )
 
     home: Path = Field(default=DEFAULT_HOME, description="Local state: broker data, department databases, logs.")
     cache_dir: Path = Field(default=Path(".cache"), description="Downloaded Kafka jars and the Maven repository.")
@@ -75,6 +125,12 @@ class Settings(BaseSettings):
     local_registry_port: int = Field(default=8081, description="Port of the local registry on 127.0.0.1.")
     local_registry_health_port: int = Field(default=8082, description="Its health (management) port.")
 
+    config_dir: Path = Field(
+        default=PACKAGED_CONFIG.root,
+        description="Directory of the deployment data: agreements/, topics.yaml, schema-compatibility.yaml "
+        "(default: the copy installed with civreg).",
+    )
+
     topic_prefix: str = Field(default="civreg", description="Prefix of every topic name; tests use unique ones.")
     client_id: str = "civreg"
     session_timeout_ms: int = Field(
@@ -107,6 +163,19 @@ class Settings(BaseSettings):
         default="", description="Comma-separated metrics endpoints `civreg status` reads, e.g. 'http://tax:9400'."
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, environment and ``.env`` first; then what the dev stack wrote under ``home``."""
+        dev_stack = _DevStackSource(settings_cls, (init_settings, env_settings, dotenv_settings))
+        return init_settings, env_settings, dotenv_settings, dev_stack, file_secret_settings
+
     @model_validator(mode="before")
     @classmethod
     def _databases_under_home(cls, data: Any) -> Any:
@@ -137,6 +206,37 @@ class Settings(BaseSettings):
         """The Confluent-compatible API of the local registry ``civreg dev up`` starts."""
         return f"http://127.0.0.1:{self.local_registry_port}/apis/ccompat/v7"
 
+    @property
+    def dev_env_file(self) -> Path:
+        """Where ``civreg dev up`` hands over the dev stack's settings (the registry address)."""
+        return self.home / DEV_ENV_FILE
+
+    @property
+    def config_files(self) -> ConfigFiles:
+        """The deployment data files under ``config_dir``."""
+        return ConfigFiles(self.config_dir)
+
+    def resolved_sasl_password(self) -> SecretStr | None:
+        """``sasl_password``, else the password of ``sasl_username`` in ``sasl_password_file`` (None without one).
+
+        Errors name the file and the user, never a password.
+        """
+        if self.sasl_password is not None or self.sasl_password_file is None:
+            return self.sasl_password
+        path = self.sasl_password_file
+        try:
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        except OSError as exc:
+            raise CredentialsError(f"cannot read CIVREG_SASL_PASSWORD_FILE {path}: {exc.strerror}") from None
+        lines = [line for line in lines if line and not line.startswith("#")]
+        for line in lines:
+            name, sep, password = line.partition("=")
+            if sep and name.strip() == self.sasl_username:
+                return SecretStr(password.strip())
+        if len(lines) == 1 and "=" not in lines[0]:
+            return SecretStr(lines[0])
+        raise CredentialsError(f"CIVREG_SASL_PASSWORD_FILE {path} has no password for user {self.sasl_username!r}")
+
     def state_path(self, *parts: str) -> Path:
         """A path under the local state directory (created on demand by its user)."""
         return self.home.joinpath(*parts)
@@ -144,6 +244,33 @@ class Settings(BaseSettings):
     def department_database(self, department: str) -> Path:
         """The SQLite database of one department."""
         return self.database_dir / f"{department}.sqlite3"
+
+
+class _DevStackSource(PydanticBaseSettingsSource):
+    """``<home>/dev.env``, below every other source and only while the bus uses the local broker.
+
+    ``home`` comes from the sources above it (default ``.civreg``). With ``CIVREG_BOOTSTRAP_SERVERS`` set the user
+    runs their own cluster, and a dev stack's registry must not leak into it.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], above: tuple[PydanticBaseSettingsSource, ...]) -> None:
+        super().__init__(settings_cls)
+        self._above = above
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: ``__call__`` reads the whole file at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        given: dict[str, Any] = {}
+        for source in reversed(self._above):
+            given.update(source())
+        if given.get("bootstrap_servers") is not None:
+            return {}
+        path = Path(given.get("home") or DEFAULT_HOME) / DEV_ENV_FILE
+        if not path.is_file():
+            return {}
+        return DotEnvSettingsSource(self.settings_cls, env_file=path)()
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -21,14 +21,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from civreg.errors import CivregError
 from deploy.schema_policy import CompatibilityPolicy, load_policy
-from schemas.catalogue import AVRO_DIR, EVENT_TYPES, event_schema
+from schemas.acknowledgements import ACTION_TAKEN
+from schemas.catalogue import AVRO_DIR, EVENT_TYPES
 from schemas.compatibility import AvroSchema, CompatibilityLevel, Violation, check_evolution
 from schemas.registry import (
     ContractSubject,
     RegistryError,
     RegistrySchemaResolver,
     SchemaRefused,
+    contract_schema,
     contract_subjects,
 )
 
@@ -45,7 +48,7 @@ __all__ = [
 ]
 
 
-class GitSchemaError(RuntimeError):
+class GitSchemaError(CivregError, RuntimeError):
     """The schemas at a git revision cannot be read (not a repository, unknown revision)."""
 
 
@@ -112,8 +115,8 @@ class RegisterReport:
 
 
 def working_tree_schemas() -> dict[str, AvroSchema]:
-    """This checkout's schema of every event type (standalone, as registered)."""
-    return {event_type: AvroSchema(event_schema(event_type).schema) for event_type in EVENT_TYPES}
+    """This checkout's schema of every event type and of ActionTaken (standalone, as registered)."""
+    return {event_type: AvroSchema(contract_schema(event_type).schema) for event_type in (*EVENT_TYPES, ACTION_TAKEN)}
 
 
 def _status(exc: Exception) -> int | None:
@@ -176,7 +179,7 @@ def _schemas_at(rev: str, repo: Path, avro_path: str) -> dict[str, AvroSchema]:
         schema = json.loads(_git(repo, "show", f"{rev}:{path}"))
         if path.startswith(f"{avro_path}/types/"):
             types[f"{schema['namespace']}.{schema['name']}"] = schema
-        elif path.startswith(f"{avro_path}/events/"):
+        elif path.startswith((f"{avro_path}/events/", f"{avro_path}/acknowledgements/")):
             events[Path(path).stem] = schema
     return {event_type: AvroSchema(schema, types) for event_type, schema in events.items()}
 
@@ -224,7 +227,7 @@ def _register_one(
 
     client = resolver.client
     name = subject.subject
-    schema = Schema(event_schema(subject.event_type).schema_str, "AVRO")
+    schema = Schema(contract_schema(subject.event_type).schema_str, "AVRO")
     resolver.call(lambda: client.set_compatibility(subject_name=name, level=level.value))
     status = "unchanged"
     try:

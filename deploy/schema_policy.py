@@ -1,11 +1,12 @@
-"""The schema compatibility policy: ``deploy/schema-compatibility.yaml``, FULL_TRANSITIVE unless a subject says.
+"""The schema compatibility policy: ``schema-compatibility.yaml``, FULL_TRANSITIVE unless a subject says.
 
 Why FULL_TRANSITIVE: departments upgrade on their own timetables and a new department replays ten years of
 history, so every version must read every other version's events, in both directions. Why a file: the policy is
 reviewed like code, and the same file drives the local registry, auto-registration and ``civreg schemas``.
 
 Subjects are named here without the environment's topic prefix (``registrations.deaths-uk.gov.civreg.
-DeathRegistered``), so one policy serves every environment; keys may be shell-style patterns.
+DeathRegistered``), so one policy serves every environment; keys may be shell-style patterns. The file is found
+through ``CIVREG_CONFIG_DIR`` (``Settings.config_files``); ``POLICY_PATH`` is the copy installed with civreg.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from typing import Any
 
 import yaml
 
+from civreg.errors import CivregError
+from civreg.settings import PACKAGED_CONFIG
 from schemas.compatibility import CompatibilityLevel
 
 __all__ = ["POLICY_PATH", "CompatibilityPolicy", "PolicyError", "load_policy"]
 
-POLICY_PATH = Path(__file__).resolve().parent / "schema-compatibility.yaml"
+POLICY_PATH = PACKAGED_CONFIG.compatibility_policy
 
 
-class PolicyError(ValueError):
+class PolicyError(CivregError, ValueError):
     """The policy file is malformed; the message names the key."""
 
 

@@ -1,4 +1,5 @@
-"""Declarative topics: ``deploy/topics.yaml`` says how each kind of topic is configured, this applies it.
+"""Declarative topics: ``topics.yaml`` (under ``CIVREG_CONFIG_DIR``) says how each kind of topic is configured, this
+applies it.
 
 Why declarative and idempotent: the same definitions serve the local broker, CI and a production cluster
 (only the profile's replication differs), and ``apply_topics`` can run on every deploy: it creates what is
@@ -27,8 +28,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from civreg.settings import Settings
-from deploy.local_kafka import error_text, quiet_admin_config
+from civreg.errors import CivregError
+from civreg.kafka_config import error_text, quiet_admin_config
+from civreg.settings import PACKAGED_CONFIG, Settings
 from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
 
 __all__ = [
@@ -51,7 +53,8 @@ __all__ = [
     "topic_states",
 ]
 
-DEFINITIONS_PATH = Path(__file__).resolve().with_name("topics.yaml")
+DEFINITIONS_PATH = PACKAGED_CONFIG.topics
+"""The copy installed with civreg; a service reads ``settings.config_files.topics``."""
 
 # Departments consuming the bus (each has a dead-letter topic); consumers/departments.py holds their rules.
 DEFAULT_DEPARTMENTS: tuple[str, ...] = ("suppression", "tax", "pensions", "dvla", "electoral", "passports")
@@ -61,11 +64,11 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MIN_ISR = "min.insync.replicas"
 
 
-class TopicDefinitionError(ValueError):
+class TopicDefinitionError(CivregError, ValueError):
     """The YAML or the arguments describe topics that cannot exist (bad profile, name, number)."""
 
 
-class TopicApplyError(RuntimeError):
+class TopicApplyError(CivregError, RuntimeError):
     """The cluster refused or could not be reached; the message says which topic and why."""
 
 
@@ -310,7 +313,13 @@ def topic_states(
     timeout: float = 10.0,
 ) -> list[TopicState]:
     """Desired topics next to what the cluster has, for ``civreg topics list``; changes nothing."""
-    specs = desired_topics(settings.topic_prefix, departments, profile or default_profile(settings), replication_factor)
+    specs = desired_topics(
+        settings.topic_prefix,
+        departments,
+        profile or default_profile(settings),
+        replication_factor,
+        load_definitions(settings.config_files.topics),
+    )
     errors: list[str] = []
     existing = _cluster_topics(_admin(settings, errors), settings, errors, timeout)
     states: list[TopicState] = []
@@ -341,7 +350,8 @@ def apply_topics(
     lowers partitions, never changes an existing replication factor: those are reported as warnings.
     """
     chosen_profile = profile or default_profile(settings)
-    specs = desired_topics(settings.topic_prefix, departments, chosen_profile, replication_factor)
+    definitions = load_definitions(settings.config_files.topics)
+    specs = desired_topics(settings.topic_prefix, departments, chosen_profile, replication_factor, definitions)
     rf = specs[0].replication_factor
     report = ApplyReport(bootstrap=settings.effective_bootstrap_servers, profile=chosen_profile, replication_factor=rf)
     errors: list[str] = []

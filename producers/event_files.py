@@ -14,7 +14,9 @@ CSV layout
     - Line 1 is the header. It must have an ``event_type`` column; every other column is the dotted path of a
       leaf field, e.g. ``event_id``, ``entry.registration_district``, ``death.deceased.given_names``,
       ``death.deceased.identifiers.nino``, ``death.deceased.address.postcode``. Unknown, repeated or empty
-      column names reject the file (a typo would otherwise drop data silently).
+      column names reject the file (a typo would otherwise drop data silently). The entry takes six columns, all
+      required: ``entry.registration_district``, ``entry.sub_district``, ``entry.register``,
+      ``entry.register_number``, ``entry.entry_number``, ``entry.year_of_registration``.
     - One event per row. An empty cell means absent (null); so one file can mix event types, each row filling
       the columns of its own type. A nested object whose cells are all empty is absent. Cells are trimmed.
     - List fields (``...address.lines``) hold their items separated by ``|`` (so an item cannot contain ``|``).
@@ -31,8 +33,14 @@ Line numbers are physical lines of the file (the CSV header is line 1); a CSV ro
 newline) is reported at the line where it starts.
 
 A file is also invalid when one ``event_id`` appears twice: consumers de-duplicate by it, so the second event
-would be silently ignored. The duplicate check keeps every id seen (about 100 bytes each), the only state that
-grows with the file; rows themselves are streamed.
+would be silently ignored; the error names the line that used it first. The duplicate check keeps every id seen
+with its line (about 150 bytes each), the only state that grows with the file; rows themselves are streamed.
+
+Hostile input never stops the reader with a traceback: a line longer than ``MAX_LINE_BYTES``, bytes that are not
+UTF-8, arrays nested thousands deep, ``NaN`` or numbers too large for their field are each reported by line and
+rule. A CSV file that cannot be parsed further (an unclosed quote, an overlong line) is reported where that
+happens and reading stops there. A required column missing from a CSV header is reported once, on line 1, not
+in every row that needs it. Rules are in this project's words (``schemas.rules``), never the validation library's.
 """
 
 from __future__ import annotations
@@ -56,10 +64,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected, RegistrationEvent
+from schemas.rules import RULE_TEXTS, UNKNOWN_RULE, rule_text
 from schemas.topics import Register
 
 __all__ = [
     "LIST_SEPARATOR",
+    "MAX_LINE_BYTES",
+    "RULE_TEXTS",
+    "UNKNOWN_RULE",
     "EventFileReader",
     "FileFormat",
     "Row",
@@ -74,6 +86,8 @@ __all__ = [
 ]
 
 LIST_SEPARATOR = "|"
+MAX_LINE_BYTES = 1024 * 1024
+"""Longest line read (a CSV line in characters): an event is a few KiB, so anything near this is not one."""
 _EVENT_TYPE = "event_type"
 _CORRECTED = "corrected"
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept as surrogates by surrogateescape
@@ -249,6 +263,55 @@ class _RepeatedKey(ValueError):
         self.key = key
 
 
+class _NotANumber(ValueError):
+    """JSON has no NaN or Infinity; Python's parser accepts them unless told not to."""
+
+
+def _no_constants(name: str) -> Any:
+    raise _NotANumber(name)
+
+
+class _LineTooLong(Exception):
+    """A CSV line beyond ``MAX_LINE_BYTES`` characters: raised through the csv reader, which then cannot go on."""
+
+
+def _bounded_lines(handle: BinaryIO) -> Iterator[tuple[bytes | None, int]]:
+    """Each line with its size in bytes; None for a line longer than ``MAX_LINE_BYTES``, skipped without holding it."""
+    while line := handle.readline(MAX_LINE_BYTES + 1):
+        size = len(line)
+        if size <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line, size
+            continue
+        while line and not line.endswith(b"\n"):
+            line = handle.readline(MAX_LINE_BYTES)
+            size += len(line)
+        yield None, size
+
+
+def _bounded_text_lines(text: io.TextIOWrapper) -> Iterator[str]:
+    """Lines for the csv reader; raises ``_LineTooLong`` instead of reading a line of unbounded length."""
+    while line := text.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(("\n", "\r")):
+            raise _LineTooLong
+        yield line
+
+
+_TOO_LONG = f"is longer than {MAX_LINE_BYTES // 1024} KiB (one event is a few KiB)"
+# Python's csv module's messages, in this project's words.
+_CSV_PROBLEMS = (
+    ("field larger than field limit", f"a cell is longer than {csv.field_size_limit()} characters"),
+    ("',' expected after '\"'", "a quoted cell has text after its closing quote (double a quote inside a cell)"),
+    ("unexpected end of data", "a quoted cell is never closed"),
+    ("line contains NUL", "it contains a NUL byte"),
+    ("new-line character seen in unquoted field", "a line break appears in a cell without quotes"),
+)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    return next((words for prefix, words in _CSV_PROBLEMS if text.startswith(prefix)), "its quoting is malformed")
+
+
 def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -278,6 +341,8 @@ class EventFileReader:
         self.path = path
         self.file_format = file_format or detect_format(path)
         self.bytes_read = 0
+        self._header: frozenset[str] = frozenset()  # CSV: the header's columns and every dotted prefix of them
+        self._missing_columns: set[str] = set()  # CSV: required columns the header lacks, already reported
 
     @property
     def size(self) -> int:
@@ -285,7 +350,9 @@ class EventFileReader:
         return self.path.stat().st_size
 
     def __iter__(self) -> Iterator[Row]:
-        seen: set[bytes] = set()
+        seen: dict[bytes, int] = {}
+        self._header = frozenset()
+        self._missing_columns = set()
         self.bytes_read = 0
         with self.path.open("rb") as handle:
             raws = self._jsonl(handle) if self.file_format is FileFormat.JSONL else self._csv(handle)
@@ -295,8 +362,11 @@ class EventFileReader:
     # -- JSONL --
 
     def _jsonl(self, handle: BinaryIO) -> Iterator[_Raw]:
-        for number, line_bytes in enumerate(handle, start=1):
-            self.bytes_read += len(line_bytes)
+        for number, (line_bytes, size) in enumerate(_bounded_lines(handle), start=1):
+            self.bytes_read += size
+            if line_bytes is None:
+                yield _Raw(number, None, [RowError(number, "(line)", _TOO_LONG)])
+                continue
             if not line_bytes.strip():
                 continue
             try:
@@ -307,13 +377,24 @@ class EventFileReader:
             if number == 1:
                 text = text.removeprefix("\ufeff")
             try:
-                data = json.loads(text, object_pairs_hook=_no_repeated_keys)
+                data = json.loads(text, object_pairs_hook=_no_repeated_keys, parse_constant=_no_constants)
             except _RepeatedKey as exc:
-                yield _Raw(number, None, [RowError(number, exc.key, "appears twice in one JSON object")])
+                yield _Raw(number, None, [RowError(number, _field_name(exc.key), "appears twice in one JSON object")])
                 continue
             except json.JSONDecodeError as exc:
                 rule = f"is not valid JSON: {exc.msg} (column {exc.colno})"
                 yield _Raw(number, None, [RowError(number, "(line)", rule)])
+                continue
+            except _NotANumber:
+                rule = "is not valid JSON: NaN and Infinity are not JSON numbers"
+                yield _Raw(number, None, [RowError(number, "(line)", rule)])
+                continue
+            except RecursionError:
+                rule = "is not valid JSON for an event: arrays or objects nested too deeply"
+                yield _Raw(number, None, [RowError(number, "(line)", rule)])
+                continue
+            except ValueError:  # e.g. an integer of more digits than Python converts
+                yield _Raw(number, None, [RowError(number, "(line)", "is not valid JSON: a number is too long")])
                 continue
             if not isinstance(data, dict):
                 yield _Raw(number, None, [RowError(number, "(line)", "must be a JSON object (one event per line)")])
@@ -324,11 +405,14 @@ class EventFileReader:
 
     def _csv(self, handle: BinaryIO) -> Iterator[_Raw]:
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(text, strict=True)
+        reader = csv.reader(_bounded_text_lines(text), strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            yield _Raw(1, None, [RowError(1, "(header)", f"is not readable as CSV: {exc}")])
+            yield _Raw(1, None, [RowError(1, "(header)", f"is not readable as CSV: {_csv_problem(exc)}")])
+            return
+        except _LineTooLong:
+            yield _Raw(1, None, [RowError(1, "(header)", _TOO_LONG)])
             return
         if header is None:
             yield _Raw(1, None, [RowError(1, "(header)", "the file is empty: line 1 must be the header")])
@@ -339,6 +423,9 @@ class EventFileReader:
             yield _Raw(1, None, header_errors)
             return
         lists = _columns()
+        self._header = frozenset(
+            ".".join(parts[:end]) for parts in (c.split(".") for c in columns) for end in range(1, len(parts) + 1)
+        )
         end = reader.line_num
         while True:
             start = end + 1
@@ -348,7 +435,12 @@ class EventFileReader:
                 return
             except csv.Error as exc:
                 line = reader.line_num
-                yield _Raw(line, None, [RowError(line, "(row)", f"is not readable as CSV, reading stopped: {exc}")])
+                rule = f"is not readable as CSV, reading stopped: {_csv_problem(exc)}"
+                yield _Raw(line, None, [RowError(line, "(row)", rule)])
+                return
+            except _LineTooLong:
+                line = reader.line_num + 1
+                yield _Raw(line, None, [RowError(line, "(line)", f"{_TOO_LONG}; reading stopped")])
                 return
             finally:
                 self.bytes_read = handle.tell()
@@ -363,7 +455,7 @@ class EventFileReader:
 
     # -- validation --
 
-    def _validate(self, raw: _Raw, seen: set[bytes]) -> Row:
+    def _validate(self, raw: _Raw, seen: dict[bytes, int]) -> Row:
         if raw.data is None:
             return Row(raw.line, None, tuple(raw.errors))
         errors = list(raw.errors)
@@ -378,23 +470,28 @@ class EventFileReader:
             try:
                 event = model.model_validate(raw.data)
             except ValidationError as exc:
-                details = exc.errors(include_url=False, include_context=False, include_input=False)
+                details = exc.errors(include_url=False, include_context=True, include_input=False)
                 if model is RegistrationCorrected:
                     details = _one_details_kind(details, raw)
-                errors.extend(self._row_error(raw.line, detail, raw.kind) for detail in details)
+                for detail in details:
+                    error = self._row_error(raw.line, detail, raw.kind)
+                    if error is not None:
+                        errors.append(error)
+            except RecursionError:
+                errors.append(RowError(raw.line, "(event)", "nests arrays or objects too deeply"))
         event_id = event.event_id if event is not None else _uuid_or_none(raw.data.get("event_id"))
         if event_id is not None:
-            if event_id.bytes in seen:
-                errors.append(RowError(raw.line, "event_id", "repeats an earlier row's event_id (ids are unique)"))
-            else:
-                seen.add(event_id.bytes)
+            first = seen.setdefault(event_id.bytes, raw.line)
+            if first != raw.line:
+                errors.append(RowError(raw.line, "event_id", f"event id already used on line {first}"))
         if errors:
             return Row(raw.line, None, tuple(errors))
         return Row(raw.line, event)
 
-    def _row_error(self, line: int, detail: ErrorDetails, kind: str | None) -> RowError:
+    def _row_error(self, line: int, detail: ErrorDetails, kind: str | None) -> RowError | None:
+        """The row's error for one validation detail; None when a file-level error already covers it."""
         parts: list[str | int] = list(detail["loc"])
-        rule = _rule(detail)
+        rule = rule_text(detail)
         if self.file_format is FileFormat.CSV:
             if parts[:1] == [_CORRECTED] and kind is not None:
                 parts.insert(1, kind)
@@ -402,13 +499,35 @@ class EventFileReader:
             if items:
                 rule = f"item {items[0] + 1} of the {LIST_SEPARATOR}-separated list: {rule}"
             name = ".".join(str(p) for p in parts if not isinstance(p, int))
+            if detail["type"] == "missing" and name and name not in self._header:
+                return self._missing_column(name)
         else:
             name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
-        return RowError(line, name or "(event)", rule)
+        return RowError(line, _field_name(name) if name else "(event)", rule)
+
+    def _missing_column(self, name: str) -> RowError | None:
+        """A required field no column of the header can fill: reported once, on the header's line."""
+        if name in self._missing_columns:
+            return None
+        self._missing_columns.add(name)
+        columns = f"{name} column" if name in _columns() else f"{name}.* columns"
+        return RowError(1, name, f"is required, but the header has no {columns} (every row of this type needs it)")
+
+
+def _field_name(name: str) -> str:
+    """A key or column name from the file, quoted back only when it looks like a field path (not data)."""
+    return name if _FIELD_PATH.fullmatch(name) else "(a key that is not a field name)"
+
+
+_FIELD_PATH = re.compile(r"[a-z_][a-z0-9_]{0,63}(\.[a-z_][a-z0-9_]{0,63}|\[[0-9]{1,3}\]){0,15}")
 
 
 def _header_errors(columns: list[str]) -> list[RowError]:
-    """Problems with the header: column names are the file's structure, so naming them is safe and useful."""
+    """Problems with the header: column names are the file's structure, so naming them is safe and useful.
+
+    A name that does not even look like a field path (bytes that are not UTF-8, spaces, a value) is named by its
+    position instead.
+    """
     if _EVENT_TYPE not in columns:
         # Without it line 1 is probably data, so its cells are not quoted back as column names.
         return [RowError(1, "(header)", "has no event_type column (line 1 must be the header)")]
@@ -418,6 +537,8 @@ def _header_errors(columns: list[str]) -> list[RowError]:
     for position, name in enumerate(columns, start=1):
         if not name:
             errors.append(RowError(1, f"(column {position})", "has no name"))
+        elif not _FIELD_PATH.fullmatch(name):
+            errors.append(RowError(1, f"(column {position})", "is not a field of any event type (see the CSV layout)"))
         elif name not in known:
             errors.append(RowError(1, name, "is not a field of any event type (see the CSV layout)"))
         elif counts[name] > 1 and columns.index(name) == position - 1:
@@ -469,7 +590,7 @@ def _register_or_none(data: dict[str, Any]) -> Register | None:
 
 def _uuid_or_none(value: Any) -> UUID | None:
     try:
-        return UUID(str(value)) if value is not None else None
+        return UUID(value) if isinstance(value, str) and len(value) <= 64 else None
     except ValueError:
         return None
 
@@ -498,30 +619,23 @@ def _one_details_kind(details: list[ErrorDetails], raw: _Raw) -> list[ErrorDetai
             model.model_validate(value)
             errors: list[ErrorDetails] = []
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False, include_input=False)
+            errors = exc.errors(include_url=False, include_context=True, include_input=False)
         matches_register = register is not None and _KIND_REGISTER[kind] is register
         found.append((len(errors), not matches_register, kind, errors))
     _, mismatch, kind, best = min(found, key=lambda item: item[:2])
-    result = others + [_error((_CORRECTED, *d["loc"]), d["msg"], d["type"]) for d in best]
+    result = others + [_error((_CORRECTED, *d["loc"]), d["msg"], d["type"], d.get("ctx")) for d in best]
     if mismatch and register is not None and raw.kind is None:
         result.append(_error((_CORRECTED,), f"holds {kind} details, not those of entry.register's kind"))
     return result
 
 
-def _error(loc: tuple[str | int, ...], rule: str, error_type: str = "value_error") -> ErrorDetails:
-    return {"type": error_type, "loc": loc, "msg": rule, "input": None}
-
-
-_RULES = {
-    # pydantic quotes part of the input in this message; say the rule only.
-    "uuid_parsing": "Input should be a valid UUID",
-    "extra_forbidden": "is not a field here (for this event type or object)",
-}
-
-
-def _rule(detail: ErrorDetails) -> str:
-    message = _RULES.get(detail["type"], detail["msg"])
-    return message.removeprefix("Value error, ")
+def _error(
+    loc: tuple[str | int, ...], rule: str, error_type: str = "value_error", ctx: dict[str, Any] | None = None
+) -> ErrorDetails:
+    error: ErrorDetails = {"type": error_type, "loc": loc, "msg": rule, "input": None}
+    if ctx is not None:
+        error["ctx"] = ctx
+    return error
 
 
 # ---- a whole file ---------------------------------------------------------------------------------------------

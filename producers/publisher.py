@@ -26,7 +26,8 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
+from civreg.errors import CivregError
 from civreg.kafka_config import producer_config
 from civreg.logs import get_logger
 from civreg.metrics import default_metrics
@@ -71,7 +72,7 @@ class DeliveryReport:
 DeliveryCallback = Callable[[DeliveryReport], None]
 
 
-class PublishError(RuntimeError):
+class PublishError(CivregError, RuntimeError):
     """Events Kafka did not confirm. They may or may not be written; publishing them again is safe.
 
     ``failures`` holds the first failed deliveries (up to the publisher's limit), ``failed`` counts them all and
@@ -123,15 +124,15 @@ class Publisher:
         close_timeout: float = 60.0,
         max_failures_kept: int = 1000,
     ) -> None:
-        # The registry when there is one (civreg.codecs); every subject's id is resolved now, so publishing goes
-        # on through a registry outage.
+        # The registry when there is one (civreg.codec_from_settings); every subject's id is resolved now, so
+        # publishing goes on through a registry outage.
         self._codec = codec or open_codec(settings, publishing=True)
         self._on_delivery = on_delivery
         self._topics = registration_topics(settings.topic_prefix)
         self._close_timeout = close_timeout
         self._max_failures_kept = max_failures_kept
         # No error_cb: librdkafka then logs client errors (broker down, auth) itself, through civreg.logs.
-        self._producer: Any = Producer(producer_config(settings, **(config_overrides or {})))
+        self._producer: Any = Producer(producer_config(settings, role="publisher", **(config_overrides or {})))
         self._produced = 0
         self._delivered = 0
         self._failed = 0

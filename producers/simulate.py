@@ -12,6 +12,19 @@ always after the entry (hours to a few days of office time later) and with the e
 each time. Follow-ups that would fall after the last requested event are never emitted, so a stream of a day or
 two has noticeably fewer of them.
 
+Registrations are never dated after today (the contract refuses them): a run whose clock would pass today stops
+with ``SimulationReachesToday``, so a long back-fill needs an early enough ``start``.
+
+A death of a married person or civil partner usually names the surviving spouse or civil partner (as the entry and
+Tell Us Once do): someone at the same address, kept in the population (so department registers hold them, married,
+and the events leave them widowed). Survivors come from their own random stream, so adding them changed no other
+draw of a seed.
+
+Entries are numbered as the General Register Office numbers them: from 1 in each register of each sub-district,
+restarting every 1 January, so a stream longer than a year repeats (district, register, entry number) with another
+year of registration. Each seed writes in its own register number (``register_number_of``), so streams of
+different seeds can share one bus without two people sharing an entry.
+
 ``simulate_registrations`` streams events in constant memory (a ten-year back-fill is 15 million events);
 ``simulate_population`` also keeps the people, so mailing lists and department registers can be drawn from the same
 people the registrations talk about.
@@ -63,6 +76,8 @@ from schemas.models import (
     RegistrationCorrected,
     RegistrationVoided,
     Sex,
+    SurvivingPartner,
+    SurvivorRelationship,
     VoidReason,
 )
 
@@ -73,9 +88,11 @@ __all__ = [
     "RegistrationSimulator",
     "SimulatedPopulation",
     "SimulationRates",
+    "SimulationReachesToday",
     "event_from_record",
     "event_record",
     "publish_events",
+    "register_number_of",
     "simulate_population",
     "simulate_registrations",
     "write_jsonl",
@@ -90,6 +107,7 @@ _Undo = tuple[tuple[SyntheticPerson, str, MaritalStatus], ...]
 """What a void puts back: each person named, with their surname and marital status before the entry."""
 
 _OPENING = time(9)
+_MAX_INT = 2_147_483_647  # Avro int
 _OFFICE_SECONDS = 8 * 3600
 _OFFICE_DAYS_PER_YEAR = 365 - 52 - 3
 _CLOSED_DAYS = frozenset({(1, 1), (12, 25), (12, 26)})
@@ -160,6 +178,16 @@ class SimulationRates:
 DEFAULT_RATES = SimulationRates()
 
 
+class SimulationReachesToday(ValueError):
+    """The simulated clock would pass today: the contract refuses registrations dated in the future."""
+
+    def __init__(self, today: date) -> None:
+        super().__init__(
+            f"the simulated registrations would be dated after today ({today.isoformat()}): "
+            "give an earlier start (--start) or fewer events (--count)"
+        )
+
+
 class EventSink(Protocol):
     """Anything events can be published to (``producers.publisher.Publisher`` is one)."""
 
@@ -201,6 +229,13 @@ class SimulatedPopulation:
         """People whose death registration was voided: they are alive and must not be treated as dead."""
         return [person for person in self.people if person.death_voided]
 
+    @property
+    def survivors(self) -> list[SyntheticPerson]:
+        """People a registered (and not voided) death left widowed or a surviving civil partner: the answer key of
+        the survivor rules (a department holding them should now record that status)."""
+        bereaved = {MaritalStatus.WIDOWED, MaritalStatus.SURVIVING_CIVIL_PARTNER}
+        return [person for person in self.people if person.widowed_from and person.marital_status in bereaved]
+
     def adults(self, people: Iterable[SyntheticPerson], min_age: int = 18) -> list[SyntheticPerson]:
         """``people`` at least ``min_age`` on the simulation's start date."""
         return [person for person in people if person.age_on(self.start) >= min_age]
@@ -219,6 +254,16 @@ class _FollowUp:
     correction_kind: CorrectionKind | None = field(compare=False, default=None)
     void_reason: VoidReason | None = field(compare=False, default=None)
     void_subjects: _Undo = field(compare=False, default=())
+
+
+def register_number_of(seed: int) -> int:
+    """The register number a simulated run writes its entries in, in every sub-district and year.
+
+    Why from the seed: streams of different seeds are different people in the same districts and days; were they
+    in the same registers, publishing two seeds to one bus would give two people one entry. One register per run
+    (real sub-districts may fill several a year) keeps numbering simple: 1, 2, 3... per register and year.
+    """
+    return 1 + seed % (_MAX_INT - 1)
 
 
 def _is_open(day: date) -> bool:
@@ -361,13 +406,18 @@ class RegistrationSimulator:
         keep_people: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
+        self._survivor_rng = random.Random(f"survivors/{seed}")  # its own stream: see the module docstring
         self.rates = rates
         self.people: list[SyntheticPerson] = []
         self._keep_people = keep_people
         self._day = _next_open_day(start)
+        self._last_day = datetime.now(UTC).date()
+        if self._day > self._last_day:
+            raise SimulationReachesToday(self._last_day)
         self._offset = 0.0
         self._register_cum_weights = rates.register_cum_weights
-        self._entry_numbers: dict[tuple[str, Register], int] = {}
+        self._register_number = register_number_of(seed)
+        self._entry_numbers: dict[tuple[str, str, Register, int], int] = {}
         self._pending: list[_FollowUp] = []
         self._sequence = 0
         self._person_count = 0
@@ -390,6 +440,8 @@ class RegistrationSimulator:
         while self._offset >= _OFFICE_SECONDS:
             self._offset -= _OFFICE_SECONDS
             self._day = _next_open_day(self._day + timedelta(days=1))
+            if self._day > self._last_day:
+                raise SimulationReachesToday(self._last_day)
         return _opening(self._day) + timedelta(seconds=self._offset)
 
     def _event_id(self) -> uuid.UUID:
@@ -403,12 +455,20 @@ class RegistrationSimulator:
         if self._keep_people:
             self.people.extend(person for person in people if person is not None)
 
-    def _entry(self, district: District, register: Register) -> EntryReference:
-        """The district's next entry number in ``register``."""
-        key = (district.name, register)
+    def _entry(self, district: District, locality: Locality, register: Register, day: date) -> EntryReference:
+        """The next entry number in the sub-district's ``register`` this year: numbering restarts every year."""
+        sub_district = district.sub_district(locality)
+        key = (district.name, sub_district, register, day.year)
         number = self._entry_numbers.get(key, 0) + 1
         self._entry_numbers[key] = number
-        return EntryReference(registration_district=district.name, register=register, entry_number=number)
+        return EntryReference(
+            registration_district=district.name,
+            sub_district=sub_district,
+            register=register,
+            register_number=self._register_number,
+            entry_number=number,
+            year_of_registration=day.year,
+        )
 
     def _register(self, moment: datetime) -> Event:
         """A new entry, with its correction and void scheduled when it draws them."""
@@ -416,17 +476,19 @@ class RegistrationSimulator:
         register = rng.choices(_REGISTERS, cum_weights=self._register_cum_weights)[0]
         district, locality = choose_district(rng)
         office = district.register_office(locality)
-        entry = self._entry(district, register)
         day = moment.date()
+        entry = self._entry(district, locality, register, day)
         void_subjects: _Undo = ()
         truth: Details
         if register is Register.BIRTH:
             truth = self._birth(day, locality)
         elif register is Register.DEATH:
-            truth, deceased = self._death(day, locality)
+            truth, deceased, survivor = self._death(day, locality)
             deceased.death_entry = entry
             deceased.death_registered = True
             void_subjects = ((deceased, deceased.family_name, deceased.marital_status),)
+            if survivor is not None and survivor.widowed_from is not None:
+                void_subjects += ((survivor, survivor.family_name, survivor.widowed_from),)
         elif register is Register.MARRIAGE:
             truth, couple = self._marriage(day, locality, office)
             void_subjects = couple
@@ -502,8 +564,10 @@ class RegistrationSimulator:
             return RegistrationCorrected(**common, kind=follow_up.correction_kind, corrected=follow_up.corrected)
         assert follow_up.void_reason is not None
         for person, family_name_before, status_before in follow_up.void_subjects:
-            if follow_up.entry.register is Register.DEATH:
+            if follow_up.entry.register is Register.DEATH and person.death_entry == follow_up.entry:
                 person.death_voided = True
+            elif follow_up.entry.register is Register.DEATH:  # the survivor: married again, as before the death
+                person.marital_status = status_before
             else:  # the marriage or partnership never happened: undo the change of name and status
                 if person.family_name != family_name_before:
                     person.previous_family_names.append(person.family_name)
@@ -588,8 +652,8 @@ class RegistrationSimulator:
         self._keep(child, mother, second)
         return details
 
-    def _death(self, day: date, locality: Locality) -> tuple[DeathDetails, SyntheticPerson]:
-        """A death registered within 5 days, mostly of an elderly person."""
+    def _death(self, day: date, locality: Locality) -> tuple[DeathDetails, SyntheticPerson, SyntheticPerson | None]:
+        """A death registered within 5 days, mostly of an elderly person, and the survivor it names (if any)."""
         rng = self.rng
         died = day - timedelta(days=rng.choices(range(6), weights=(6, 26, 24, 20, 14, 10))[0])
         low, high, _ = _DEATH_AGE_BANDS[rng.choices(range(len(_DEATH_AGE_BANDS)), cum_weights=_DEATH_AGE_CUM)[0]]
@@ -612,8 +676,54 @@ class RegistrationSimulator:
             place_of_death=place,
             marital_status=deceased.marital_status,
         )
+        survivor = self._survivor(deceased, died, locality)
+        if survivor is not None:
+            details = _replace(details, surviving_partner=survivor[1])
         self._keep(deceased)
-        return details, deceased
+        return details, deceased, None if survivor is None else survivor[0]
+
+    def _survivor(
+        self, deceased: SyntheticPerson, died: date, locality: Locality
+    ) -> tuple[SyntheticPerson, SurvivingPartner] | None:
+        """The spouse or civil partner who survives a married or partnered person, when the informant names them.
+
+        Drawn from ``_survivor_rng`` only. The survivor lives at the deceased's address, usually shares the
+        surname, is of a similar age, and is kept in the population widowed (or surviving civil partner).
+        """
+        rng = self._survivor_rng
+        civil = deceased.marital_status is MaritalStatus.CIVIL_PARTNER
+        if not (civil or deceased.marital_status is MaritalStatus.MARRIED) or rng.random() >= 0.9:
+            return None
+        same_sex = rng.random() < (0.4 if civil else 0.03)
+        other = Sex.MALE if deceased.sex is Sex.FEMALE else Sex.FEMALE
+        sex = deceased.sex if same_sex else other
+        age = _clamp(deceased.age_on(died) + rng.gauss(2 if sex is Sex.FEMALE else -2, 4), 18, 104)
+        survivor = make_person(
+            rng,
+            self._new_person_id(),
+            sex=sex,
+            date_of_birth=add_years(died, -age) - timedelta(days=rng.randrange(365)),
+            on=died,
+            locality=locality,
+            family_name=deceased.family_name if rng.random() < 0.75 else None,
+            address=deceased.address,
+        )
+        survivor.widowed_from = MaritalStatus.CIVIL_PARTNER if civil else MaritalStatus.MARRIED
+        relationship = SurvivorRelationship.CIVIL_PARTNER if civil else SurvivorRelationship.SPOUSE
+        partner = SurvivingPartner(
+            person=survivor.to_person(
+                Identifiers(
+                    nino=_some(survivor.nino, 0.7, rng),
+                    nhs_number=_some(survivor.nhs_number, 0.3, rng),
+                    driving_licence_number=_some(survivor.driving_licence_number, 0.3, rng),
+                    passport_number=_some(survivor.passport_number, 0.2, rng),
+                )
+            ),
+            relationship=relationship,
+        )
+        survivor.marital_status = partner.status
+        self._keep(survivor)
+        return survivor, partner
 
     def _status_at_death(self, age: int, sex: Sex) -> MaritalStatus:
         if age < 25:

@@ -70,6 +70,10 @@ class District:
             return f"{self.name} Register Office"
         return f"{locality.town} Register Office"
 
+    def sub_district(self, locality: Locality) -> str:
+        """The registration sub-district serving ``locality`` (one per register office, named like it)."""
+        return self.name if len(self.localities) == 1 else locality.town
+
 
 def _district(name: str, weight: int, *localities: tuple[str, str]) -> District:
     return District(name, weight, tuple(Locality(town, tuple(codes.split())) for town, codes in localities))
@@ -214,6 +218,9 @@ class SyntheticPerson:
     death_entry: EntryReference | None = None
     death_registered: bool = False
     death_voided: bool = False
+    widowed_from: MaritalStatus | None = None
+    """MARRIED or CIVIL_PARTNER when a registered death of their spouse or civil partner names them as survivor (the
+    status before it, and again if that death is voided)."""
 
     @property
     def is_deceased(self) -> bool:

@@ -4,13 +4,12 @@ Kept apart from the registration events on purpose: ``schemas.catalogue.EVENT_TY
 what register offices publish, and code iterating them (the codec, contract tests, simulators) must not meet an
 acknowledgement. The wire format is the same (Confluent: magic byte 0, 4-byte schema id, Avro body).
 
-Schema ids: ``LOCAL_SCHEMA_ID`` until a registry is wired in. The seam is the ``resolver`` of
-``AcknowledgementCodec`` (a ``schemas.codec.SchemaResolver``): ``schema_id("ActionTaken")`` gives the id to write
-and ``writer_schema(id)`` the schema to read with. A registry adapter registers ``action_taken_schema().schema_str``
-under ``schemas.registry.subject_name(acknowledgement_topic(prefix), action_taken_schema().full_name)`` (the
-topic-record subjects the registration events use) and delegates ``writer_schema`` to
-``RegistrySchemaResolver.writer_schema``; pass it to ``AcknowledgementPublisher(codec=...)`` and
-``trace_event(codec=...)``. Nothing else changes.
+Schema ids: the ``resolver`` of ``AcknowledgementCodec`` (a ``schemas.codec.SchemaResolver``) gives the id to
+write and the schema to read with. With a registry (``civreg.codec_from_settings.open_acknowledgement_codec``) it is
+``schemas.registry.RegistryAcknowledgementSchema``: ActionTaken is registered under
+``subject_name(acknowledgement_topic(prefix), action_taken_schema().full_name)`` like every event schema
+(``civreg schemas register`` lists it), so readers outside the bus decode acknowledgements from the registry.
+Without one, ``LOCAL_SCHEMA_ID``.
 """
 
 from __future__ import annotations

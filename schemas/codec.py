@@ -19,7 +19,9 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas.catalogue import EVENT_TYPES, NAMESPACE, event_schema
+from schemas.errors import CivregError
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected
+from schemas.rules import rule_text
 from schemas.topics import registration_topic
 
 __all__ = [
@@ -50,7 +52,7 @@ class UnknownSchemaId(LookupError):
     """The schema id in a message is not known to the resolver."""
 
 
-class ResolverUnavailable(RuntimeError):
+class ResolverUnavailable(CivregError, RuntimeError):
     """The resolver cannot answer now (registry unreachable): retry later. Not the message's fault, so never a
     reason to dead-letter it: the id may well be valid."""
 
@@ -192,7 +194,9 @@ class Codec:
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """'field: rule' for each error, without the offending values (they may be personal data)."""
+    """'field: rule' for each error in this project's words, without the offending values (they may be personal
+    data; pydantic's own message for a bad UUID quotes part of it)."""
+    errors = exc.errors(include_url=False, include_context=True, include_input=False)
     return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}" for error in exc.errors()
+        f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {rule_text(error)}" for error in errors
     )

@@ -29,18 +29,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 import fastavro
 
-from schemas.catalogue import EVENT_TYPES, event_schema
+from schemas.acknowledgements import ACTION_TAKEN, LOCAL_SCHEMA_ID, LocalAcknowledgementSchema, action_taken_schema
+from schemas.catalogue import EVENT_TYPES, EventSchema, event_schema
 from schemas.codec import ResolverUnavailable, UnknownSchemaId
+from schemas.errors import CivregError
 from schemas.models import EVENT_MODELS, RegistrationEvent
-from schemas.topics import registration_topics
+from schemas.topics import acknowledgement_topic, registration_topics
 
 __all__ = [
     "ContractSubject",
+    "RegistryAcknowledgementSchema",
     "RegistryError",
     "RegistrySchemaResolver",
     "RegistryUnavailable",
     "SchemaNotRegistered",
     "SchemaRefused",
+    "contract_schema",
     "contract_subjects",
     "load_client_library",
     "redact_url",
@@ -51,7 +55,7 @@ __all__ = [
 _UNKNOWN_ID_TTL_SECONDS = 30.0
 
 
-class RegistryError(RuntimeError):
+class RegistryError(CivregError, RuntimeError):
     """The registry answered, and the answer is a refusal (authentication, unknown subject, refused schema)."""
 
 
@@ -88,16 +92,26 @@ class ContractSubject:
     compatibility policy uses, the same in every environment."""
 
 
+def contract_schema(event_type: str) -> EventSchema:
+    """The schema registered for ``event_type``: a registration event's, or the acknowledgement's (ActionTaken)."""
+    return action_taken_schema() if event_type == ACTION_TAKEN else event_schema(event_type)
+
+
 def contract_subjects(topic_prefix: str) -> list[ContractSubject]:
-    """Every subject of the contract under ``topic_prefix``: each registration topic's event types."""
-    subjects: list[ContractSubject] = []
+    """Every subject of the contract under ``topic_prefix``: each registration topic's event types, then the
+    acknowledgement topic's ActionTaken (departments publish it; auditors and ``trace`` read it)."""
+    pairs: list[tuple[str, str]] = []
     for register, topic in registration_topics(topic_prefix).items():
         for event_type in EVENT_TYPES:
             model = EVENT_MODELS[event_type]
             if issubclass(model, RegistrationEvent) and model.register_of_type is not register:
                 continue  # a registration travels only on its own register's topic
-            subject = subject_name(topic, event_schema(event_type).full_name)
-            subjects.append(ContractSubject(topic, event_type, subject, subject[len(topic_prefix) + 1 :]))
+            pairs.append((topic, event_type))
+    pairs.append((acknowledgement_topic(topic_prefix), ACTION_TAKEN))
+    subjects: list[ContractSubject] = []
+    for topic, event_type in pairs:
+        subject = subject_name(topic, contract_schema(event_type).full_name)
+        subjects.append(ContractSubject(topic, event_type, subject, subject[len(topic_prefix) + 1 :]))
     return subjects
 
 
@@ -247,7 +261,7 @@ class RegistrySchemaResolver:
         from confluent_kafka.schema_registry import Schema
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-        contract = event_schema(event_type)
+        contract = contract_schema(event_type)
         subject = subject_name(topic, contract.full_name)
         schema = Schema(contract.schema_str, "AVRO")
         try:
@@ -292,6 +306,34 @@ class RegistrySchemaResolver:
         if not isinstance(parsed, dict):
             raise UnknownSchemaId(f"schema id {schema_id} is not a record schema")
         return parsed
+
+
+class RegistryAcknowledgementSchema:
+    """The acknowledgement codec's ``SchemaResolver`` with a registry: ActionTaken's id under its subject on the
+    acknowledgement topic (registered like every other schema), writer schemas by id from the registry.
+
+    Acknowledgements written before the registry was wired in carry ``LOCAL_SCHEMA_ID``; an id the registry does
+    not know that is that one still reads with the local schema.
+    """
+
+    def __init__(self, resolver: RegistrySchemaResolver, topic: str) -> None:
+        self.resolver = resolver
+        self.topic = topic
+
+    def schema_id(self, event_type: str) -> int:
+        """The registry id of ActionTaken on the acknowledgement topic (resolved once, then cached)."""
+        if event_type != ACTION_TAKEN:
+            raise UnknownSchemaId(f"{event_type!r} is not an acknowledgement schema")
+        return self.resolver.subject_schema_id(ACTION_TAKEN, self.topic)
+
+    def writer_schema(self, schema_id: int) -> dict[str, Any]:
+        """The registry's schema with ``schema_id`` (the local one for a legacy ``LOCAL_SCHEMA_ID``)."""
+        try:
+            return self.resolver.writer_schema(schema_id)
+        except UnknownSchemaId:
+            if schema_id == LOCAL_SCHEMA_ID:
+                return LocalAcknowledgementSchema().writer_schema(schema_id)
+            raise
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:

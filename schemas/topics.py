@@ -13,8 +13,11 @@ __all__ = [
     "Register",
     "acknowledgement_topic",
     "dead_letter_topic",
+    "department_topic",
+    "disclosure_topic",
     "registration_topic",
     "registration_topics",
+    "router_group",
 ]
 
 
@@ -53,3 +56,21 @@ def dead_letter_topic(department: str, prefix: str = "civreg") -> str:
 def acknowledgement_topic(prefix: str = "civreg") -> str:
     """Where departments publish what they did with each event (no personal data)."""
     return f"{prefix}.acknowledgements"
+
+
+def department_topic(department: str, prefix: str = "civreg") -> str:
+    """A department's own topic: only its agreed events, projected to its agreed fields, written by the router.
+
+    Nobody but the department (and the router that writes it) may read it; ACLs are generated from the agreements.
+    """
+    return f"{prefix}.department.{department}"
+
+
+def disclosure_topic(prefix: str = "civreg") -> str:
+    """The disclosure ledger: one record per event delivered to a department, written in the router's transaction."""
+    return f"{prefix}.disclosures"
+
+
+def router_group(prefix: str = "civreg") -> str:
+    """Consumer group (and transactional id prefix) of the router that writes the department topics."""
+    return f"{prefix}.router"

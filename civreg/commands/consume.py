@@ -43,23 +43,22 @@ def consume(
     SIGTERM or Ctrl-C finishes the batch in hand, commits it and exits cleanly; during start-up (waiting for the
     registry, the store or the broker) it exits cleanly at once. With --until-caught-up it stops only when every
     partition of the department's topics has been applied to its end, waiting (and saying so) for partitions
-    another or a crashed member of the group still holds.
+    another or a crashed member of the group still holds. Exit status 1, with one line saying what to do, when its
+    topics do not exist or its store or registry stays unreachable.
     """
     from civreg.stopping import StopRequested, install_stop_handlers, stop_signal
 
     install_stop_handlers()  # before the imports below (``python -m civreg`` has done it already)
     from civreg.commands.progress import BackfillBar
-    from civreg.metrics import MetricsServerError
     from consumers.departments import DEPARTMENTS
-    from consumers.running import run_department
-    from consumers.runtime import TransientError
-    from schemas.registry import RegistryError
+    from consumers.operations.running import run_department
 
     if department not in DEPARTMENTS:
         raise typer.BadParameter(
             f"unknown department; known: {', '.join(sorted(DEPARTMENTS))}", param_hint="--department"
         )
     configure_logging(log_level)
+    # A missing topic, or a store or registry that stayed unreachable, is a CivregError: one line, exit 1 (civreg.cli).
     try:
         with BackfillBar(department, always=until_caught_up) as bar:  # also when it starts far behind
             totals = run_department(
@@ -71,9 +70,6 @@ def consume(
                 metrics_port=metrics_port,
                 on_progress=bar.update,
             )
-    except (MetricsServerError, TransientError, RegistryError) as exc:  # the store or registry stayed unreachable
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     except StopRequested:
         get_logger(__name__).info("stopping", department=department, signal=stop_signal(), before="consuming")
         typer.echo(f"{department}: stopped before consuming; nothing read")

@@ -16,7 +16,10 @@ def demo(
     mailing_size: Annotated[int, typer.Option(min=10, help="Recipients in the simulated mailing run.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the simulation (same seed, same registrations).")] = 2016,
     keep_running: Annotated[
-        bool, typer.Option("--keep-running", help="Leave the local broker running afterwards.")
+        bool,
+        typer.Option(
+            "--keep-running", help="Leave the local broker running afterwards, and print the settings to use it."
+        ),
     ] = False,
 ) -> None:
     """Run the whole bus locally: publish simulated registrations, run all six services, send letters safely.
@@ -25,19 +28,14 @@ def demo(
     own), publishes simulated registrations, loads each department's simulated register, runs the five departments
     and the letter-suppression service until caught up, filters a mailing run, runs each department's letters,
     traces one death, and prints every outcome and every letter held back. Exit status 2 if any letter went to a
-    person the simulation says is dead.
+    person the simulation says is dead, 1 (one line on stderr) if the broker, registry or topics fail. With
+    --keep-running it prints the CIVREG_* settings that point other commands at the stack and topics it left.
     """
     from civreg.logs import configure_logging
-    from deploy.demo import run_demo
-    from deploy.local_kafka import LocalKafkaError
+    from deploy.local.demo import run_demo
 
     configure_logging("WARNING", json=False, client_level="ERROR")
-    try:
-        summary = run_demo(
-            load_settings(), count=count, mailing_size=mailing_size, seed=seed, keep_running=keep_running
-        )
-    except LocalKafkaError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    # Broker, registry and topic failures are CivregErrors: one line on stderr and exit status 1 (civreg.cli).
+    summary = run_demo(load_settings(), count=count, mailing_size=mailing_size, seed=seed, keep_running=keep_running)
     if summary.letters_to_deceased_sent:
         raise typer.Exit(2)

@@ -1,6 +1,6 @@
 """``civreg dev`` (the local Kafka broker) and ``civreg topics`` (declarative topics).
 
-Commands only parse arguments and delegate to ``deploy.local_kafka`` and ``deploy.topics``. Expected failures
+Commands only parse arguments and delegate to ``deploy.local.kafka`` and ``deploy.topics``. Expected failures
 (no Java, no Maven, port taken, cluster unreachable) end with one line on stderr and exit code 1, not a
 traceback.
 """
@@ -17,8 +17,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from civreg.settings import Settings, load_settings
-from deploy.local_kafka import LocalKafka, LocalKafkaError, probe_cluster
-from deploy.local_registry import LocalRegistry, LocalRegistryError, probe_registry
+from deploy.acls import AclApplyError, agreement_departments, principals, secure_local_broker
+from deploy.local.dev_env import update_dev_env
+from deploy.local.kafka import LocalKafka, LocalKafkaError, probe_cluster
+from deploy.local.registry import LocalRegistry, LocalRegistryError, own_registry_url, probe_registry
 from deploy.topics import (
     DEFAULT_DEPARTMENTS,
     ApplyReport,
@@ -45,7 +47,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, h
 
 T = TypeVar("T")
 
-_EXPECTED = (LocalKafkaError, LocalRegistryError, TopicApplyError, TopicDefinitionError)
+_EXPECTED = (AclApplyError, LocalKafkaError, LocalRegistryError, TopicApplyError, TopicDefinitionError)
 
 DepartmentsOption = Annotated[
     list[str] | None,
@@ -106,13 +108,10 @@ def _report_remote(settings: Settings, timeout: float) -> None:
     raise typer.Exit(code=1)
 
 
-def _probe_own_registry(settings: Settings, timeout: float) -> tuple[str, bool]:
+def _probe_own_registry(settings: Settings, url: str, timeout: float) -> tuple[str, bool]:
     """One line about the user's own registry (CIVREG_REGISTRY_URL), and whether it answered."""
     password = settings.registry_password.get_secret_value() if settings.registry_password else None
-    assert settings.registry_url is not None
-    probe = probe_registry(
-        settings.registry_url, username=settings.registry_username, password=password, timeout=timeout
-    )
+    probe = probe_registry(url, username=settings.registry_username, password=password, timeout=timeout)
     if probe.reachable:
         return f"schema registry {probe.url}: [green]reachable[/] (global compatibility {probe.compatibility})", True
     return f"schema registry {probe.url}: [red]not reachable[/]: {escape(probe.error or '')}", False
@@ -120,8 +119,8 @@ def _probe_own_registry(settings: Settings, timeout: float) -> tuple[str, bool]:
 
 def _registry_up(settings: Settings, timeout: float) -> None:
     """Start the local schema registry next to the local broker, unless the user has their own."""
-    if settings.registry_url:
-        line, _ = _probe_own_registry(settings, timeout=min(timeout, 10.0))
+    if own := own_registry_url(settings):
+        line, _ = _probe_own_registry(settings, own, timeout=min(timeout, 10.0))
         console.print(f"CIVREG_REGISTRY_URL is set: not starting a local registry; {line}", highlight=False)
         return
     registry = LocalRegistry(settings)
@@ -137,6 +136,11 @@ def _registry_up(settings: Settings, timeout: float) -> None:
         highlight=False,
     )
     console.print(f"schema registry: [bold]{status.url}[/]", highlight=False)
+    console.print(
+        f"settings for every later civreg process here (written to {settings.dev_env_file}):\n"
+        f"  export CIVREG_REGISTRY_URL={status.url}",
+        highlight=False,
+    )
 
 
 def _print_report(report: ApplyReport) -> None:
@@ -156,10 +160,43 @@ def _print_report(report: ApplyReport) -> None:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
+SecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--secure",
+        help="TLS (a generated local CA), SASL/SCRAM logins per principal and ACLs from the agreements. "
+        "Once set up, the broker stays secure. Passwords go to a 0600 file under CIVREG_HOME, never to the screen.",
+    ),
+]
+
+
+def _secure_up(kafka: LocalKafka, settings: Settings) -> Settings:
+    """Logins and ACLs on the secure local broker; the client settings (never a password) into dev.env."""
+    assert kafka.security is not None
+    departments = agreement_departments(settings.config_files.agreements_dir)
+    report = secure_local_broker(kafka, departments)
+    env = kafka.security.client_env()
+    update_dev_env(settings.dev_env_file, env)
+    console.print(
+        f"[green]secure[/]: SASL_SSL with SCRAM-SHA-512, ACLs from {len(departments)} agreement(s) "
+        f"({len(report.created)} created, {len(report.deleted)} deleted); principals: "
+        f"admin (super user), {', '.join(principals(departments))}",
+        highlight=False,
+    )
+    lines = "\n".join(f"  export {key}={value}" for key, value in env.items())
+    console.print(
+        f"client settings (written to {settings.dev_env_file}; pick another principal with "
+        f"CIVREG_SASL_USERNAME, e.g. tax or register-office):\n{lines}",
+        highlight=False,
+    )
+    return kafka.client_settings()
+
+
 @dev_app.command("up")
 def dev_up(
     departments: DepartmentsOption = None,
     timeout: TimeoutOption = 90.0,
+    secure: SecureOption = False,
 ) -> None:
     """Start the local broker (fetching its jars with Maven on first use) and create the topics."""
     settings = _settings()
@@ -167,14 +204,20 @@ def dev_up(
         _report_remote(settings, timeout=min(timeout, 10.0))
         console.print("Run 'civreg topics apply' to create the topics on that cluster.")
         return
+    if secure:
+        settings = settings.model_copy(update={"local_secure": True})
     kafka = LocalKafka(settings)
     if not kafka.jars_present():
         with console.status(f"Fetching Kafka {kafka.version} jars with Maven (first run takes a minute)..."):
             _run(kafka.ensure_jars)
     with console.status(f"Starting Kafka {kafka.version} on {kafka.bootstrap}..."):
         status = _run(lambda: kafka.start(timeout=timeout))
+    admin_settings = settings
+    if kafka.security is not None:
+        with console.status("Creating logins and applying ACLs..."):
+            admin_settings = _run(lambda: _secure_up(kafka, settings))
     with console.status("Applying topics..."):
-        report = _run(lambda: apply_topics(settings, departments or DEFAULT_DEPARTMENTS, profile="local"))
+        report = _run(lambda: apply_topics(admin_settings, departments or DEFAULT_DEPARTMENTS, profile="local"))
     console.print(
         f"[green]Kafka {status.version} is up[/] (pid {status.pid}, data in {status.data_dir})",
         highlight=False,
@@ -213,10 +256,11 @@ def dev_status(timeout: TimeoutOption = 5.0) -> None:
     Exit code 3 when a local component is not running.
     """
     settings = _settings()
+    own = own_registry_url(settings)
     if not settings.uses_local_broker:
         _report_remote(settings, timeout=timeout)
         if settings.registry_url:
-            line, reachable = _probe_own_registry(settings, timeout)
+            line, reachable = _probe_own_registry(settings, settings.registry_url, timeout)
             console.print(line, highlight=False)
             if not reachable:
                 raise typer.Exit(code=1)
@@ -232,8 +276,8 @@ def dev_status(timeout: TimeoutOption = 5.0) -> None:
         probe = probe_cluster(settings, timeout=timeout)
         table.add_row("answers", "[green]yes[/]" if probe.reachable else f"[red]no[/] ({probe.error})")
     registry_running = True
-    if settings.registry_url:
-        line, _ = _probe_own_registry(settings, timeout)
+    if own:
+        line, _ = _probe_own_registry(settings, own, timeout)
         table.add_row("registry", line)
     else:
         registry = _run(LocalRegistry(settings).status)

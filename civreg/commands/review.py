@@ -48,7 +48,7 @@ def list_command(
     ] = False,
 ) -> None:
     """List queued events, oldest first: event id, type, entry, note, candidate record ids, queued at (no names)."""
-    from consumers.reviewing import NoDepartmentStore, list_reviews
+    from consumers.operations.review_decisions import NoDepartmentStore, list_reviews
     from consumers.runtime import TransientError
 
     configure_logging("WARNING")
@@ -81,18 +81,33 @@ def resolve_command(
     no_match: Annotated[
         bool, typer.Option("--no-match", help="No record of the department matches the event.")
     ] = False,
+    party: Annotated[
+        str | None,
+        typer.Option(
+            "--party",
+            help="With --no-match on a marriage or civil partnership: whom no record matches (party_1, party_2, "
+            "partner_1, partner_2; the roles in the note). The other party's review stays open.",
+        ),
+    ] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who decided (default: your login name).")] = None,
 ) -> None:
-    """Decide a queued event: apply it to --record, or say --no-match. Publishes the department's acknowledgement."""
-    from consumers.reviewing import NoDepartmentStore, resolve
+    """Decide a queued event: apply it to --record, or say --no-match. Publishes the department's acknowledgement.
+
+    An entry naming two people is decided person by person: the item stays open until each is decided.
+    """
+    from consumers.operations.review_decisions import NoDepartmentStore, resolve
     from consumers.runtime import PermanentError, TransientError
 
     if (record is None) == (not no_match):
         raise typer.BadParameter("give exactly one of --record RECORD_ID or --no-match", param_hint="--record")
+    if party is not None and not no_match:
+        raise typer.BadParameter(
+            "--party goes with --no-match (a chosen record says whose it is)", param_hint="--party"
+        )
     configure_logging("WARNING")
     reviewer = by or getpass.getuser()
     try:
-        resolution = resolve(load_settings(), _known(department), _event_id(event_id), record, reviewer)
+        resolution = resolve(load_settings(), _known(department), _event_id(event_id), record, reviewer, party=party)
     except (NoDepartmentStore, LookupError, ValueError, PermanentError, TransientError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

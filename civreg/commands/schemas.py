@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from civreg.codecs import open_registry_resolver
+from civreg.codec_from_settings import open_registry_resolver
 from civreg.settings import load_settings
 from deploy.schema_evolution import (
     CheckReport,
@@ -24,7 +24,7 @@ from deploy.schema_evolution import (
     check_against_registry,
     register_schemas,
 )
-from deploy.schema_policy import PolicyError
+from deploy.schema_policy import PolicyError, load_policy
 from schemas.registry import RegistryError
 
 __all__ = ["schemas_app"]
@@ -79,8 +79,9 @@ def schemas_check(
     """
     settings = load_settings()
     try:
+        policy = load_policy(settings.config_files.compatibility_policy)
         if against_git is not None:
-            report = check_against_git(against_git, settings.topic_prefix, repo=repo)
+            report = check_against_git(against_git, settings.topic_prefix, repo=repo, policy=policy)
         else:
             resolver = open_registry_resolver(settings)
             if resolver is None:
@@ -88,7 +89,7 @@ def schemas_check(
                     "no schema registry is configured or running (set CIVREG_REGISTRY_URL or run 'civreg dev up'); "
                     "pass --against-git REV to compare with a git revision instead"
                 )
-            report = check_against_registry(resolver, settings.topic_prefix)
+            report = check_against_registry(resolver, settings.topic_prefix, policy=policy)
     except _CANNOT_RUN as exc:
         raise _fail(str(exc)) from None
     _print_check(report)
@@ -118,13 +119,14 @@ def _print_register(report: RegisterReport) -> None:
 
 @schemas_app.command("register")
 def schemas_register() -> None:
-    """Publish this checkout's schemas: set each subject's rule from deploy/schema-compatibility.yaml, register."""
+    """Publish this checkout's schemas: set each subject's rule from schema-compatibility.yaml, register."""
     settings = load_settings()
     try:
+        policy = load_policy(settings.config_files.compatibility_policy)
         resolver = open_registry_resolver(settings)
         if resolver is None:
             raise _fail("no schema registry is configured or running (set CIVREG_REGISTRY_URL or run 'civreg dev up')")
-        report = register_schemas(resolver, settings.topic_prefix)
+        report = register_schemas(resolver, settings.topic_prefix, policy=policy)
     except _CANNOT_RUN as exc:
         raise _fail(str(exc)) from None
     _print_register(report)

@@ -16,7 +16,7 @@ import typer
 
 from producers.simulate import DEFAULT_START
 
-__all__ = ["simulate_app"]
+__all__ = ["simulate_app", "simulation_errors"]
 
 simulate_app = typer.Typer(
     help="Generate deterministic synthetic registrations and mailing lists (no real personal data).",
@@ -27,7 +27,12 @@ Count = Annotated[
     int, typer.Option(min=1, help="How many events to generate (about 4,000 is one day of England and Wales).")
 ]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed, count and start give the same output.")]
-Start = Annotated[str, typer.Option(help="First day of the simulated registrations (YYYY-MM-DD).")]
+Start = Annotated[
+    str,
+    typer.Option(
+        help="First day of the simulated registrations (YYYY-MM-DD); a run that would pass today stops (exit 1)."
+    ),
+]
 _DEFAULT_START = DEFAULT_START.isoformat()
 
 
@@ -40,6 +45,18 @@ def _output(path: Path) -> Iterator[TextIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         yield handle
+
+
+@contextmanager
+def simulation_errors() -> Iterator[None]:
+    """A simulation that would date registrations after today ends with one line and exit 1, not a traceback."""
+    from producers.simulate import SimulationReachesToday
+
+    try:
+        yield
+    except SimulationReachesToday as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _start_date(start: str) -> date:
@@ -62,21 +79,25 @@ def registrations(
         bool, typer.Option("--publish", help="Publish to the bus (CIVREG_* settings) instead of writing a file.")
     ] = False,
 ) -> None:
-    """Generate births, deaths, marriages and civil partnerships with their corrections and voids, in time order."""
+    """Generate births, deaths, marriages and civil partnerships with their corrections and voids, in time order.
+
+    A death of a married person or civil partner usually names the surviving spouse or civil partner.
+    """
     from producers.simulate import publish_events, simulate_registrations, write_jsonl
 
     if (out is None) == (not publish):
         raise typer.BadParameter("give exactly one of --out FILE.jsonl or --publish", param_hint="--out/--publish")
-    events = simulate_registrations(count, seed, _start_date(start))
-    if out is not None:
-        with _output(out) as handle:
-            written = write_jsonl(events, handle)
-        typer.echo(f"wrote {written} events to {out}", err=True)
-        return
+    with simulation_errors():
+        events = simulate_registrations(count, seed, _start_date(start))
+        if out is not None:
+            with _output(out) as handle:
+                written = write_jsonl(events, handle)
+            typer.echo(f"wrote {written} events to {out}", err=True)
+            return
     from civreg.settings import load_settings
     from producers.publisher import Publisher  # type: ignore[import-not-found,unused-ignore]
 
-    with Publisher(load_settings()) as publisher:
+    with simulation_errors(), Publisher(load_settings()) as publisher:
         published = publish_events(events, publisher)
     typer.echo(f"published {published} events", err=True)
 
@@ -106,7 +127,8 @@ def mailing_list(
     from producers.mailing_list import simulate_mailing_list, write_mailing_list, write_mailing_list_key
     from producers.simulate import simulate_population
 
-    population = simulate_population(count, seed, _start_date(start))
+    with simulation_errors():
+        population = simulate_population(count, seed, _start_date(start))
     recipients = simulate_mailing_list(population, size, seed, deceased_share=deceased_share)
     with _output(out) as handle:
         written = write_mailing_list(recipients, handle)

@@ -1,7 +1,8 @@
 """Business rules of electoral registration (the electoral registration officers of England and Wales).
 
 - A death removes the elector from the register.
-- A marriage or civil partnership records the elector's new surname when they take one.
+- A marriage or civil partnership records the elector's new surname when they take one (otherwise it is no change
+  for the register: it holds no marital status).
 - The register holds no national identifiers, so an elector is matched by names + date of birth + postcode; a
   partial or ambiguous match waits for a reviewer, who picks the elector, and the entry is then applied to them.
 - A correction re-applies the corrected entry; a void means the person is alive: they are back on the register.
@@ -15,9 +16,9 @@ from dataclasses import replace
 from datetime import date
 
 from consumers.electoral.records import SCHEMA, ElectoralRecords
-from consumers.letters import ScheduledLetter
-from consumers.life_events import LifeEvents, Partnership, Snapshot
-from consumers.runtime import Department
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import LifeEvents, Partnership, Snapshot
+from consumers.runtime import Department, Result
 from schemas.models import DeathDetails
 from schemas.topics import Register
 
@@ -41,9 +42,11 @@ def remove_elector(records: ElectoralRecords, elector_id: str, death: DeathDetai
     return records.remove(elector_id, ELECTOR_DIED, death.date_of_registration)
 
 
-def elector_partnered(records: ElectoralRecords, elector_id: str, union: Partnership) -> Snapshot:
-    """The new surname, when the elector takes one."""
-    return records.change_surname(elector_id, union.new_surname) if union.new_surname else {}
+def elector_partnered(records: ElectoralRecords, elector_id: str, union: Partnership) -> Snapshot | Result:
+    """The new surname, when the elector takes one (nothing else about a marriage is on the register)."""
+    if not union.new_surname:
+        return Result.no_matching_record("no change for the electoral register")
+    return records.change_surname(elector_id, union.new_surname)
 
 
 life.on_death(remove_elector, undo=ElectoralRecords.restore)

@@ -6,10 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
@@ -21,6 +18,9 @@ from consumers.registers import (
     required_choice,
     required_date,
 )
+from consumers.kit.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.kit.matching import PersonTable, name_key
 from consumers.runtime import Transaction
 from schemas.identifiers import normalise_nino
 from schemas.models import MaritalStatus
@@ -101,7 +101,7 @@ class PaymentSchedule:
 class PensionRecords:
     """Reads and writes DWP's pension tables inside one transaction."""
 
-    register_columns = (
+    record_columns = (
         *PERSON_COLUMNS,
         "nino",
         "marital_status",
@@ -187,6 +187,14 @@ class PensionRecords:
             given = str(self.pensioners.fields(pensioner_id, "given_names")["given_names"])
             changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
         return self.pensioners.update(pensioner_id, changes)
+
+    def marital_status(self, pensioner_id: str) -> MaritalStatus:
+        """The marital status on the record."""
+        return MaritalStatus(str(self.pensioners.fields(pensioner_id, "marital_status")["marital_status"]))
+
+    def record_bereavement(self, pensioner_id: str, status: MaritalStatus) -> Snapshot:
+        """Widowed or surviving civil partner from now on; returns the status as it was."""
+        return self.pensioners.update(pensioner_id, {"marital_status": status.value})
 
     def restore(self, pensioner_id: str, before: Snapshot) -> None:
         """Put the fields an entry changed back as they were."""

@@ -5,6 +5,8 @@
   pensioner's record) may cover days after it; what they paid for those days is an overpayment to recover from
   the estate.
 - A marriage or civil partnership records the new marital status (and the new surname when there is one).
+- A death that names the deceased's surviving spouse or civil partner records that pensioner as widowed (or
+  surviving civil partner), matched as carefully as the deceased; a void restores their previous status.
 - A pensioner is matched by NINO first, then by names + date of birth + postcode; anything less certain waits for a
   reviewer, who picks the pensioner, and the entry is then applied to that record.
 - A correction re-applies the corrected entry: a corrected date of death recomputes the overpayment. A void means
@@ -18,10 +20,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 
-from consumers.letters import ScheduledLetter
-from consumers.life_events import LifeEvents, Partnership, Snapshot
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import Bereavement, LifeEvents, Partnership, Snapshot
 from consumers.pensions.records import SCHEMA, PensionRecords
-from consumers.runtime import Department
+from consumers.runtime import Department, Result
 from schemas.models import DeathDetails
 from schemas.topics import Register
 
@@ -51,7 +53,15 @@ def pensioner_partnered(records: PensionRecords, pensioner_id: str, union: Partn
     return records.record_partnership(pensioner_id, union.status, union.new_surname)
 
 
+def pensioner_bereaved(records: PensionRecords, pensioner_id: str, bereaved: Bereavement) -> Snapshot | Result:
+    """Widowed or surviving civil partner from the death of their spouse or civil partner."""
+    if records.marital_status(pensioner_id) is bereaved.status:
+        return Result.no_matching_record("status already recorded; no change")
+    return records.record_bereavement(pensioner_id, bereaved.status)
+
+
 life.on_death(stop_state_pension, undo=PensionRecords.restart_payments)
+life.on_bereavement(pensioner_bereaved, undo=PensionRecords.restore)
 life.on_partnership(pensioner_partnered, undo=PensionRecords.restore)
 
 

@@ -2,7 +2,8 @@
 
 Why in the runtime: an agreement is enforced once, where events are dispatched, so no department's rules can see
 more than its agreement allows however they are written. The agreements themselves are deployment files
-(``deploy/agreements/<department>.yaml``) that data protection officers read and sign off, not code:
+(``agreements/<department>.yaml`` under ``CIVREG_CONFIG_DIR``) that data protection officers read and sign off,
+not code:
 
     department: dvla
     controller: Driver and Vehicle Licensing Agency
@@ -17,7 +18,8 @@ more than its agreement allows however they are written. The agreements themselv
 - A correction that turns a birth into a stillbirth is the exception: the department may have acted on the live
   birth (a Child Benefit invitation), so it receives the correction as a *withdrawal* of the entry, a
   ``RegistrationVoided`` with the correction's envelope (event id, entry, version, time, office) and nothing of the
-  stillbirth, and its void rule undoes what the birth did (or finds nothing to undo).
+  stillbirth, and its void rule undoes what the birth did (or finds nothing to undo). It is a ``Withdrawal``, not a
+  registrar's void: the entry still stands, so a later correction back to a live birth applies the birth again.
 - Fields outside the agreement are removed before the handler sees the event. Paths are dotted field names from
   the event down (``death.deceased.identifiers.nino``); ``*`` stands for one field name, ``**`` for any number
   of them. A removed field takes the contract's default, so only optional fields can be excluded: the loader
@@ -37,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Union
 import yaml
 from pydantic import BaseModel
 
+from civreg.errors import CivregError
+from civreg.settings import PACKAGED_CONFIG
 from schemas.models import (
     EVENT_MODELS,
     BirthDetails,
@@ -55,12 +59,14 @@ __all__ = [
     "AGREEMENTS_DIR",
     "Agreement",
     "AgreementError",
+    "Withdrawal",
     "agreement_for",
     "field_paths",
     "load_agreement",
 ]
 
-AGREEMENTS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "agreements"
+AGREEMENTS_DIR = PACKAGED_CONFIG.agreements_dir
+"""The copies installed with civreg; a service reads ``settings.config_files.agreements_dir``."""
 
 WITHHELD_TYPE = "not-in-agreement"
 WITHHELD_STILLBIRTH = "stillbirth"
@@ -77,7 +83,7 @@ _KEYS = frozenset(
 )
 
 
-class AgreementError(ValueError):
+class AgreementError(CivregError, ValueError):
     """An agreement file is missing, malformed, or does not fit the contract or its department."""
 
 
@@ -165,12 +171,20 @@ def _is_stillbirth(event: Event) -> bool:
     )
 
 
-def _withdrawal(correction: Event) -> RegistrationVoided:
+class Withdrawal(RegistrationVoided):
+    """An entry withdrawn from a department by its agreement (a birth corrected to a stillbirth), not voided.
+
+    Travels and is handled as a ``RegistrationVoided`` (its void rule undoes what the birth did), but the entry
+    still stands: a department's rules remember it as current, so a correction back to a live birth applies again.
+    """
+
+
+def _withdrawal(correction: Event) -> Withdrawal:
     """The entry withdrawn, as its department's void rule expects it: the correction's envelope, no details.
 
     The live birth was, for this department, entered in error; the stillbirth itself is not disclosed.
     """
-    return RegistrationVoided(
+    return Withdrawal(
         event_id=correction.event_id,
         entry=correction.entry,
         version=correction.version,

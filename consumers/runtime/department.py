@@ -29,6 +29,7 @@ RecordsT = TypeVar("RecordsT")
 EventT = TypeVar("EventT", bound=Event)
 Handler = Callable[[Any, Any], Result]
 Resolver = Callable[[Any, str, Any], Result]
+Decliner = Callable[[Any, str | None, Any], Result]
 
 # Which event types travel on a register's topic: its own registration, and corrections and voids of its entries.
 _REGISTRATION_TYPE: dict[Register, str] = {
@@ -50,6 +51,7 @@ class Department(Generic[RecordsT]):
     legal_gateway: str = ""
     handlers: dict[str, Handler] = field(default_factory=dict)
     resolvers: dict[str, Resolver] = field(default_factory=dict)
+    decliners: dict[str, Decliner] = field(default_factory=dict)
 
     def handles(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, RecordsT], Result]], Any]:
         """Register the decorated function as this department's handler for ``event_types``."""
@@ -74,6 +76,31 @@ class Department(Generic[RecordsT]):
             return resolver
 
         return register
+
+    def declines(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, str | None, RecordsT], Result]], Any]:
+        """Register how a reviewer's "no record matches" is applied when the entry names several people.
+
+        The decliner receives the person's role in the entry (None when the reviewer named none) and answers
+        needs_review while another person in the entry still waits, so the item stays open for them.
+        """
+
+        def register(
+            decliner: Callable[[EventT, str | None, RecordsT], Result],
+        ) -> Callable[[EventT, str | None, RecordsT], Result]:
+            for event_type in event_types:
+                self.decliners[event_type.event_type] = decliner
+            return decliner
+
+        return register
+
+    def decline(self, event: Event, party: str | None, transaction: Transaction) -> Result:
+        """Apply a reviewer's "no record matches" (about ``party``, the person's role, when the entry names several)."""
+        decliner = self.decliners.get(event.event_type)
+        if decliner is not None:
+            return decliner(event, party, self.records(transaction))
+        if party is not None:
+            raise ValueError(f"department {self.name!r} does not decide {event.event_type} reviews person by person")
+        return Result.no_matching_record("reviewer: no record matches")
 
     def resolve(self, event: Event, record_id: str, transaction: Transaction) -> Result:
         """Apply ``event`` to the record a reviewer chose."""

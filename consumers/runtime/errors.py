@@ -9,14 +9,16 @@ Messages must name the field and the rule, never a person's data: they go into l
 
 from __future__ import annotations
 
+from civreg.errors import CivregError
+
 __all__ = ["PermanentError", "PoisonMessage", "TransientError"]
 
 
-class TransientError(Exception):
+class TransientError(CivregError):
     """A failure that may succeed on retry; the whole batch is retried."""
 
 
-class PermanentError(Exception):
+class PermanentError(CivregError):
     """The event cannot be applied; it goes to the dead-letter topic with this message as the reason."""
 
     reason = "handler-rejected"

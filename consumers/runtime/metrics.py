@@ -23,6 +23,7 @@ from civreg.kafka_config import admin_config
 from civreg.logs import get_logger
 from civreg.metrics import Check, LiveState, Metrics, OperatorsEndpoint, default_metrics, reason_code
 from civreg.settings import Settings
+from consumers.runtime.dispatch import CONFLICTING_ENTRY_VERSION
 from consumers.runtime.outcomes import Outcome
 from consumers.runtime.service import BatchReport, DepartmentConsumer
 from consumers.runtime.store import Store
@@ -109,6 +110,7 @@ class ConsumerMetrics:
                 m.consumed_events.labels(department, event_type, outcome.value)
         m.consumed_events.labels(department, UNDECODABLE, Outcome.DEAD_LETTERED.value)
         m.duplicate_events.labels(department)
+        m.dead_letters.labels(department, CONFLICTING_ENTRY_VERSION)  # the alert's increase() sees the first one
         m.batch_retries.labels(department)
         m.batch_duration.labels(department)
         m.last_commit.labels(department).set(0)

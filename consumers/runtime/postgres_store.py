@@ -32,6 +32,7 @@ from consumers.runtime.errors import TransientError
 from consumers.runtime.store import (
     OFFSETS_QUERY,
     OUTCOME_COUNTS_QUERY,
+    RUNTIME_COLUMNS_ADDED,
     RUNTIME_SCHEMA,
     Params,
     Row,
@@ -195,6 +196,12 @@ class PostgresStore:
                 connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
                 # No parameters: psycopg sends the script as one simple query, several statements allowed.
                 connection.execute((RUNTIME_SCHEMA + department_schema).encode())
+                for table, column, kind in RUNTIME_COLUMNS_ADDED:  # a database created by an older version
+                    connection.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                            sql.Identifier(table), sql.Identifier(column), sql.SQL(kind)
+                        )
+                    )
         except psycopg.OperationalError as exc:
             raise _transient(exc) from exc
         except psycopg.Error as exc:

@@ -3,9 +3,11 @@
 Order of a batch, and why it is safe at every instant:
 
 1. decode each message; one that cannot be decoded becomes a dead letter (PoisonMessage);
-2. in ONE database transaction: skip events whose id already has an outcome (a redelivery applies once), apply
-   each new event in a savepoint (a PermanentError undoes only that event and dead-letters it), record each
-   outcome, store the next offset per partition;
+2. in ONE database transaction: each event goes through ``dispatch`` (agreement; an event id that already has an
+   outcome is skipped, so a redelivery applies once; an entry version already held by another event is a duplicate
+   if the content is the same and a ``conflicting-entry-version`` dead letter if not; each new event applied in a
+   savepoint, so a PermanentError undoes only that event and dead-letters it; its outcome recorded), then the next
+   offset per partition is stored;
 3. before that transaction commits, write the batch's dead letters and wait for the broker's acknowledgement;
 4. commit the transaction; only then commit offsets to Kafka (for lag monitoring: the database is the truth, and
    on (re)assignment the consumer seeks to the offsets stored there).
@@ -38,7 +40,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import admin_config, department_consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
@@ -46,9 +48,10 @@ from civreg.stopping import install_stop_handlers, stop_requested, stop_signal
 from consumers.runtime.agreements import Agreement, agreement_for
 from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
+from consumers.runtime.dispatch import Dispatched, dispatch
 from consumers.runtime.errors import PermanentError, PoisonMessage, TransientError
-from consumers.runtime.outcomes import Outcome, Result
-from consumers.runtime.store import Store, Transaction
+from consumers.runtime.outcomes import Outcome
+from consumers.runtime.store import Store
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
 from schemas.models import Event
 
@@ -118,13 +121,13 @@ class DepartmentConsumer:
         agreement: Agreement | None = None,
     ) -> None:
         department.check_complete()
-        self.agreement = agreement or agreement_for(department.name)
+        self.agreement = agreement or agreement_for(department.name, settings.config_files.agreements_dir)
         if problems := self.agreement.problems(department):
             raise ValueError("; ".join(problems))
         self.department = department
         self.settings = settings
         self.store = store
-        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codecs)
+        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codec_from_settings)
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.max_attempts = max_attempts
@@ -136,9 +139,7 @@ class DepartmentConsumer:
         prefix = settings.topic_prefix
         self._closed = False
         self._consumer = Consumer(
-            department_consumer_config(
-                settings, department.group_id(prefix), **{"client.id": f"civreg-{department.name}"}
-            )
+            department_consumer_config(settings, department.group_id(prefix), role=department.name)
         )
         self._admin: AdminClient | None = None  # for the caught-up check: every partition's log end
         self._held: list[Message] | None = None  # a batch waiting for the schema registry, its partitions paused
@@ -147,7 +148,9 @@ class DepartmentConsumer:
         self._waiting_said_at = -1e9
         self._member_id: str | None = None
         self._dead_letters = DeadLetterWriter(
-            producer_config(settings), department.dead_letter_topic(prefix), department.name
+            producer_config(settings, role=f"dead-letters-{department.name}"),
+            department.dead_letter_topic(prefix),
+            department.name,
         )
         self._log = log.bind(department=department.name)
 
@@ -426,45 +429,33 @@ class DepartmentConsumer:
                     )
                     continue
                 assert item.event is not None
-                withheld = self.agreement.withheld_because(item.event)
-                if withheld is not None:
-                    report.withheld[(item.event.event_type, withheld)] += 1
-                    continue
-                event = self.agreement.minimise(item.event)
-                event_id = str(event.event_id)
-                # Applied once: a redelivered event is skipped, except one that was dead-lettered (a re-drive).
-                if transaction.outcome_of(event_id) not in (None, Outcome.DEAD_LETTERED.value):
-                    report.duplicates += 1
-                    continue
-                handler_started = time.perf_counter()
-                result = self._apply_event(event, message, transaction, letters)
-                handler_seconds = time.perf_counter() - handler_started
-                if result.outcome is Outcome.NEEDS_REVIEW:
-                    transaction.enqueue_review(
-                        event_id=event_id,
-                        event_type=event.event_type,
-                        entry_key=event.entry.key,
-                        note=result.note,
-                        candidates=result.candidates,
-                        event_json=event.model_dump_json(),
-                    )
-                transaction.record_outcome(
-                    event_id=event_id,
-                    event_type=event.event_type,
-                    entry_key=event.entry.key,
-                    version=event.version,
-                    outcome=result.outcome.value,
-                    note=result.note,
+                done = dispatch(
+                    self.department,
+                    self.agreement,
+                    transaction,
+                    item.event,
                     topic=topic,
                     partition=partition,
                     offset=offset,
                 )
+                event = done.event
+                if done.withheld is not None:
+                    report.withheld[(event.event_type, done.withheld)] += 1
+                    continue
+                if done.result is None:  # the same event again: its outcome stands
+                    report.duplicates += 1
+                    continue
+                if done.duplicate_of is not None:  # the same content under a new id: its own outcome, the first's
+                    self._log.info("duplicate-content", event_id=str(event.event_id), same_as=done.duplicate_of)
+                result = done.result
+                if done.error is not None:
+                    letters.append(self._dead_letter(message, event, done))
                 report.outcomes[(event.event_type, result.outcome.value)] += 1
                 if result.outcome is Outcome.DEAD_LETTERED:
-                    report.dead_letter_reasons[result.note] += 1
+                    report.dead_letter_reasons[done.reason] += 1
                 report.events.append(
                     EventOutcome(
-                        event_id=event_id,
+                        event_id=str(event.event_id),
                         event_type=event.event_type,
                         entry_key=event.entry.key,
                         version=event.version,
@@ -475,7 +466,7 @@ class DepartmentConsumer:
                         offset=offset,
                         recorded_at=event.recorded_at,
                         published_at=_message_time(message),
-                        handler_seconds=handler_seconds,
+                        handler_seconds=done.handler_seconds,
                     )
                 )
             for (topic, partition), next_offset in report.next_offsets.items():
@@ -484,28 +475,21 @@ class DepartmentConsumer:
             report.dead_letters = len(letters)
         return report
 
-    def _apply_event(
-        self, event: Event, message: Message, transaction: Transaction, letters: list[DeadLetter]
-    ) -> Result:
-        bound = self._log.bind(
+    def _dead_letter(self, message: Message, event: Event, done: Dispatched) -> DeadLetter:
+        assert done.error is not None
+        letter = _letter(message, done.error, reason=done.reason, event=event)
+        self._log.warning(
+            "dead-lettered",
             event_id=str(event.event_id),
             topic=message.topic(),
             partition=message.partition(),
             offset=message.offset(),
+            reason=done.reason,
+            error_class=type(done.error).__name__,
         )
-        try:
-            with transaction.savepoint():
-                return self.department.apply(event, transaction)
-        except TransientError:
-            raise
-        except Exception as exc:  # PermanentError, or a bug in a rule: never stop the department
-            reason = exc.reason if isinstance(exc, PermanentError) else "handler-crashed"
-            letter = _letter(message, exc, reason=reason, event=event)
-            # The dead letter holds what this department may hold: the event as its agreement minimised it.
-            minimised = self._encode_for_dead_letter(event, letter.topic)
-            letters.append(letter if minimised is None else replace(letter, value=minimised))
-            bound.warning("dead-lettered", reason=reason, error_class=type(exc).__name__)
-            return Result(Outcome.DEAD_LETTERED, reason)
+        # The dead letter holds what this department may hold: the event as its agreement minimised it.
+        minimised = self._encode_for_dead_letter(event, letter.topic)
+        return letter if minimised is None else replace(letter, value=minimised)
 
     def _encode_for_dead_letter(self, event: Event, topic: str) -> bytes | None:
         try:

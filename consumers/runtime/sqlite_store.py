@@ -11,6 +11,7 @@ from consumers.runtime.errors import TransientError
 from consumers.runtime.store import (
     OFFSETS_QUERY,
     OUTCOME_COUNTS_QUERY,
+    RUNTIME_COLUMNS_ADDED,
     RUNTIME_SCHEMA,
     Params,
     Row,
@@ -76,6 +77,14 @@ class SqliteStore:
         self._connection.execute("PRAGMA synchronous=FULL")
         self._connection.execute("PRAGMA foreign_keys=ON")
         self._connection.executescript(RUNTIME_SCHEMA + department_schema)
+        self._add_runtime_columns()
+
+    def _add_runtime_columns(self) -> None:
+        """Bring a database created by an older version up to the runtime tables' current columns."""
+        for table, column, kind in RUNTIME_COLUMNS_ADDED:
+            present = {str(row[1]) for row in self._connection.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

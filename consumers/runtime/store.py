@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-__all__ = ["RUNTIME_SCHEMA", "Row", "Store", "Transaction"]
+__all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "Row", "Store", "Transaction"]
 
 Row = Sequence[Any]
 Params = Sequence[Any]
@@ -34,8 +34,10 @@ CREATE TABLE IF NOT EXISTS civreg_event_outcomes (
     topic         TEXT NOT NULL,
     partition     INTEGER NOT NULL,
     "offset"      BIGINT NOT NULL,
-    processed_at  TEXT NOT NULL
+    processed_at  TEXT NOT NULL,
+    content_digest TEXT
 );
+CREATE INDEX IF NOT EXISTS civreg_event_outcomes_entry_version ON civreg_event_outcomes (entry_key, version);
 CREATE TABLE IF NOT EXISTS civreg_undecodable_messages (
     topic            TEXT NOT NULL,
     partition        INTEGER NOT NULL,
@@ -70,6 +72,10 @@ CREATE TABLE IF NOT EXISTS civreg_unacknowledged (
     token     TEXT NOT NULL
 );
 """
+
+RUNTIME_COLUMNS_ADDED: tuple[tuple[str, str, str], ...] = (("civreg_event_outcomes", "content_digest", "TEXT"),)
+"""(table, column, type) added to the runtime tables since they were first created: each store adds them to an
+existing database at open (rows recorded before have NULL there)."""
 
 
 def now_iso() -> str:
@@ -121,16 +127,47 @@ class Transaction(ABC):
         topic: str,
         partition: int,
         offset: int,
+        content_digest: str | None = None,
     ) -> None:
-        """Record the one outcome of an event (replacing a dead-lettered one when the event is re-driven)."""
+        """Record the one outcome of an event (replacing a dead-lettered one when the event is re-driven).
+
+        ``content_digest`` (``consumers.runtime.versions``) is what tells a second event claiming the same entry
+        version apart: the same content is a duplicate, other content a conflict.
+        """
         self.execute(
-            "INSERT INTO civreg_event_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO civreg_event_outcomes (event_id, event_type, entry_key, version, outcome, note, topic, "
+            'partition, "offset", processed_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
             "ON CONFLICT (event_id) DO UPDATE SET outcome = excluded.outcome, note = excluded.note, "
             'topic = excluded.topic, partition = excluded.partition, "offset" = excluded."offset", '
-            "processed_at = excluded.processed_at",
-            (event_id, event_type, entry_key, version, outcome, note, topic, partition, offset, now_iso()),
+            "processed_at = excluded.processed_at, content_digest = excluded.content_digest",
+            (
+                event_id,
+                event_type,
+                entry_key,
+                version,
+                outcome,
+                note,
+                topic,
+                partition,
+                offset,
+                now_iso(),
+                content_digest,
+            ),
         )
         self.queue_acknowledgement(event_id)
+
+    def version_holders(self, entry_key: str, version: int, *, other_than: str) -> list[tuple[str, str | None]]:
+        """(event id, content digest) of the other events whose outcome stands for this entry version.
+
+        Dead-lettered events are not counted: they were never applied, and a re-drive is checked again. A digest
+        is None for events recorded before digests were kept.
+        """
+        rows = self.execute(
+            "SELECT event_id, content_digest FROM civreg_event_outcomes WHERE entry_key = ? AND version = ? "
+            "AND event_id <> ? AND outcome <> 'dead_lettered' ORDER BY processed_at, event_id",
+            (entry_key, version, other_than),
+        )
+        return [(str(row[0]), None if row[1] is None else str(row[1])) for row in rows]
 
     def queue_acknowledgement(self, event_id: str) -> None:
         """Owe an acknowledgement of this event's (new) outcome: an outbox row, published after the commit.

@@ -74,7 +74,8 @@ class MailingSummary:
 
 def _describe(listing: Listing) -> str:
     return (
-        f"death registered in {listing.registration_district}, entry {listing.entry_number}, "
+        f"death registered in {listing.year_of_registration} in {listing.registration_district} "
+        f"({listing.sub_district}), register {listing.register_number}, entry {listing.entry_number}, "
         f"date of death {listing.date_of_death.isoformat()}"
     )
 

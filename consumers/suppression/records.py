@@ -1,7 +1,8 @@
 """The do-not-contact list, as the suppression service's rules and lookups see it.
 
 One row per death entry (not per person): a duplicate entry voided later must not un-suppress someone whose other
-entry stands. A row is ``suppressed`` or ``voided``; voided rows are kept so the history is auditable.
+entry stands. A row is ``suppressed`` or ``voided``; voided rows are kept so the history is auditable. Every void is
+also remembered in ``voided_entries``, listed or not: a void can arrive before the death it voids.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from consumers.matching import name_key, postcode_key
+from consumers.kit.matching import name_key, postcode_key
 from consumers.runtime import Transaction
 from schemas.models import DeathDetails, EntryReference
 
@@ -27,7 +28,10 @@ CREATE TABLE IF NOT EXISTS do_not_contact (
     nhs_number            TEXT,
     date_of_death         TEXT NOT NULL,
     registration_district TEXT NOT NULL,
+    sub_district          TEXT NOT NULL,
+    register_number       INTEGER NOT NULL,
     entry_number          INTEGER NOT NULL,
+    year_of_registration  INTEGER NOT NULL,
     updated_at            TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS do_not_contact_nino ON do_not_contact (nino) WHERE status = 'suppressed';
@@ -38,6 +42,11 @@ CREATE INDEX IF NOT EXISTS do_not_contact_name_postcode
     ON do_not_contact (name_key, postcode) WHERE status = 'suppressed';
 CREATE INDEX IF NOT EXISTS do_not_contact_birth_postcode
     ON do_not_contact (date_of_birth, postcode) WHERE status = 'suppressed';
+CREATE TABLE IF NOT EXISTS voided_entries (
+    entry_key   TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL,
+    voided_at   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS do_not_contact_history (
     entry_key   TEXT NOT NULL,
     version     INTEGER NOT NULL,
@@ -54,7 +63,10 @@ class Listing:
 
     entry_key: str
     registration_district: str
+    sub_district: str
+    register_number: int
     entry_number: int
+    year_of_registration: int
     date_of_death: date
     status: str
     matched_by: str
@@ -76,13 +88,19 @@ class SuppressionList:
         row = self._tx.one("SELECT status FROM do_not_contact WHERE entry_key = ?", (entry.key,))
         return None if row is None else str(row[0])
 
+    def voided(self, entry: EntryReference) -> bool:
+        """True once a void of ``entry`` has arrived, whether or not its death had."""
+        if self._tx.one("SELECT 1 FROM voided_entries WHERE entry_key = ?", (entry.key,)) is not None:
+            return True
+        return self.status_of(entry) == "voided"  # voided before voids were remembered apart
+
     def suppress(self, entry: EntryReference, version: int, death: DeathDetails, event_id: str) -> None:
         """Put the deceased on the list (or refresh their details from a corrected entry)."""
         person = death.deceased
         address = person.address
         self._tx.execute(
             """
-            INSERT INTO do_not_contact VALUES (?, ?, 'suppressed', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO do_not_contact VALUES (?, ?, 'suppressed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (entry_key) DO UPDATE SET
                 entry_version = excluded.entry_version, name_key = excluded.name_key,
                 date_of_birth = excluded.date_of_birth, postcode = excluded.postcode, nino = excluded.nino,
@@ -99,17 +117,24 @@ class SuppressionList:
                 person.identifiers.nhs_number,
                 death.date_of_death.isoformat(),
                 entry.registration_district,
+                entry.sub_district,
+                entry.register_number,
                 entry.entry_number,
+                entry.year_of_registration,
                 _now(),
             ),
         )
         self._history(entry, version, "suppress", event_id)
 
     def void(self, entry: EntryReference, version: int, event_id: str) -> None:
-        """Take a voided death entry off the list (kept as history): letters may go to this person again."""
+        """Take a voided death entry off the list (kept as history), and remember the void for a late death."""
         self._tx.execute(
             "UPDATE do_not_contact SET status = 'voided', entry_version = ?, updated_at = ? WHERE entry_key = ?",
             (version, _now(), entry.key),
+        )
+        self._tx.execute(
+            "INSERT INTO voided_entries VALUES (?, ?, ?) ON CONFLICT (entry_key) DO NOTHING",
+            (entry.key, version, _now()),
         )
         self._history(entry, version, "void", event_id)
 
@@ -167,11 +192,25 @@ class SuppressionList:
 
     def _listing(self, where: str, params: tuple[str, ...], matched_by: str) -> list[Listing]:
         # ``where`` is always one of the constant clauses above; values travel as parameters.
-        columns = "entry_key, registration_district, entry_number, date_of_death, status"
+        columns = (
+            "entry_key, registration_district, sub_district, register_number, entry_number, year_of_registration, "
+            "date_of_death, status"
+        )
         sql = f"SELECT {columns} FROM do_not_contact WHERE status = 'suppressed' AND {where} ORDER BY entry_key"  # noqa: S608
         rows = self._tx.execute(sql, params)
         return [
-            Listing(str(r[0]), str(r[1]), int(r[2]), date.fromisoformat(str(r[3])), str(r[4]), matched_by) for r in rows
+            Listing(
+                entry_key=str(r[0]),
+                registration_district=str(r[1]),
+                sub_district=str(r[2]),
+                register_number=int(r[3]),
+                entry_number=int(r[4]),
+                year_of_registration=int(r[5]),
+                date_of_death=date.fromisoformat(str(r[6])),
+                status=str(r[7]),
+                matched_by=matched_by,
+            )
+            for r in rows
         ]
 
     def _history(self, entry: EntryReference, version: int, action: str, event_id: str) -> None:

@@ -2,6 +2,8 @@
 
 - A death marks the taxpayer deceased from the date of death and stops self-assessment reminders.
 - A marriage or civil partnership records the new marital status, and the new surname when the taxpayer takes one.
+- A death that names the deceased's surviving spouse or civil partner records that taxpayer as widowed (or surviving
+  civil partner); the survivor is matched as carefully as the deceased, and a void restores their previous status.
 - A birth plans a Child Benefit claim invitation to the mother. Stillbirths never reach HMRC (its data-sharing
   agreement excludes them), so no invitation can follow one.
 - A taxpayer is matched by NINO first, then by names + date of birth + postcode; anything less certain waits for
@@ -19,9 +21,9 @@ from dataclasses import replace
 from datetime import date
 from itertools import chain
 
-from consumers.letters import ScheduledLetter
-from consumers.life_events import LifeEvents, Partnership, Snapshot
-from consumers.runtime import Department
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import Bereavement, LifeEvents, Partnership, Snapshot
+from consumers.runtime import Department, Result
 from consumers.tax.records import SCHEMA, TaxRecords
 from schemas.models import BirthDetails, DeathDetails
 from schemas.topics import Register
@@ -49,12 +51,20 @@ def taxpayer_partnered(records: TaxRecords, taxpayer_id: str, union: Partnership
     return records.record_partnership(taxpayer_id, union.status, union.new_surname)
 
 
+def taxpayer_bereaved(records: TaxRecords, taxpayer_id: str, bereaved: Bereavement) -> Snapshot | Result:
+    """Widowed or surviving civil partner from the death of their spouse or civil partner."""
+    if records.marital_status(taxpayer_id) is bereaved.status:
+        return Result.no_matching_record("status already recorded; no change")
+    return records.record_bereavement(taxpayer_id, bereaved.status)
+
+
 def child_born(records: TaxRecords, taxpayer_id: str, birth: BirthDetails) -> Snapshot:
     """Invite the mother to claim Child Benefit for the child."""
     return records.invite_child_benefit_claim(taxpayer_id, birth.child, birth.date_of_registration)
 
 
 life.on_death(taxpayer_died, undo=TaxRecords.restore)
+life.on_bereavement(taxpayer_bereaved, undo=TaxRecords.restore)
 life.on_partnership(taxpayer_partnered, undo=TaxRecords.restore)
 life.on_birth(child_born, undo=TaxRecords.withdraw_invitation)
 

@@ -8,6 +8,7 @@ writing files into ``deploy/``.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,7 +80,7 @@ def allow_test_departments(
     copies = copies or {}
     agreements = {d.name: _agreement(d, copies.get(d.name)) for d in departments}
 
-    def agreement(name: str) -> Agreement:
-        return agreements[name] if name in agreements else agreement_for(name)
+    def agreement(name: str, directory: Path) -> Agreement:
+        return agreements[name] if name in agreements else agreement_for(name, directory)
 
     monkeypatch.setattr("consumers.runtime.service.agreement_for", agreement)
