@@ -136,6 +136,7 @@ class DepartmentConsumer:
         self._stopping = False
         self._assigned = False
         self._owned: set[tuple[str, int]] = set()
+        self._applied_to: dict[tuple[str, int], int] = {}  # held partitions' stored next offsets, as last known
         prefix = settings.topic_prefix
         self._closed = False
         self._consumer = Consumer(
@@ -192,6 +193,7 @@ class DepartmentConsumer:
                     self._process(records)
                     idle_since = time.monotonic()
                     continue
+                self._store_positions_past_markers()
                 if until_caught_up and self._caught_up(topics):
                     break
                 if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
@@ -218,6 +220,8 @@ class DepartmentConsumer:
         for partition in partitions:
             # A partition this database has never read starts at the beginning: a new department back-fills.
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
+            if partition.offset >= 0:
+                self._applied_to[(partition.topic, partition.partition)] = partition.offset
         consumer.incremental_assign(partitions)
         if self._held is not None:  # waiting for the registry: new partitions wait too, in order
             consumer.pause(partitions)
@@ -234,21 +238,60 @@ class DepartmentConsumer:
         # Not ready while it holds no partitions. Counted here, not asked of the client: on close() a static
         # member's handle is already being destroyed when this runs, and asking it raises.
         self._owned.difference_update((p.topic, p.partition) for p in partitions)
+        for p in partitions:
+            self._applied_to.pop((p.topic, p.partition), None)
         self._assigned = bool(self._owned)
         self._log.info("revoked", partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
 
+    def _store_positions_past_markers(self) -> None:
+        """When idle, store (and commit) each held partition's position where it is past the stored offset.
+
+        A transactional writer ends each transaction with a commit marker: a control record that takes an offset
+        but is never delivered. The store's next offset then stops at the marker, one short of the log end, and
+        lag, alerts and ``--until-caught-up`` would wait for it forever. The consumer's position moves past
+        markers (and aborted records); here, with no batch in hand, everything before it has been applied, so
+        the position is the true next offset. Stored in the shared store, so every member of the group sees it.
+        """
+        assignment = self._consumer.assignment()
+        if not assignment or self._held is not None:
+            return
+        ahead = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self._consumer.position(assignment)
+            if tp.offset > self._applied_to.get((tp.topic, tp.partition), 0)  # no position yet: negative
+        }
+        if not ahead:  # the usual idle poll: no store round trip
+            return
+        try:
+            with self.store.transaction() as transaction:
+                for (topic, partition), offset in ahead.items():
+                    transaction.save_offset(topic, partition, offset)
+        except TransientError as exc:  # nothing lost: the next idle poll tries again
+            self._log.warning("store-unavailable", doing="storing positions past commit markers", error=str(exc))
+            return
+        self._applied_to.update(ahead)
+        self._commit_to_kafka(ahead)
+        self._log.debug("stored-past-markers", partitions=len(ahead))
+
     def _caught_up(self, topics: list[str]) -> bool:
-        """True when the store's offset has reached the log end of EVERY partition of ``topics``.
+        """True when the store's offset has reached the last stable offset of EVERY partition of ``topics``.
 
         Not only the assigned ones: after a crash the group may still give some partitions to the dead member
         until its session times out, and "caught up" on half the log is how a back-fill stops early. A partition
         never read counts from its log start (the low watermark: retention may have deleted the beginning). The
-        store is the truth, not the fetch position: what is read but not committed is not caught up. (Publishers
-        are not transactional, so a log has no trailing commit marker the store's offset could never pass.)
+        store is the truth, not the fetch position: what is read but not committed is not caught up. Commit
+        markers of transactional writers are passed by ``_store_positions_past_markers`` (each member stores its
+        own partitions' positions); for a partition held here the consumer's position counts too, so a marker
+        behind the last batch never makes this wait.
         """
-        stored = self.store.stored_offsets()
+        stored = dict(self.store.stored_offsets())
+        assignment = self._consumer.assignment()
+        if self._held is None:  # everything delivered before the position is applied
+            for tp in self._consumer.position(assignment) if assignment else []:
+                key = (tp.topic, tp.partition)
+                stored[key] = max(stored.get(key, tp.offset), tp.offset)
         # Cheap first: an assigned partition behind by the fetcher's cached watermark means not yet.
-        for partition in self._consumer.assignment():
+        for partition in assignment:
             low, high = self._consumer.get_watermark_offsets(partition, cached=True)
             if low >= 0 and high > max(stored.get((partition.topic, partition.partition), low), low):
                 return False
@@ -260,7 +303,7 @@ class DepartmentConsumer:
                 behind[key] = high - position
         if not behind:
             return True
-        assigned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        assigned = {(p.topic, p.partition) for p in assignment}
         elsewhere = sorted(key for key in behind if key not in assigned)
         now = time.monotonic()
         if elsewhere and now - self._waiting_said_at >= 5.0:
@@ -398,6 +441,7 @@ class DepartmentConsumer:
         report.seconds = time.monotonic() - started
         for listener in self._listeners:
             listener(report)
+        self._applied_to.update(report.next_offsets)
         self._commit_to_kafka(report.next_offsets)
         self._accumulate(report)
 

@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
-from civreg.kafka_config import consumer_config
+from civreg.codec_from_settings import open_codec
+from civreg.kafka_config import admin_config, consumer_config, producer_config
 from civreg.settings import Settings
 from consumers.departments import department_named
 from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
 from producers.publisher import Publisher
+from schemas.topics import registration_topics
 from tests.support.environment import REPO, free_port, settings_env
 from tests.support.factories import make_death, make_person
 
@@ -283,8 +285,6 @@ def test_until_caught_up_counts_a_partition_emptied_by_retention_as_read(bus_set
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
-    from civreg.kafka_config import admin_config
-
     publish_deaths(bus_settings, 40)
     admin = AdminClient(admin_config(bus_settings))
     (topic,) = [t for t in department_named("suppression").topics(bus_settings.topic_prefix) if "death" in t]
@@ -300,6 +300,135 @@ def test_until_caught_up_counts_a_partition_emptied_by_retention_as_read(bus_set
     finally:
         store.close()
     assert report.messages == 0
+
+
+# Transactional writers: commit markers at the end of partitions ----------------------------------------------
+
+
+def publish_deaths_in_transactions(settings: Settings, transactions: int, per_transaction: int) -> int:
+    """Publish deaths as a transactional writer does (the department topics' router): every transaction ends with
+    a commit marker, one offset no consumer is ever given. One more transaction is aborted (never delivered).
+    Returns how many deaths were committed."""
+    codec = open_codec(settings, publishing=True)
+    topics = registration_topics(settings.topic_prefix)
+    producer = Producer(
+        producer_config(settings, role="test-transactions", **{"transactional.id": f"{settings.topic_prefix}-tx"})
+    )
+    producer.init_transactions(30)
+    number = 1
+    for transaction in range(transactions + 1):
+        producer.begin_transaction()
+        for _ in range(per_transaction):
+            event = make_death(entry_number=number, deceased=make_person(given_names=f"Person{number}"))
+            topic = topics[event.family]
+            producer.produce(topic, value=codec.encode(event, topic), key=event.entry.key)
+            number += 1
+        if transaction == 1:
+            producer.abort_transaction(30)  # its records and its abort marker are skipped, never applied
+            number -= per_transaction
+        else:
+            producer.commit_transaction(30)
+    producer.flush(30)
+    return transactions * per_transaction
+
+
+def log_ends(settings: Settings) -> dict[tuple[str, int], int]:
+    """Every suppression partition's last stable offset (one past the last commit marker), asked of the broker."""
+    from confluent_kafka import IsolationLevel, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    admin = AdminClient(admin_config(settings))
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in department_named("suppression").topics(settings.topic_prefix)
+        for partition in admin.list_topics(topic, timeout=10).topics[topic].partitions
+    ]
+    ends = admin.list_offsets(
+        {tp: OffsetSpec.latest() for tp in partitions},  # type: ignore[no-untyped-call]
+        isolation_level=IsolationLevel.READ_COMMITTED,
+    )
+    return {(tp.topic, tp.partition): int(ends[tp].result(timeout=15).offset) for tp in partitions}
+
+
+def stored_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    store = open_store(settings, "suppression")
+    try:
+        return store.stored_offsets()
+    finally:
+        store.close()
+
+
+def run_in_thread(consumer: DepartmentConsumer, **options: Any) -> tuple[threading.Thread, list[BaseException]]:
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            consumer.run(**options)
+        except BaseException as exc:  # the test reports it
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, failures
+
+
+def finished(thread: threading.Thread, consumer: DepartmentConsumer, what: str) -> None:
+    """Fail (after stopping it) if ``consumer`` is still running: a hang guard, not a timing assertion."""
+    thread.join(timeout=120)
+    if thread.is_alive():
+        consumer.stop()
+        thread.join(timeout=60)
+        raise AssertionError(f"{what} never returned: it waits for a commit marker no consumer is given")
+
+
+def test_until_caught_up_returns_after_transactions_and_stores_past_their_commit_markers(
+    bus_settings: Settings,
+) -> None:
+    committed = publish_deaths_in_transactions(bus_settings, transactions=3, per_transaction=15)
+    ends = log_ends(bus_settings)
+    store = open_store(bus_settings, "suppression")
+    consumer = DepartmentConsumer(department_named("suppression"), bus_settings, store)
+    thread, failures = run_in_thread(consumer, until_caught_up=True)
+    try:
+        finished(thread, consumer, "--until-caught-up over transactional writes")
+    finally:
+        store.close()
+    assert not failures, failures
+    assert outcomes(bus_settings) == {"applied": committed}
+    # The store's next offsets are the log ends, past every marker: lag and alerts read zero, not one per partition.
+    written = {key: end for key, end in ends.items() if end > 0}
+    assert written and {key: stored_offsets(bus_settings).get(key) for key in written} == written
+
+
+def test_until_caught_up_counts_partitions_held_elsewhere_past_their_commit_markers(
+    bus_store_settings: Settings,
+) -> None:
+    settings = bus_store_settings
+    committed = publish_deaths_in_transactions(settings, transactions=3, per_transaction=15)
+    ends = {key: end for key, end in log_ends(settings).items() if end > 0}
+    holder_store = open_store(settings, "suppression")
+    store = open_store(settings, "suppression")  # opened (tables made) before the holder runs: no DDL beside it
+    holder = DepartmentConsumer(department_named("suppression"), settings, holder_store)
+    holder_thread, holder_failures = run_in_thread(holder)  # stays in the group, holding its partitions
+    try:
+        wait_for(
+            lambda: {key: store.stored_offsets().get(key) for key in ends} == ends or holder_failures,
+            "the holding member to apply every transaction and pass its commit markers",
+        )
+        assert not holder_failures, holder_failures
+        assert holder.assigned  # still a member: what the second one does not hold, it holds
+        second = DepartmentConsumer(department_named("suppression"), settings, store)
+        thread, failures = run_in_thread(second, until_caught_up=True)
+        finished(thread, second, "--until-caught-up beside a member holding transactional partitions")
+        assert not failures, failures
+        assert second.totals.messages == 0
+    finally:
+        holder.stop()
+        holder_thread.join(timeout=60)
+        holder_store.close()
+        store.close()
+    assert not holder_failures, holder_failures
+    assert outcomes(settings) == {"applied": committed}
 
 
 # SIGKILL mid-stream, restart at once ------------------------------------------------------------------------
