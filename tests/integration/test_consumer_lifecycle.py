@@ -324,6 +324,7 @@ def publish_deaths_in_transactions(settings: Settings, transactions: int, per_tr
             producer.produce(topic, value=codec.encode(event, topic), key=event.entry.key)
             number += 1
         if transaction == 1:
+            producer.flush(30)  # written first: the log then holds aborted records before the abort marker
             producer.abort_transaction(30)  # its records and its abort marker are skipped, never applied
             number -= per_transaction
         else:
