@@ -6,12 +6,14 @@ traceback), 2 a usage error; a few commands add their own, listed in their ``--h
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from civreg.errors import CivregError
+from civreg.stopping import install_stop_handlers
 
 __all__ = ["app", "main", "report_error"]
 
@@ -114,5 +116,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console entry point."""
+    if sys.argv[1:2] == ["consume"]:  # before the commands' imports: SIGTERM while starting is a clean stop
+        install_stop_handlers()
     _register_commands()
     app()

@@ -24,6 +24,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from civreg.logs import get_logger
 from civreg.settings import Settings
+from civreg.stopping import raise_if_stopping, sleep_unless_stopping
 from deploy.schema_policy import load_policy
 from schemas.acknowledgements import AcknowledgementCodec
 from schemas.catalogue import EVENT_TYPES
@@ -67,7 +68,8 @@ def open_registry_resolver(settings: Settings, url: str | None = None) -> Regist
 def wait_for_registry(settings: Settings, action: Callable[[], T], what: str) -> T:
     """Run ``action`` (a registry call), retrying with backoff while the registry is unavailable.
 
-    Gives up after ``settings.registry_wait_seconds`` with a RegistryUnavailable saying what was tried.
+    Gives up after ``settings.registry_wait_seconds`` with a RegistryUnavailable saying what was tried; a stop
+    request (SIGTERM in a consumer, ``civreg.stopping``) ends the wait at once with ``StopRequested``.
     """
 
     def before_sleep(state: RetryCallState) -> None:
@@ -85,8 +87,10 @@ def wait_for_registry(settings: Settings, action: Callable[[], T], what: str) ->
         wait=wait_exponential_jitter(multiplier=0.5, max=10),
         stop=stop_after_delay(settings.registry_wait_seconds),
         before_sleep=before_sleep,
+        sleep=sleep_unless_stopping,
         reraise=True,
     )
+    raise_if_stopping()
     try:
         return retrying(action)
     except RegistryUnavailable as exc:

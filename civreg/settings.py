@@ -141,6 +141,19 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(
         default=45_000, ge=6_000, description="How long the group waits for a silent consumer before rebalancing."
     )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=6_000,
+        description="Longest a consumer may go between polls before the group evicts it (at least the session "
+        "timeout). A consumer waiting for the registry pauses its partitions and keeps polling, so it stays.",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static group membership: a name unique per running instance of a department (Kubernetes: the "
+        "StatefulSet pod name). A restarted instance gets its partitions back at once instead of after the session "
+        "timeout; unset: dynamic membership.",
+    )
 
     metrics_port: int = Field(
         default=0,
@@ -175,6 +188,13 @@ class Settings(BaseSettings):
         if isinstance(data, dict) and data.get("home") is not None and data.get("database_dir") is None:
             return {**data, "database_dir": Path(data["home"]) / "departments"}
         return data
+
+    @model_validator(mode="after")
+    def _poll_interval_covers_the_session(self) -> Settings:
+        """librdkafka refuses a poll interval shorter than the session timeout; say so by setting name."""
+        if self.max_poll_interval_ms < self.session_timeout_ms:
+            raise ValueError("max_poll_interval_ms must be at least session_timeout_ms")
+        return self
 
     @property
     def uses_local_broker(self) -> bool:

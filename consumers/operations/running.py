@@ -8,6 +8,7 @@ from typing import Any
 
 from civreg.cluster import require_topics
 from civreg.settings import Settings
+from civreg.stopping import install_stop_handlers, raise_if_stopping
 from consumers.departments import department_named
 from consumers.operations.acknowledgements import AcknowledgementPublisher
 from consumers.runtime import BatchReport, Department, DepartmentConsumer, SqliteStore, Store
@@ -54,30 +55,42 @@ def run_department(
     /metrics, /healthz and /readyz. Scrapes read through a second store connection, never the consumer's.
     Every outcome is acknowledged on the acknowledgement topic after its commit
     (``consumers.operations.acknowledgements``); ``on_progress`` follows a back-fill.
+
+    A stop requested while starting (SIGTERM while waiting for the registry, say) raises ``StopRequested``
+    after releasing what was opened: nothing was read, the caller exits cleanly.
     """
+    if handle_signals:
+        install_stop_handlers()  # first: a SIGTERM during any start-up wait below is a clean stop
+    raise_if_stopping()
     declared = _department(department)
     prefix = settings.topic_prefix
     require_topics(settings, [*declared.topics(prefix), acknowledgement_topic(prefix)])  # before a client dies on it
+    raise_if_stopping()
     store = open_store(settings, department, database)
-    probe = open_store(settings, department, database)
+    probe: Store | None = None
     consumer: DepartmentConsumer | None = None
-    acknowledgements = AcknowledgementPublisher(settings, _department(department).name, store)
+    acknowledgements: AcknowledgementPublisher | None = None
     try:
-        consumer = DepartmentConsumer(_department(department), settings, store, batch_size=batch_size)
+        raise_if_stopping()
+        probe = open_store(settings, department, database)
+        acknowledgements = AcknowledgementPublisher(settings, declared.name, store)
+        consumer = DepartmentConsumer(declared, settings, store, batch_size=batch_size)
+        raise_if_stopping()
         acknowledgements.publish_owed_or_defer()  # anything a crash left unsent
         acknowledgements.attach(consumer)
         if on_progress is not None:
             _follow_progress(consumer, on_progress)
-        if handle_signals:
-            consumer.install_signal_handlers()
+        raise_if_stopping()
         port = settings.metrics_port if metrics_port is None else metrics_port
         with operators_view(consumer, probe, port=port, host=settings.metrics_host):
             return consumer.run(until_caught_up=until_caught_up)
     finally:
         if consumer is not None:
             consumer.close()  # idempotent; needed when the endpoint could not start and run() never did
-        acknowledgements.close()
-        probe.close()
+        if acknowledgements is not None:
+            acknowledgements.close()
+        if probe is not None:
+            probe.close()
         store.close()
 
 

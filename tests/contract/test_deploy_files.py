@@ -164,8 +164,8 @@ def test_k8s_users_exist_for_every_deployed_department() -> None:
     assert {f"civreg-{name}" for name in DEPARTMENTS} | {"civreg-register-office", "civreg-router"} <= users
 
 
-def test_k8s_deployments_probe_and_expose_the_metrics_endpoint() -> None:
-    deployments = {doc["metadata"]["name"]: doc for doc in k8s("Deployment")}
+def test_k8s_department_statefulsets_probe_expose_metrics_and_are_static_members() -> None:
+    deployments = {doc["metadata"]["name"]: doc for doc in k8s("StatefulSet")}
     users = {doc["metadata"]["name"] for doc in k8s("KafkaUser")}
     for name in DEPARTMENTS:
         pod = deployments[f"civreg-{name}"]["spec"]["template"]
@@ -175,6 +175,11 @@ def test_k8s_deployments_probe_and_expose_the_metrics_endpoint() -> None:
         assert set(env) <= SETTINGS_ENV, set(env) - SETTINGS_ENV
         assert env["CIVREG_METRICS_PORT"]["value"] == str(METRICS_PORT)
         assert env["CIVREG_METRICS_HOST"]["value"] == "0.0.0.0"
+        # Static group membership: the pod's stable name is its instance id (a restart keeps its partitions).
+        assert env["CIVREG_GROUP_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert deployments[f"civreg-{name}"]["spec"]["serviceName"] in {
+            doc["metadata"]["name"] for doc in k8s("Service")
+        }
         assert env["CIVREG_SASL_USERNAME"]["value"] in users
         assert env["CIVREG_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == env["CIVREG_SASL_USERNAME"]["value"]
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
@@ -185,7 +190,7 @@ def test_k8s_deployments_probe_and_expose_the_metrics_endpoint() -> None:
 
 
 def test_k8s_workloads_set_only_real_settings() -> None:
-    for workload in [*k8s("Deployment"), *k8s("Job")]:
+    for workload in [*k8s("Deployment"), *k8s("StatefulSet"), *k8s("Job")]:
         for container in workload["spec"]["template"]["spec"]["containers"]:
             for item in container.get("env", []):
                 if item["name"].startswith("CIVREG_"):
@@ -198,7 +203,7 @@ def test_k8s_pod_monitor_scrapes_the_departments_as_the_job_the_rules_name() -> 
     assert spec["jobLabel"] == "civreg/scrape-job"
     (endpoint,) = spec["podMetricsEndpoints"]
     assert endpoint == {"port": "metrics", "path": METRICS_PATH, "interval": "15s"}
-    for deployment in k8s("Deployment"):
+    for deployment in [*k8s("Deployment"), *k8s("StatefulSet")]:
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         selected = all(labels.get(key) == value for key, value in spec["selector"]["matchLabels"].items())
         assert selected == (labels.get("app.kubernetes.io/component") == "department"), deployment["metadata"]["name"]
