@@ -72,6 +72,7 @@ def consumer_config(settings: Settings, group_id: str, role: str = "consumer", *
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": settings.session_timeout_ms,
+            "max.poll.interval.ms": settings.max_poll_interval_ms,
         }
     )
     config.update(overrides)

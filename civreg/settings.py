@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(
         default=45_000, ge=6_000, description="How long the group waits for a silent consumer before rebalancing."
     )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1_000,
+        description="Longest gap between two polls before the group drops a consumer; a consumer waiting out an "
+        "outage keeps polling (its partitions paused), so this need not cover the outage.",
+    )
 
     metrics_port: int = Field(
         default=0,
