@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip --cache-dir .cache/pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint unit integration bench clean down
+.PHONY: install demo test lint unit integration bench faults clean down
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ unit: install ## Only the tests that need no broker, PostgreSQL server or schema
 
 bench: install ## Codec and consumer benchmarks: prints a table, writes bench-results/*.json
 	$(BIN)/civreg bench
+
+faults: install ## Fault suite at full size (broker loss, consumer SIGKILLs, DB and registry outages): table + bench-results/faults.json
+	$(BIN)/python -m deploy.faults
 
 down: ## Stop the local broker if one is running
 	-$(BIN)/civreg dev down

@@ -234,14 +234,13 @@ class LocalKafkaCluster:
     def registered_brokers(self, timeout: float = 2.0) -> int:
         """How many brokers the cluster's metadata lists (0 when no node answers)."""
         errors: list[str] = []
-        admin = AdminClient(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "client.id": f"{self.settings.client_id}-local-cluster",
-                "log_level": 0,
-                "error_cb": lambda err: errors.append(error_text(err)),
-            }
-        )
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "client.id": f"{self.settings.client_id}-local-cluster",
+            "log_level": 0,
+            "error_cb": lambda err: errors.append(error_text(err)),
+        }
+        admin = AdminClient(config)
         try:
             return len(admin.list_topics(timeout=timeout).brokers)
         except Exception:  # KafkaException: no node answers yet

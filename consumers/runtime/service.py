@@ -43,14 +43,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_any,
-    stop_never,
-    wait_exponential_jitter,
-)
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from civreg.codecs import open_codec
 from civreg.kafka_config import consumer_config, producer_config
@@ -328,11 +321,12 @@ class DepartmentConsumer:
         decoded = self._decode_batch(messages)
         if decoded is None:  # stopped while the registry was away: nothing applied, the batch is read again
             return
-        attempts = stop_after_attempt(self.max_attempts) if self.max_attempts is not None else stop_never
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             wait=wait_exponential_jitter(multiplier=0.2, max=10),
-            stop=stop_any(attempts, lambda _state: self._stopping),
+            stop=lambda state: (
+                self._stopping or (self.max_attempts is not None and state.attempt_number >= self.max_attempts)
+            ),
             sleep=self._wait_in_group,
             reraise=True,
             before_sleep=lambda state: self._log.warning(
