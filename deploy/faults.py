@@ -128,7 +128,7 @@ class FaultOptions:
     @property
     def events(self) -> int:
         """Events per scenario (the crash scenario has its own, larger, stream)."""
-        return 2_000 if self.quick else 20_000
+        return 1_500 if self.quick else 20_000
 
     @property
     def crash_events(self) -> int:
@@ -140,7 +140,7 @@ class FaultOptions:
 
     @property
     def database_outage_seconds(self) -> float:
-        return 12.0 if self.quick else 30.0
+        return 10.0 if self.quick else 30.0
 
     @property
     def max_poll_interval_ms(self) -> int:
@@ -148,7 +148,7 @@ class FaultOptions:
 
     @property
     def registry_outage_seconds(self) -> float:
-        return 10.0 if self.quick else 20.0
+        return 8.0 if self.quick else 20.0
 
 
 # The suite's own real processes ---------------------------------------------------------------------------------
@@ -334,19 +334,22 @@ class Producing(threading.Thread):
     def run(self) -> None:
         try:
             with Publisher(self.settings, self.codec, self._on_delivery, config_overrides=self.overrides) as publisher:
-                for start in range(0, len(self.events), self.chunk):
-                    while start >= self.limit:
-                        time.sleep(0.1)
-                    self._publish(publisher, self.events[start : start + self.chunk])
-                    if self.pause:
-                        time.sleep(self.pause)
+                index = 0
                 while True:
                     with self._lock:
                         retry, self._retry = self._retry, []
-                    if not retry:
+                    if retry:  # failed deliveries first, as soon as they are known
+                        time.sleep(1.0)
+                        self._publish(publisher, retry)
+                    elif index >= len(self.events):
                         break
-                    time.sleep(1.0)
-                    self._publish(publisher, retry)
+                    elif index >= self.limit:
+                        time.sleep(0.1)
+                    else:
+                        self._publish(publisher, self.events[index : index + self.chunk])
+                        index += self.chunk
+                        if self.pause:
+                            time.sleep(self.pause)
         except BaseException as exc:
             self.error = exc
 
