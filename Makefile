@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip --cache-dir .cache/pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint unit integration bench clean down
+.PHONY: install demo test lint unit integration bench faults clean down
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ integration: install ## Tests on the real parts and whole processes (tests/integ
 
 bench: install ## Codec and consumer benchmarks: prints a table, writes bench-results/*.json
 	$(BIN)/civreg bench
+
+faults: install ## Fault suite at full size (broker loss, consumer SIGKILLs, DB and registry outages): table + bench-results/faults.json
+	$(BIN)/python -m deploy.local.faults
 
 down: ## Stop the local broker if one is running
 	-$(BIN)/civreg dev down

@@ -18,8 +18,9 @@ from rich.table import Table
 
 from civreg.settings import Settings, load_settings
 from deploy.acls import AclApplyError, agreement_departments, principals, secure_local_broker
+from deploy.local.cluster import LocalKafkaCluster
 from deploy.local.dev_env import update_dev_env
-from deploy.local.kafka import LocalKafka, LocalKafkaError, probe_cluster
+from deploy.local.kafka import KafkaStatus, LocalKafka, LocalKafkaError, probe_cluster
 from deploy.local.registry import LocalRegistry, LocalRegistryError, own_registry_url, probe_registry
 from deploy.topics import (
     DEFAULT_DEPARTMENTS,
@@ -192,17 +193,53 @@ def _secure_up(kafka: LocalKafka, settings: Settings) -> Settings:
     return kafka.client_settings()
 
 
+def _cluster_up(settings: Settings, brokers: int, departments: list[str] | None, timeout: float) -> None:
+    """Start a local cluster of ``brokers`` nodes and apply the production topic profile to it."""
+    cluster = LocalKafkaCluster(settings, nodes=brokers)
+    first = cluster.nodes[0]
+    if not first.jars_present():
+        with console.status(f"Fetching Kafka {first.version} jars with Maven (first run takes a minute)..."):
+            _run(first.ensure_jars)
+    with console.status(f"Starting a {brokers}-node Kafka {first.version} cluster on {cluster.bootstrap}..."):
+        statuses = _run(lambda: cluster.start(timeout=max(timeout, 120.0)))
+    replication = None if brokers >= 3 else brokers  # the production profile wants three replicas
+    with console.status("Applying topics (production profile)..."):
+        report = _run(
+            lambda: apply_topics(settings, departments or DEFAULT_DEPARTMENTS, replication, profile="production")
+        )
+    for status in statuses:
+        console.print(f"[green]Kafka node up[/] on {status.bootstrap} (pid {status.pid}, data in {status.data_dir})")
+    if report.changed:
+        _print_report(report)
+    console.print(f"bootstrap servers: [bold]{cluster.bootstrap}[/]", highlight=False)
+    _registry_up(settings, timeout)
+
+
 @dev_app.command("up")
 def dev_up(
     departments: DepartmentsOption = None,
     timeout: TimeoutOption = 90.0,
     secure: SecureOption = False,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            "--brokers",
+            min=1,
+            max=5,
+            help="Nodes in the local KRaft cluster; 3 gives the production profile (replication 3, min ISR 2).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the local broker (fetching its jars with Maven on first use) and create the topics."""
     settings = _settings()
     if not settings.uses_local_broker:
         _report_remote(settings, timeout=min(timeout, 10.0))
         console.print("Run 'civreg topics apply' to create the topics on that cluster.")
+        return
+    if brokers > 1:
+        if secure:
+            raise typer.BadParameter("--secure runs one node; a secure multi-node cluster is not provided locally")
+        _cluster_up(settings, brokers, departments, timeout)
         return
     if secure:
         settings = settings.model_copy(update={"local_secure": True})
@@ -243,10 +280,16 @@ def dev_down(
     if not settings.uses_local_broker:
         console.print("CIVREG_BOOTSTRAP_SERVERS is set: there is no local broker to stop.")
         return
+    cluster = LocalKafkaCluster.existing(settings)
+    if cluster is not None:
+        with console.status(f"Stopping the {len(cluster.nodes)}-node Kafka cluster..."):
+            count = _run(lambda: cluster.stop(timeout=timeout))
+        console.print(f"Kafka cluster: {count} node(s) stopped.")
     kafka = LocalKafka(settings)
     with console.status("Stopping Kafka..."):
         stopped = _run(lambda: kafka.stop(timeout=timeout))
-    console.print("Kafka stopped." if stopped else "Kafka was not running.")
+    if stopped or cluster is None:
+        console.print("Kafka stopped." if stopped else "Kafka was not running.")
 
 
 @dev_app.command("status")
@@ -265,7 +308,10 @@ def dev_status(timeout: TimeoutOption = 5.0) -> None:
             if not reachable:
                 raise typer.Exit(code=1)
         return
+    cluster = LocalKafkaCluster.existing(settings)
     status = _run(LocalKafka(settings).status)
+    if cluster is not None and not status.running:
+        status = _cluster_status(cluster)
     table = Table(show_header=False, box=None)
     table.add_row("running", "[green]yes[/]" if status.running else "[red]no[/]")
     table.add_row("pid", str(status.pid) if status.pid is not None else "-")
@@ -297,6 +343,33 @@ def dev_status(timeout: TimeoutOption = 5.0) -> None:
     console.print(table)
     if not status.running or not registry_running:
         raise typer.Exit(code=3)  # like 'systemctl status': scripts can tell "not running" from errors
+
+
+def _cluster_status(cluster: LocalKafkaCluster) -> KafkaStatus:
+    """Print one line per node; the cluster counts as running when every node runs."""
+    nodes = Table(title=f"Kafka cluster ({len(cluster.nodes)} nodes, id {cluster.cluster_id})")
+    for column in ("node", "running", "pid", "bootstrap", "answers", "data dir"):
+        nodes.add_column(column)
+    statuses = _run(cluster.status)
+    for node, state in zip(cluster.nodes, statuses, strict=True):
+        answers = "[green]yes[/]" if state.running and node.answers() else "[red]no[/]"
+        nodes.add_row(
+            str(node.ports.node_id),
+            "[green]yes[/]" if state.running else "[red]no[/]",
+            str(state.pid) if state.pid is not None else "-",
+            state.bootstrap,
+            answers,
+            str(state.data_dir),
+        )
+    console.print(nodes)
+    first = statuses[0]
+    return KafkaStatus(
+        running=all(state.running for state in statuses),
+        pid=first.pid,
+        bootstrap=cluster.bootstrap,
+        version=first.version,
+        data_dir=cluster.base_dir,
+    )
 
 
 @topics_app.command("apply")

@@ -155,9 +155,17 @@ class PostgresTransaction(Transaction):
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A nested transaction: SAVEPOINT, ROLLBACK TO SAVEPOINT if the block raises, RELEASE."""
-        with self._store.connection.transaction():
-            yield
+        """A nested transaction: SAVEPOINT, ROLLBACK TO SAVEPOINT if the block raises, RELEASE.
+
+        A connection lost at SAVEPOINT, ROLLBACK TO or RELEASE is a TransientError like any other statement's:
+        otherwise psycopg's error would replace the block's TransientError and the runtime would dead-letter the
+        event as if its rule had failed.
+        """
+        try:
+            with self._store.connection.transaction():
+                yield
+        except psycopg.OperationalError as exc:
+            raise _transient(exc) from exc
 
 
 class PostgresStore:

@@ -15,6 +15,11 @@ Order of a batch, and why it is safe at every instant:
 A crash before step 4's database commit redoes the batch (nothing was applied); a crash after it resumes from the
 stored offsets (nothing is applied twice). A dead letter can be written twice if a crash falls between 3 and 4;
 its headers carry the original offset, so that duplicate is recognisable.
+
+An outage (the database or the schema registry unreachable) is waited out, however long, with backoff: never a dead
+letter, never an exit. While it waits the consumer pauses its partitions and keeps polling, so it stays in its
+group (``max.poll.interval.ms`` is not exceeded) and the rebalance protocol keeps working; ``/readyz`` and
+``civreg_store_up`` show the outage, and each retry is logged.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    OFFSET_STORED,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     IsolationLevel,
@@ -38,7 +44,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import admin_config, department_consumer_config, producer_config
@@ -117,7 +123,7 @@ class DepartmentConsumer:
         codec: Codec | None = None,
         batch_size: int = 500,
         poll_timeout: float = 0.5,
-        max_attempts: int = 8,
+        max_attempts: int | None = None,
         agreement: Agreement | None = None,
     ) -> None:
         department.check_complete()
@@ -130,7 +136,7 @@ class DepartmentConsumer:
         self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codec_from_settings)
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
-        self.max_attempts = max_attempts
+        self.max_attempts = max_attempts  # None: retry a transient failure until it passes or the consumer stops
         self.totals = BatchReport()
         self._listeners: list[BatchListener] = []
         self._stopping = False
@@ -216,8 +222,18 @@ class DepartmentConsumer:
     # Assignment: the database's offsets are the truth ------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        stored = self.store.stored_offsets()
+        try:
+            stored: dict[tuple[str, int], int] | None = self.store.stored_offsets()
+        except TransientError as exc:
+            # The database is away (an outage being waited out): start from the group's committed offsets, which
+            # are never ahead of the database's (they are committed after it); what is read again is skipped by
+            # event id.
+            self._log.warning("assigned-from-group-offsets", error=str(exc))
+            stored = None
         for partition in partitions:
+            if stored is None:
+                partition.offset = OFFSET_STORED
+                continue
             # A partition this database has never read starts at the beginning: a new department back-fills.
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
             if partition.offset >= 0:
@@ -284,7 +300,10 @@ class DepartmentConsumer:
         own partitions' positions); for a partition held here the consumer's position counts too, so a marker
         behind the last batch never makes this wait.
         """
-        stored = dict(self.store.stored_offsets())
+        try:
+            stored = dict(self.store.stored_offsets())
+        except TransientError:
+            return False  # the database is away: not caught up until it answers
         assignment = self._consumer.assignment()
         if self._held is None:  # everything delivered before the position is applied
             for tp in self._consumer.position(assignment) if assignment else []:
@@ -377,6 +396,34 @@ class DepartmentConsumer:
             )
             return None
 
+    def _wait_in_group(self, seconds: float) -> None:
+        """Back off for ``seconds`` (less if stopped) while polling with every partition paused.
+
+        Polling keeps this member in its group however long an outage lasts, and serves rebalances. A record that
+        a poll returns anyway (a partition assigned meanwhile, fetched before its pause) is not dropped: its
+        partition is rewound to it before the partitions resume.
+        """
+        deadline = time.monotonic() + seconds
+        rewind: dict[tuple[str, int], int] = {}
+        try:
+            while not self._stopping and time.monotonic() < deadline:
+                assignment = self._consumer.assignment()
+                if assignment:
+                    self._consumer.pause(assignment)
+                timeout = min(0.2, max(deadline - time.monotonic(), 0.0))
+                for message in self._consumer.consume(self.batch_size, timeout):
+                    if self._is_record(message):
+                        topic, partition, offset = _position(message)
+                        rewind[(topic, partition)] = min(offset, rewind.get((topic, partition), offset))
+        finally:
+            assignment = self._consumer.assignment()
+            held = {(tp.topic, tp.partition) for tp in assignment}
+            for (topic, partition), offset in rewind.items():
+                if (topic, partition) in held:
+                    self._consumer.seek(TopicPartition(topic, partition, offset))
+            if assignment:
+                self._consumer.resume(assignment)
+
     def _process(self, messages: Sequence[Message]) -> None:
         decoded = self._decode_batch(messages)
         if decoded is None:
@@ -427,16 +474,26 @@ class DepartmentConsumer:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             wait=wait_exponential_jitter(multiplier=0.2, max=10),
-            stop=stop_after_attempt(self.max_attempts),
+            stop=lambda state: (
+                self._stopping or (self.max_attempts is not None and state.attempt_number >= self.max_attempts)
+            ),
+            sleep=self._wait_in_group,
             reraise=True,
             before_sleep=lambda state: self._log.warning(
                 "batch-retry",
                 attempt=state.attempt_number,
-                error=type(state.outcome.exception()).__name__ if state.outcome else None,
+                error_class=type(state.outcome.exception()).__name__ if state.outcome else None,
+                # Our TransientError texts name the engine, the error class and SQLSTATE: no row values.
+                error=str(state.outcome.exception()) if state.outcome else None,
             ),
         )
         started = time.monotonic()
-        report = retrying(self._apply_batch, decoded)
+        try:
+            report = retrying(self._apply_batch, decoded)
+        except TransientError:
+            if self._stopping:  # stopped while the database was away: nothing applied, the batch is read again
+                return
+            raise
         report.retries = retrying.statistics.get("attempt_number", 1) - 1
         report.seconds = time.monotonic() - started
         for listener in self._listeners:

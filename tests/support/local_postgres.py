@@ -107,6 +107,12 @@ class LocalPostgres:
         password_file.unlink()
         if initdb.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {initdb.stderr.strip()[-2000:]}")
+        self.resume()
+        return self.dsn
+
+    def resume(self) -> None:
+        """``pg_ctl start`` on the existing data directory, waiting until it accepts connections."""
+        assert self.root is not None
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
             "-c max_connections=200 -c fsync=off -c full_page_writes=off"  # test speed; commits stay synchronous
@@ -127,7 +133,13 @@ class LocalPostgres:
         if started.returncode != 0:
             log = (self.root / "server.log").read_text(encoding="utf-8", errors="replace")[-2000:]
             raise PostgresUnavailable(f"pg_ctl start failed: {started.stderr.strip()[-1000:]}\n{log}")
-        return self.dsn
+
+    def halt(self) -> None:
+        """``pg_ctl stop -m fast``, keeping the data: an outage that ``resume`` ends (the fault suite's)."""
+        assert self.root is not None
+        stopped = self._run_as_owner("pg_ctl", "stop", "--pgdata", str(self.data_dir), "--mode", "fast", "--wait")
+        if stopped.returncode != 0:
+            raise PostgresUnavailable(f"pg_ctl stop failed: {stopped.stderr.strip()[-1000:]}")
 
     def stop(self) -> None:
         """Fast shutdown, then remove the directory."""
