@@ -46,7 +46,6 @@ from typing import Any
 
 import psycopg
 from confluent_kafka.admin import AdminClient
-from producers.simulation import simulate_registrations
 from psycopg import sql
 from pydantic import SecretStr
 from rich.console import Console
@@ -63,6 +62,7 @@ from deploy.local.cluster import LocalKafkaCluster, NodePorts
 from deploy.local.kafka import LocalKafka
 from deploy.topics import apply_topics
 from producers.publisher import DeliveryReport, Publisher, PublishError
+from producers.simulation import simulate_registrations
 from schemas.codec import Codec, LocalSchemaCatalogue
 from schemas.models import Event
 from schemas.topics import Register
