@@ -44,6 +44,8 @@ from schemas.departments import DEPARTMENT_NAMES
 from tests.support.environment import REPO
 from tests.support.local_postgres import LocalPostgres
 
+pytest_plugins = ["tests.support.department_stores"]  # fixtures shared across test folders
+
 
 @pytest.fixture(scope="session")
 def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:

@@ -7,22 +7,19 @@ dispatches them (agreement first: see ``tests/support/delivery.py``); the real c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 
-from civreg.settings import Settings
 from consumers import dvla, electoral, passports, pensions, tax
-from consumers.kit.customer_records import RecordTable
-from consumers.operations.running import open_store
 from consumers.pensions import PaymentSchedule
-from consumers.runtime import Department, Outcome, Store
+from consumers.runtime import Outcome, Store
 from consumers.runtime.review_queue import open_reviews, resolve_review
 from schemas.models import Identifiers, MaritalStatus, Sex
 from tests.support.customer_rows import row
-from tests.support.delivery import deliver, load_rows
+from tests.support.delivery import deliver
+from tests.support.department_stores import Opener, fields, outcome
 from tests.support.factories import (
     event_id_for,
     make_address,
@@ -36,46 +33,6 @@ from tests.support.factories import (
     make_person,
     make_void,
 )
-
-TABLES = {
-    "tax": ("taxpayers", "taxpayer_id"),
-    "pensions": ("pensioners", "pensioner_id"),
-    "dvla": ("drivers", "driver_id"),
-    "electoral": ("electors", "elector_id"),
-    "passports": ("passports", "passport_id"),
-}
-
-
-Opener = Callable[..., Store]
-
-
-@pytest.fixture
-def open_department(store_backend: Settings) -> Iterator[Opener]:
-    """Open a department's store on the test's engine and load register rows into it."""
-    opened: list[Store] = []
-
-    def open_(department: Department[Any], *rows: dict[str, str]) -> Store:
-        store = open_store(store_backend, department)
-        opened.append(store)
-        if rows:
-            load_rows(store, department, rows)
-        return store
-
-    yield open_
-    for store in opened:
-        store.close()
-
-
-def fields(store: Store, department: str, record_id: str, *columns: str) -> dict[str, Any]:
-    table, key = TABLES[department]
-    return RecordTable(store.read(), table, key).fields(record_id, *columns)
-
-
-def outcome(store: Store, department: Department[Any], event: Any) -> Outcome:
-    result = deliver(store, department, event)
-    assert result is not None, "withheld by the agreement"
-    return result.outcome
-
 
 # Tax --------------------------------------------------------------------------------------------------------
 

@@ -14,15 +14,9 @@ import pytest
 from civreg.settings import Settings
 from producers.outbox import DuplicateEvent, InvalidOutboxEvent, Outbox, OutboxError, event_from_payload
 from tests.support.factories import make_correction, make_death
+from tests.support.outbox import outbox_target
 
 OFFICE_DDL = "CREATE TABLE IF NOT EXISTS death_entries (entry_key TEXT PRIMARY KEY, family_name TEXT NOT NULL)"
-
-
-def outbox_target(settings: Settings, tmp_path: Path) -> str:
-    """The outbox on ``store_backend``'s engine: its PostgreSQL database, or a SQLite file."""
-    if settings.postgres_dsn is not None:
-        return settings.postgres_dsn.get_secret_value()
-    return str(tmp_path / "registrations.sqlite3")
 
 
 def _insert(outbox: Outbox) -> str:

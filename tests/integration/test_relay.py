@@ -11,16 +11,13 @@ import sys
 import threading
 import time
 import urllib.request
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from civreg.kafka_config import consumer_config
 from civreg.metrics import RelayMetrics, default_metrics
 from civreg.settings import Settings
 from consumers.operations.running import run_department
@@ -30,45 +27,15 @@ from producers.outbox import Outbox
 from producers.publisher import Publisher
 from producers.relay import Relay
 from schemas.models import Event
-from schemas.topics import registration_topics
-from tests.e2e.test_operators import DASHBOARDS, dashboard_queries, exported_names, relay_only, rule_expressions
-from tests.integration.test_outbox import outbox_target
+from tests.support.dashboards import DASHBOARDS, dashboard_queries, exported_names, relay_only, rule_expressions
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_correction, make_death, make_person
+from tests.support.outbox import outbox_target
+from tests.support.topics import on_topics
 
 pytestmark = pytest.mark.kafka
 
 CIVREG = [sys.executable, "-m", "civreg"]
-
-
-def on_topics(settings: Settings) -> list[tuple[str, str]]:
-    """(entry key, event id) of every message on the registration topics, in partition order (up to the high
-    watermarks read first, so the reading ends)."""
-    consumer = Consumer(consumer_config(settings, f"reader-{uuid.uuid4()}", **{"enable.auto.commit": False}))
-    try:
-        ends: dict[tuple[str, int], int] = {}
-        for topic in registration_topics(settings.topic_prefix).values():
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high > low:
-                    ends[(topic, partition)] = high
-        consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
-        found: list[tuple[str, str]] = []
-        remaining = dict(ends)
-        deadline = time.monotonic() + 120
-        while remaining and time.monotonic() < deadline:
-            for message in consumer.consume(500, 1.0):
-                if message.error() is not None:
-                    continue
-                headers = dict(message.headers() or [])
-                found.append((message.key().decode(), headers["event_id"].decode()))
-                where = (message.topic(), message.partition())
-                if message.offset() + 1 >= remaining.get(where, 0):
-                    remaining.pop(where, None)
-        assert not remaining, f"could not read to the end of {sorted(remaining)}"
-        return found
-    finally:
-        consumer.close()
 
 
 def _entries_with_history(count: int, corrected: int) -> list[list[Event]]:

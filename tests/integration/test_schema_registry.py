@@ -9,8 +9,7 @@ import queue
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,8 @@ import avro.io
 import avro.schema
 import fastavro
 import pytest
-from confluent_kafka import Consumer, Message, Producer
 
-from civreg.codec_from_settings import open_codec, open_registry_resolver
-from civreg.kafka_config import consumer_config, producer_config
+from civreg.codec_from_settings import open_codec
 from civreg.settings import Settings
 from consumers.departments import department_named
 from consumers.operations.acknowledgements import trace_event
@@ -37,7 +34,7 @@ from schemas.acknowledgements import ActionTaken, action_taken_schema
 from schemas.catalogue import event_schema
 from schemas.codec import to_avro
 from schemas.compatibility import AvroSchema
-from schemas.models import EVENT_MODELS, Event
+from schemas.models import EVENT_MODELS
 from schemas.registry import (
     RegistrySchemaResolver,
     RegistryUnavailable,
@@ -45,9 +42,19 @@ from schemas.registry import (
     load_client_library,
     subject_name,
 )
-from schemas.topics import Register, acknowledgement_topic, dead_letter_topic, registration_topic, registration_topics
+from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import all_event_examples, make_death
+from tests.support.registry import (
+    DEATH,
+    death_subject,
+    deaths_topic,
+    frame,
+    produce_raw,
+    publish,
+    read_all,
+    resolver_for,
+)
 
 load_client_library()  # before confluent-kafka's registry modules, so their dependency's import warning stays quiet
 from confluent_kafka.schema_registry import Schema  # noqa: E402
@@ -57,24 +64,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext  # 
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
-DEATH = "DeathRegistered"
-
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-
-
-def resolver_for(settings: Settings) -> RegistrySchemaResolver:
-    resolver = open_registry_resolver(settings)
-    assert resolver is not None
-    return resolver
-
-
-def deaths_topic(settings: Settings) -> str:
-    return registration_topic(Register.DEATH, settings.topic_prefix)
-
-
-def death_subject(settings: Settings) -> str:
-    return subject_name(deaths_topic(settings), event_schema(DEATH).full_name)
 
 
 def death_v1() -> dict[str, Any]:
@@ -87,40 +78,6 @@ def death_v2() -> dict[str, Any]:
     details = next(field for field in v2["fields"] if field["name"] == "death")["type"]
     details["fields"].append({"name": "informant_relationship", "type": ["null", "string"], "default": None})
     return v2
-
-
-def frame(schema_id: int, schema: dict[str, Any], record: dict[str, Any]) -> bytes:
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(schema, named_schemas={}), record)
-    return b"\x00" + schema_id.to_bytes(4, "big") + body.getvalue()
-
-
-def produce_raw(settings: Settings, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
-    producer = Producer(producer_config(settings))
-    for key, value in messages:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(30) == 0
-
-
-def publish(settings: Settings, events: Iterable[Event]) -> None:
-    with Publisher(settings) as publisher:
-        for event in events:
-            publisher.publish(event)
-
-
-def read_all(settings: Settings, topics: list[str], expected: int) -> list[Message]:
-    consumer = Consumer(consumer_config(settings, f"reader-{uuid.uuid4()}"))
-    consumer.subscribe(topics)
-    messages: list[Message] = []
-    try:
-        for _ in range(60):
-            messages.extend(m for m in consumer.consume(50, 1.0) if m.error() is None)
-            if len(messages) >= expected:
-                break
-    finally:
-        consumer.close()
-    assert len(messages) == expected
-    return messages
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,6 @@
 """The suppression consumer on the real broker: effects apply once, crashes lose and double nothing, poison is
-dead-lettered with its reasons and the consumer goes on."""
+dead-lettered with its reasons and the consumer goes on; each scenario on SQLite and on PostgreSQL
+(``bus_store_settings``)."""
 
 from __future__ import annotations
 
@@ -62,26 +63,26 @@ def table_count(settings: Settings, sql: str) -> int:
 MARGARET = Recipient("r1", "Margaret", "Morgan", make_person().date_of_birth, "LS1 4AP")
 
 
-def test_a_death_suppresses_letters_and_its_void_restores_them(bus_settings: Settings) -> None:
+def test_a_death_suppresses_letters_and_its_void_restores_them(bus_store_settings: Settings) -> None:
     death = make_death(deceased=make_person(address=make_address(postcode="LS1 4AP")))
-    publish(bus_settings, [death])
-    consume(bus_settings)
-    assert action_for(bus_settings, MARGARET) is Action.SUPPRESS
+    publish(bus_store_settings, [death])
+    consume(bus_store_settings)
+    assert action_for(bus_store_settings, MARGARET) is Action.SUPPRESS
 
-    publish(bus_settings, [make_void(of=death)])
-    report = consume(bus_settings)
+    publish(bus_store_settings, [make_void(of=death)])
+    report = consume(bus_store_settings)
     assert report.outcomes == {("RegistrationVoided", "applied"): 1}
-    assert action_for(bus_settings, MARGARET) is Action.SEND
+    assert action_for(bus_store_settings, MARGARET) is Action.SEND
 
 
-def test_the_same_event_delivered_twice_applies_once(bus_settings: Settings) -> None:
+def test_the_same_event_delivered_twice_applies_once(bus_store_settings: Settings) -> None:
     death = make_death()
-    publish(bus_settings, [death, death])
-    report = consume(bus_settings)
+    publish(bus_store_settings, [death, death])
+    report = consume(bus_store_settings)
     assert report.messages == 2
     assert report.duplicates == 1
     assert report.outcomes == {("DeathRegistered", "applied"): 1}
-    assert table_count(bus_settings, "SELECT COUNT(*) FROM do_not_contact_history") == 1
+    assert table_count(bus_store_settings, "SELECT COUNT(*) FROM do_not_contact_history") == 1
 
 
 def _committed_total(settings: Settings) -> int:
@@ -95,32 +96,34 @@ def _committed_total(settings: Settings) -> int:
         consumer.close()
 
 
-def test_sigkill_between_database_commit_and_offset_commit_loses_and_doubles_nothing(bus_settings: Settings) -> None:
+def test_sigkill_between_database_commit_and_offset_commit_loses_and_doubles_nothing(
+    bus_store_settings: Settings,
+) -> None:
     deaths = [make_death(entry_number=n, deceased=make_person(given_names=f"Person{n}")) for n in range(1, 61)]
-    publish(bus_settings, deaths)
+    publish(bus_store_settings, deaths)
 
     crashed = subprocess.run(
         [sys.executable, "-m", "tests.support.crashing_consumer", "2", "10"],
         check=False,
-        env=settings_env(bus_settings),
+        env=settings_env(bus_store_settings),
         cwd=REPO,
         capture_output=True,
         timeout=120,
     )
     assert crashed.returncode == -9, crashed.stderr.decode()[-2000:]
-    applied_before = table_count(bus_settings, "SELECT COUNT(*) FROM civreg_event_outcomes")
-    stored_offsets = table_count(bus_settings, "SELECT COALESCE(SUM(next_offset), 0) FROM civreg_offsets")
+    applied_before = table_count(bus_store_settings, "SELECT COUNT(*) FROM civreg_event_outcomes")
+    stored_offsets = table_count(bus_store_settings, "SELECT COALESCE(SUM(next_offset), 0) FROM civreg_offsets")
     assert 0 < applied_before < 60
     assert stored_offsets == applied_before
     # The crash fell after the database commit and before the Kafka commit of the last batch.
-    assert _committed_total(bus_settings) < stored_offsets
+    assert _committed_total(bus_store_settings) < stored_offsets
 
-    report = consume(bus_settings)
+    report = consume(bus_store_settings)
     assert report.duplicates == 0, "the restarted consumer must resume at the offsets stored with the data"
     assert report.messages == 60 - applied_before
-    assert table_count(bus_settings, "SELECT COUNT(*) FROM civreg_event_outcomes") == 60
-    assert table_count(bus_settings, "SELECT COUNT(*) FROM do_not_contact WHERE status = 'suppressed'") == 60
-    assert table_count(bus_settings, "SELECT COUNT(*) FROM do_not_contact_history") == 60
+    assert table_count(bus_store_settings, "SELECT COUNT(*) FROM civreg_event_outcomes") == 60
+    assert table_count(bus_store_settings, "SELECT COUNT(*) FROM do_not_contact WHERE status = 'suppressed'") == 60
+    assert table_count(bus_store_settings, "SELECT COUNT(*) FROM do_not_contact_history") == 60
 
 
 def _invalid_nino_message() -> bytes:
@@ -149,22 +152,22 @@ def _read_all(settings: Settings, topic: str, expected: int) -> list[object]:
 
 
 def test_poison_messages_go_to_the_dead_letter_topic_with_reasons_and_the_consumer_goes_on(
-    bus_settings: Settings,
+    bus_store_settings: Settings,
 ) -> None:
-    topic = registration_topic(Register.DEATH, bus_settings.topic_prefix)
+    topic = registration_topic(Register.DEATH, bus_store_settings.topic_prefix)
     first, second = make_death(entry_number=1), make_death(entry_number=2)
-    publish(bus_settings, [first])
-    producer = Producer(producer_config(bus_settings))
+    publish(bus_store_settings, [first])
+    producer = Producer(producer_config(bus_store_settings))
     producer.produce(topic, key=b"garbage", value=b"\x07not avro at all")
     producer.produce(topic, key=b"rule", value=_invalid_nino_message())
     producer.flush(10)
-    publish(bus_settings, [second])
+    publish(bus_store_settings, [second])
 
-    report = consume(bus_settings)
+    report = consume(bus_store_settings)
     assert report.outcomes[("DeathRegistered", "applied")] == 2
     assert report.dead_letters == 2
 
-    letters = _read_all(bus_settings, dead_letter_topic("suppression", bus_settings.topic_prefix), 2)
+    letters = _read_all(bus_store_settings, dead_letter_topic("suppression", bus_store_settings.topic_prefix), 2)
     by_key = {m.key(): m for m in letters}  # type: ignore[attr-defined]
     assert set(by_key) == {b"garbage", b"rule"}
     garbage = dict(by_key[b"garbage"].headers())  # type: ignore[attr-defined]
@@ -178,10 +181,22 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_reasons_and_the_consum
     assert rule["civreg.reason"] == b"contract-violation"
     assert b"nino" in rule["civreg.error.message"]
     assert b"ZZ123456A" not in rule["civreg.error.message"]
-    assert table_count(bus_settings, "SELECT COUNT(*) FROM civreg_undecodable_messages") == 2
+    assert table_count(bus_store_settings, "SELECT COUNT(*) FROM civreg_undecodable_messages") == 2
 
 
 def test_the_database_lives_where_settings_say(bus_settings: Settings) -> None:
     publish(bus_settings, [make_death()])
     consume(bus_settings)
     assert Path(bus_settings.department_database("suppression")).exists()
+
+
+def test_the_scenarios_run_on_the_engine_store_backend_names(bus_store_settings: Settings) -> None:
+    """Guards ``bus_store_settings``: if its PostgreSQL DSN stopped applying, the postgres runs would test SQLite."""
+    from consumers.operations.running import open_store
+    from consumers.runtime.postgres_store import PostgresStore
+
+    store = open_store(bus_store_settings, "suppression")
+    try:
+        assert isinstance(store, PostgresStore) == (bus_store_settings.postgres_dsn is not None)
+    finally:
+        store.close()

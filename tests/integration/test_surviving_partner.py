@@ -30,12 +30,10 @@ from schemas.models import (
     SurvivingPartner,
     SurvivorRelationship,
 )
-from tests.integration.test_department_rules import Opener, fields, open_department, outcome
 from tests.support.customer_rows import row
 from tests.support.delivery import deliver, load_rows
+from tests.support.department_stores import Opener, fields, outcome
 from tests.support.factories import make_correction, make_death, make_identifiers, make_person, make_void
-
-__all__ = ["open_department"]  # the fixture, imported so pytest finds it here
 
 WIDOW_NINO = "CE654321A"
 # The deceased is Margaret Morgan (the factories' default); her husband John survives her at the same address.

@@ -26,7 +26,9 @@ from schemas.catalogue import event_schema
 from schemas.codec import to_avro
 from schemas.models import DeathRegistered, MaritalStatus, Sex, SurvivingPartner, SurvivorRelationship
 from tests.integration.test_departments import load
-from tests.integration.test_schema_registry import (
+from tests.support.customer_rows import row
+from tests.support.factories import make_death, make_identifiers, make_person
+from tests.support.registry import (
     death_subject,
     deaths_topic,
     frame,
@@ -35,8 +37,6 @@ from tests.integration.test_schema_registry import (
     read_all,
     resolver_for,
 )
-from tests.support.customer_rows import row
-from tests.support.factories import make_death, make_identifiers, make_person
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
