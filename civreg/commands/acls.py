@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
+from civreg.commands.groups import command_group
 from civreg.kafka_config import quiet_admin_config
 from civreg.settings import Settings, load_settings
 from deploy.acls import (
@@ -31,10 +32,7 @@ from deploy.local.kafka import LocalKafka
 
 __all__ = ["acls_app"]
 
-acls_app = typer.Typer(
-    help="Apply, list or export the bus's ACLs, generated from the agreements in deploy/agreements/.",
-    no_args_is_help=True,
-)
+acls_app = command_group("Apply, list or export the bus's ACLs, generated from the agreements in deploy/agreements/.")
 console = Console()
 
 UserPrefixOption = Annotated[

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from civreg.commands.options import LogLevelOption, MetricsPortOption
 from civreg.logs import configure_logging, get_logger
 from civreg.settings import load_settings
 
@@ -28,15 +29,8 @@ def consume(
         typer.Option("--database", help="SQLite file (default: $CIVREG_DATABASE_DIR/<department>.sqlite3)."),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Messages per database transaction.")] = 500,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=65_535,
-            help="Serve /metrics, /healthz and /readyz on this port; 0 = off (default: $CIVREG_METRICS_PORT, 0).",
-        ),
-    ] = None,
+    log_level: LogLevelOption = "INFO",
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run a department consumer: apply each registration event once, record its outcome, dead-letter bad ones.
 

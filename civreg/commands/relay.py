@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from civreg.commands.options import LogLevelOption, MetricsPortOption
 from civreg.errors import CivregError
 from civreg.logs import configure_logging
 from civreg.settings import Settings, load_settings
@@ -43,15 +44,8 @@ def relay(
     poll_interval: Annotated[
         float, typer.Option(min=0.01, max=60.0, help="Seconds between looks at an empty outbox.")
     ] = 1.0,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=65_535,
-            help="Serve /metrics, /healthz and /readyz on this port; 0 = off (default: $CIVREG_METRICS_PORT, 0).",
-        ),
-    ] = None,
+    log_level: LogLevelOption = "INFO",
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Publish a register office's outbox to Kafka, in order, and mark each row sent once the broker has it.
 

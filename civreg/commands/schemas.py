@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from civreg.codec_from_settings import open_registry_resolver
+from civreg.commands.groups import command_group
 from civreg.settings import load_settings
 from deploy.schema_evolution import (
     CheckReport,
@@ -29,9 +30,8 @@ from schemas.registry import RegistryError
 
 __all__ = ["schemas_app"]
 
-schemas_app = typer.Typer(
-    help="Check Avro schema changes against the compatibility policy and publish them to the schema registry.",
-    no_args_is_help=True,
+schemas_app = command_group(
+    "Check Avro schema changes against the compatibility policy and publish them to the schema registry."
 )
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

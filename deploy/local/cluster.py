@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 
 from civreg.kafka_config import error_text
 from civreg.settings import Settings
-from deploy.local.jvm import pid_alive, port_in_use, tail
+from deploy.local.jvm import pid_alive, port_in_use
 from deploy.local.kafka import KafkaStatus, LocalKafka, LocalKafkaError, _new_cluster_id
 
 __all__ = ["CLUSTER_DIR", "KafkaNode", "LocalKafkaCluster", "NodePorts"]
@@ -102,23 +102,13 @@ class KafkaNode(LocalKafka):
         ]
         return "\n".join(lines)
 
-    def _format_storage(self, java: str) -> None:
-        """Format with the cluster's shared id (never a random one: the nodes must agree)."""
-        if (self.data_dir / "meta.properties").is_file():
-            return
-        command = [
-            *self._java_base(java, ["-Xmx256m"]),
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            self.cluster_id,
-            "-c",
-            str(self.config_path),
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=self.base_dir)
-        if result.returncode != 0:
-            output = tail((result.stdout + result.stderr).splitlines(), 15)
-            raise LocalKafkaError(f"formatting the Kafka log dir {self.data_dir} failed:\n{output}")
+    def _cluster_id_to_format(self) -> str:
+        """The cluster's shared id (never a random one: the nodes must agree)."""
+        return self.cluster_id
+
+    def _security_format_arguments(self) -> list[str]:
+        """None: the cluster's nodes are not secured (their ``server_properties`` has no SCRAM listener)."""
+        return []
 
     def prepare(self, java: str) -> None:
         """Write the config and format the log dir (idempotent)."""

@@ -281,15 +281,23 @@ class LocalKafka:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            _new_cluster_id(),
+            self._cluster_id_to_format(),
             "-c",
             str(self.config_path),
-            *(self.security.format_arguments() if self.security is not None else []),
+            *self._security_format_arguments(),
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=self.base_dir)
         if result.returncode != 0:
             output = tail((result.stdout + result.stderr).splitlines(), 15)
             raise LocalKafkaError(f"formatting the Kafka log dir {self.data_dir} failed:\n{output}")
+
+    def _cluster_id_to_format(self) -> str:
+        """A fresh cluster id: a single node is a cluster of its own (a cluster's nodes share one instead)."""
+        return _new_cluster_id()
+
+    def _security_format_arguments(self) -> list[str]:
+        """The SCRAM users ``StorageTool format`` writes when the broker is secured."""
+        return self.security.format_arguments() if self.security is not None else []
 
     def start(self, timeout: float = 60.0) -> KafkaStatus:
         """Start the broker and wait until its admin API answers; a no-op when it already runs."""

@@ -11,11 +11,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
 from consumers.runtime.metrics import operators_view
 from deploy.local.jvm import free_port
-from producers.publisher import Publisher
 from schemas.topics import Register, registration_topic
 from tests.support.dashboards import (
     DASHBOARDS,
@@ -45,7 +43,8 @@ from tests.support.dashboards import (
     rule_expressions,
 )
 from tests.support.environment import REPO, settings_env
-from tests.support.factories import make_death, make_person
+from tests.support.publishing import publish_deaths
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -63,18 +62,6 @@ def get(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    """Poll ``condition`` until it returns something truthy (a wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.25)
-
-
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     status, text = get(url + "/metrics")
     assert status == 200, text
@@ -88,12 +75,6 @@ def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def total(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(value for (sample, have), value in found.items() if sample == name and wanted <= have)
-
-
-def publish_deaths(settings: Settings, count: int, first: int = 1) -> None:
-    with Publisher(settings) as publisher:
-        for number in range(first, first + count):
-            publisher.publish(make_death(entry_number=number, deceased=make_person(given_names=f"Person{number}")))
 
 
 def publish_poison(settings: Settings) -> None:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +26,15 @@ from consumers.departments import department_named
 from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
 from deploy.local.jvm import free_port
-from producers.publisher import Publisher
 from schemas.topics import registration_topics
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_death, make_person
+from tests.support.publishing import publish_deaths
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kafka
 
 CIVREG = [sys.executable, "-m", "civreg"]
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll ``condition`` until it returns something truthy (a wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
-
-
-def publish_deaths(settings: Settings, count: int, first: int = 1) -> None:
-    with Publisher(settings) as publisher:
-        for number in range(first, first + count):
-            publisher.publish(make_death(entry_number=number, deceased=make_person(given_names=f"Person{number}")))
 
 
 def outcomes(settings: Settings) -> dict[str, int]:
