@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from civreg.kafka_config import error_text
 from civreg.settings import Settings
 from deploy.local.jvm import pid_alive, port_in_use
-from deploy.local.kafka import KafkaStatus, LocalKafka, LocalKafkaError, _new_cluster_id
+from deploy.local.kafka import KafkaStatus, LocalKafka, LocalKafkaError, _new_cluster_id, kraft_properties
 
 __all__ = ["CLUSTER_DIR", "KafkaNode", "LocalKafkaCluster", "NodePorts"]
 
@@ -72,28 +72,16 @@ class KafkaNode(LocalKafka):
         voters = ",".join(f"{v.node_id}@127.0.0.1:{v.controller_port}" for v in self.voters)
         port, cport = self.ports.port, self.ports.controller_port
         lines = [
-            "# Written by deploy/local/cluster.py on every start; edits are overwritten.",
-            "process.roles=broker,controller",
-            f"node.id={self.ports.node_id}",
-            f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={self.data_dir}",
-            "auto.create.topics.enable=false",
-            "num.partitions=1",
-            f"default.replication.factor={replicas}",
-            f"min.insync.replicas={min_isr}",
-            f"offsets.topic.replication.factor={replicas}",
-            "offsets.topic.num.partitions=10",
-            f"transaction.state.log.replication.factor={replicas}",
-            f"transaction.state.log.min.isr={min_isr}",
-            "transaction.state.log.num.partitions=10",
-            f"share.coordinator.state.topic.replication.factor={replicas}",
-            f"share.coordinator.state.topic.min.isr={min_isr}",
-            "group.initial.rebalance.delay.ms=0",
+            *kraft_properties(
+                written_by="deploy/local/cluster.py",
+                node_id=self.ports.node_id,
+                voters=voters,
+                port=port,
+                controller_port=cport,
+                data_dir=self.data_dir,
+                replicas=replicas,
+                min_isr=min_isr,
+            ),
             # A restarted node rejoins the ISR quickly, and a killed one leaves it quickly: failover in seconds.
             "replica.lag.time.max.ms=10000",
             "broker.session.timeout.ms=9000",

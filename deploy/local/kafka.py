@@ -106,6 +106,46 @@ def _new_cluster_id() -> str:
             return text
 
 
+def kraft_properties(
+    *,
+    written_by: str,
+    node_id: int,
+    voters: str,
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    replicas: int = 1,
+    min_isr: int = 1,
+) -> list[str]:
+    """The config every local KRaft node shares, once: broker and controller in one JVM on 127.0.0.1 only, topics
+    only as declared. A single node is node 1 voting for itself; a cluster's nodes pass the voters and replication."""
+    return [
+        f"# Written by {written_by} on every start; edits are overwritten.",
+        "process.roles=broker,controller",
+        f"node.id={node_id}",
+        f"controller.quorum.voters={voters}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        f"log.dirs={data_dir}",
+        # Topics are declared in deploy/topics.yaml; a typo in a topic name must fail, not create a topic.
+        "auto.create.topics.enable=false",
+        "num.partitions=1",
+        f"default.replication.factor={replicas}",
+        f"min.insync.replicas={min_isr}",
+        f"offsets.topic.replication.factor={replicas}",
+        "offsets.topic.num.partitions=10",
+        f"transaction.state.log.replication.factor={replicas}",
+        f"transaction.state.log.min.isr={min_isr}",
+        "transaction.state.log.num.partitions=10",
+        f"share.coordinator.state.topic.replication.factor={replicas}",
+        f"share.coordinator.state.topic.min.isr={min_isr}",
+        "group.initial.rebalance.delay.ms=0",
+    ]
+
+
 class LocalKafka:
     """One local broker whose state lives under ``settings.home / "kafka"``."""
 
@@ -231,30 +271,14 @@ class LocalKafka:
         """The broker's config: one node that is both broker and controller, on 127.0.0.1 only."""
         port = self.settings.local_port
         cport = self.settings.local_controller_port
-        lines = [
-            "# Written by deploy/local/kafka.py on every start; edits are overwritten.",
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{cport}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={self.data_dir}",
-            # Topics are declared in deploy/topics.yaml; a typo in a topic name must fail, not create a topic.
-            "auto.create.topics.enable=false",
-            "num.partitions=1",
-            "default.replication.factor=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=10",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-        ]
+        lines = kraft_properties(
+            written_by="deploy/local/kafka.py",
+            node_id=1,
+            voters=f"1@127.0.0.1:{cport}",
+            port=port,
+            controller_port=cport,
+            data_dir=self.data_dir,
+        )
         if self.security is not None:
             lines = _secured(lines, self.security.server_properties(port, cport))
         return "\n".join([*lines, ""])
