@@ -174,6 +174,24 @@ class _LiveCollector(Collector):
         return [ready, store_up, lag, review, review_age, dead_letter]
 
 
+class _Declare:
+    """Declares series on one registry, so that each declaration is only its name, help, labels and buckets."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # ``_created`` series double the series count and Prometheus ignores them by default.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
+        self.registry = registry
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
+
+    def histogram(self, name: str, documentation: str, labels: Sequence[str], *, buckets: Sequence[float]) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
+
 class Metrics:
     """The civreg metrics on one registry: recorded by services, read by Prometheus.
 
@@ -182,89 +200,76 @@ class Metrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        # ``_created`` series double the series count and Prometheus ignores them by default.
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-        r = self.registry
+        declare = _Declare(self.registry)
         department = ["department"]
         # Consumers ------------------------------------------------------------------------------------------
-        self.consumed_events = Counter(
+        self.consumed_events = declare.counter(
             "civreg_consumed_events",
             "Events a department recorded an outcome for (undecodable messages: event_type 'undecodable').",
             ["department", "event_type", "outcome"],
-            registry=r,
         )
-        self.duplicate_events = Counter(
+        self.duplicate_events = declare.counter(
             "civreg_duplicate_events",
             "Redelivered events skipped because their outcome was recorded.",
             department,
-            registry=r,
         )
-        self.withheld_events = Counter(
+        self.withheld_events = declare.counter(
             "civreg_withheld_events",
             "Events the department's data-sharing agreement kept from it (not an outcome).",
             ["department", "event_type", "reason"],
-            registry=r,
         )
-        self.dead_letters = Counter(
+        self.dead_letters = declare.counter(
             "civreg_dead_letters",
             "Messages written to the department's dead-letter topic, by reason code.",
             ["department", "reason"],
-            registry=r,
         )
-        self.batch_retries = Counter(
-            "civreg_batch_retries", "Batches rolled back and retried after a transient error.", department, registry=r
+        self.batch_retries = declare.counter(
+            "civreg_batch_retries", "Batches rolled back and retried after a transient error.", department
         )
-        self.handler_duration = Histogram(
+        self.handler_duration = declare.histogram(
             "civreg_handler_duration_seconds",
             "Time a department's rule took for one event.",
             ["department", "event_type"],
             buckets=HANDLER_BUCKETS,
-            registry=r,
         )
-        self.batch_duration = Histogram(
+        self.batch_duration = declare.histogram(
             "civreg_batch_duration_seconds",
             "Time to apply and commit one batch, retries included.",
             department,
             buckets=BATCH_BUCKETS,
-            registry=r,
         )
-        self.publish_to_applied = Histogram(
+        self.publish_to_applied = declare.histogram(
             "civreg_publish_to_applied_seconds",
             "From the message's Kafka timestamp (publish time) to the department's database commit of its outcome.",
             ["department", "event_type"],
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.registration_to_applied = Histogram(
+        self.registration_to_applied = declare.histogram(
             "civreg_registration_to_applied_seconds",
             "From the registration's recorded_at to the department's database commit of its outcome.",
             ["department", "event_type"],
             buckets=REGISTRATION_LATENCY_BUCKETS,
-            registry=r,
         )
-        self.last_commit = Gauge(
+        self.last_commit = declare.gauge(
             "civreg_last_commit_timestamp_seconds",
             "Unix time of the department's last database commit of a batch (0: none since start).",
             department,
-            registry=r,
         )
         # Publisher ------------------------------------------------------------------------------------------
-        self.published_events = Counter(
+        self.published_events = declare.counter(
             "civreg_published_events",
             "Events the broker acknowledged (outcome 'delivered') or refused (outcome 'failed').",
             ["event_type", "outcome"],
-            registry=r,
         )
-        self.publish_duration = Histogram(
+        self.publish_duration = declare.histogram(
             "civreg_publish_duration_seconds",
             "From handing an event to the producer to the broker's acknowledgement (acks=all).",
             ["event_type"],
             buckets=PUBLISH_BUCKETS,
-            registry=r,
         )
         self._live = _LiveCollector()
-        r.register(self._live)
+        self.registry.register(self._live)
 
     def watch(self, source: LiveSource) -> Callable[[], None]:
         """Report ``source``'s live state on every scrape until the returned function is called."""
@@ -299,47 +304,39 @@ class RelayMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.registry = registry
-        r = registry
-        self.published_rows = Counter(
+        declare = _Declare(registry)
+        self.published_rows = declare.counter(
             "civreg_relay_published_rows",
             "Outbox rows the broker acknowledged and the relay then marked sent (a row re-sent after a crash counts"
             " again).",
-            registry=r,
         )
-        self.rejected_rows = Counter(
+        self.rejected_rows = declare.counter(
             "civreg_relay_rejected_rows",
             "Outbox rows held because their payload no longer validates (an operator must fix and release them).",
-            registry=r,
         )
-        self.retries = Counter(
+        self.retries = declare.counter(
             "civreg_relay_retries",
             "Relay batches retried after a failure, by where it failed: broker or database.",
             ["reason"],
-            registry=r,
         )
         for reason in ("broker", "database"):
             self.retries.labels(reason)  # both series from 0, so rate() and increase() see the first retry
-        self.backlog_rows = Gauge(
+        self.backlog_rows = declare.gauge(
             "civreg_relay_backlog_rows",
             "Outbox rows not yet sent, as of the relay's last look (rejected rows included).",
-            registry=r,
         )
-        self.oldest_unsent = Gauge(
+        self.oldest_unsent = declare.gauge(
             "civreg_relay_oldest_unsent_timestamp_seconds",
             "Unix time the oldest unsent outbox row was added (0: none unsent at the relay's last look).",
-            registry=r,
         )
-        self.ready = Gauge(
+        self.ready = declare.gauge(
             "civreg_relay_ready",
             "1 when the relay holds the outbox lock, reaches its database and the broker acknowledged its last batch.",
-            registry=r,
         )
-        self.last_sent = Gauge(
+        self.last_sent = declare.gauge(
             "civreg_relay_last_sent_timestamp_seconds",
             "Unix time the relay last marked rows sent (0: none since start).",
-            registry=r,
         )
 
 
