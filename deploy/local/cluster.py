@@ -24,7 +24,6 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from civreg.kafka_config import error_text
 from civreg.settings import Settings
 from deploy.local.jvm import pid_alive, port_in_use
 from deploy.local.kafka import KafkaStatus, LocalKafka, LocalKafkaError, _new_cluster_id, kraft_properties
@@ -212,12 +211,8 @@ class LocalKafkaCluster:
     def registered_brokers(self, timeout: float = 2.0) -> int:
         """How many brokers the cluster's metadata lists (0 when no node answers)."""
         errors: list[str] = []
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap,
-            "client.id": f"{self.settings.client_id}-local-cluster",
-            "log_level": 0,
-            "error_cb": lambda err: errors.append(error_text(err)),
-        }
+        config = self.nodes[0]._local_admin_config(errors)  # the runner's client id and quiet error handling
+        config["bootstrap.servers"] = self.bootstrap
         admin = AdminClient(config)
         try:
             return len(admin.list_topics(timeout=timeout).brokers)
