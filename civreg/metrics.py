@@ -261,8 +261,55 @@ class Metrics:
             buckets=PUBLISH_BUCKETS,
             registry=r,
         )
+        self.routed_events = Counter(
+            "civreg_routed_events", "Events the router delivered to a department's topic.", department, registry=r
+        )
+        self.router_withheld_events = Counter(
+            "civreg_router_withheld_events",
+            "Events the router kept from a department (its agreement), by reason.",
+            ["department", "reason"],
+            registry=r,
+        )
+        self.router_dead_letters = Counter(
+            "civreg_router_dead_letters",
+            "Registration messages the router could not decode, dead-lettered, by department lane and reason.",
+            ["department", "reason"],
+            registry=r,
+        )
+        self.router_transaction_duration = Histogram(
+            "civreg_router_transaction_duration_seconds",
+            "Time to route one batch and commit its Kafka transaction (deliveries, disclosures, offsets).",
+            department,
+            registry=r,
+        )
+        self.router_lag = Gauge(
+            "civreg_router_lag",
+            "Registration messages a department's router lane has still to route.",
+            department,
+            registry=r,
+        )
         self._live = _LiveCollector()
         r.register(self._live)
+
+    def record_routing(
+        self,
+        department: str,
+        *,
+        routed: int,
+        withheld: dict[str, int],
+        dead_letters: dict[str, int],
+        seconds: float,
+        lag: int | None,
+    ) -> None:
+        """Count one committed router transaction for ``department`` (no personal data: counts and codes)."""
+        self.routed_events.labels(department).inc(routed)
+        for reason, count in withheld.items():
+            self.router_withheld_events.labels(department, reason).inc(count)
+        for reason, count in dead_letters.items():
+            self.router_dead_letters.labels(department, reason_code(reason)).inc(count)
+        self.router_transaction_duration.labels(department).observe(seconds)
+        if lag is not None:
+            self.router_lag.labels(department).set(lag)
 
     def watch(self, source: LiveSource) -> Callable[[], None]:
         """Report ``source``'s live state on every scrape until the returned function is called."""

@@ -31,7 +31,13 @@ from confluent_kafka.admin import (
 from civreg.errors import CivregError
 from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import PACKAGED_CONFIG, Settings
-from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
+from schemas.topics import (
+    acknowledgement_topic,
+    dead_letter_topic,
+    department_topic,
+    disclosure_topic,
+    registration_topics,
+)
 
 __all__ = [
     "DEFAULT_DEPARTMENTS",
@@ -73,11 +79,13 @@ class TopicApplyError(CivregError, RuntimeError):
 
 
 class TopicKind(StrEnum):
-    """The three kinds of topic; each has one block in topics.yaml."""
+    """The kinds of topic; each has one block in topics.yaml."""
 
     REGISTRATION = "registration"
     DEAD_LETTER = "dead_letter"
     ACKNOWLEDGEMENT = "acknowledgement"
+    DEPARTMENT = "department"
+    DISCLOSURE = "disclosure"
 
 
 @dataclass(frozen=True)
@@ -259,8 +267,11 @@ def desired_topics(
             )
         if department not in seen:
             seen.add(department)
+            names.append((TopicKind.DEPARTMENT, department_topic(department, prefix)))
             names.append((TopicKind.DEAD_LETTER, dead_letter_topic(department, prefix)))
+    names.append((TopicKind.DEAD_LETTER, dead_letter_topic("router", prefix)))
     names.append((TopicKind.ACKNOWLEDGEMENT, acknowledgement_topic(prefix)))
+    names.append((TopicKind.DISCLOSURE, disclosure_topic(prefix)))
 
     specs: list[TopicSpec] = []
     for kind, name in names:

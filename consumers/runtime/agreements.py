@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGREEMENTS_DIR",
+    "WITHDRAWAL_HEADER",
     "Agreement",
     "AgreementError",
     "Withdrawal",
@@ -83,6 +84,8 @@ __all__ = [
 AGREEMENTS_DIR = PACKAGED_CONFIG.agreements_dir
 """The copies installed with civreg; a service reads ``settings.config_files.agreements_dir``."""
 
+WITHDRAWAL_HEADER = "civreg-withdrawal"
+"""Header of a ``RegistrationVoided`` on a department topic that is a ``Withdrawal``."""
 WITHHELD_TYPE = "not-in-agreement"
 WITHHELD_STILLBIRTH = "stillbirth"
 SHARED = "shared"

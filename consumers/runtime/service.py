@@ -43,7 +43,7 @@ from civreg.codecs import open_codec
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
-from consumers.runtime.agreements import Agreement, agreement_for
+from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, agreement_for
 from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
 from consumers.runtime.dispatch import Dispatched, dispatch
@@ -51,7 +51,7 @@ from consumers.runtime.errors import PermanentError, PoisonMessage, TransientErr
 from consumers.runtime.outcomes import Outcome
 from consumers.runtime.store import Store
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
-from schemas.models import Event
+from schemas.models import Event, RegistrationVoided
 
 __all__ = ["BatchReport", "DepartmentConsumer", "EventOutcome"]
 
@@ -245,7 +245,10 @@ class DepartmentConsumer:
 
     def _decode(self, message: Message) -> _Decoded:
         try:
-            return _Decoded(message, self.codec.decode(message.value()), None)
+            event = self.codec.decode(message.value())
+            if isinstance(event, RegistrationVoided) and (WITHDRAWAL_HEADER, b"true") in (message.headers() or []):
+                event = Withdrawal(**dict(event))  # the router's withdrawal of a birth corrected to a stillbirth
+            return _Decoded(message, event, None)
         except DecodeError as exc:
             return _Decoded(message, None, PoisonMessage(exc.reason, exc.detail))
 
