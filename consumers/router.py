@@ -123,7 +123,7 @@ class _Lane:
         try:
             event = self.codec.decode(message.value())
         except DecodeError as exc:
-            headers: list[tuple[str, str | bytes | None]] = [
+            letter: list[tuple[str, str | bytes | None]] = [
                 ("civreg.reason", exc.reason),
                 ("civreg.error.class", type(exc).__name__),
                 ("civreg.error.message", exc.detail),
@@ -132,7 +132,7 @@ class _Lane:
                 ("civreg.original.offset", str(message.offset())),
                 ("civreg.department", self.department),
             ]
-            self.producer.produce(self.dead_letters, key=message.key(), value=message.value(), headers=headers)
+            self.producer.produce(self.dead_letters, key=message.key(), value=message.value(), headers=letter)
             report.dead_letters[exc.reason] += 1
             log.warning("dead-lettered", department=self.department, reason=exc.reason, offset=message.offset())
             return

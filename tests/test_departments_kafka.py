@@ -25,6 +25,7 @@ from producers.publisher import Publisher
 from producers.simulate import simulate_population
 from schemas.models import Event
 from tests.factories import make_birth, make_death, make_marriage, make_person, make_void
+from tests.support.routing import route
 from tests.test_department_rules import row
 
 pytestmark = pytest.mark.kafka
@@ -37,6 +38,7 @@ def publish(settings: Settings, events: Iterable[Event]) -> None:
 
 
 def consume(settings: Settings, department: str) -> BatchReport:
+    route(settings)  # the router delivers each department its agreed events on its own topic
     return run_department(settings, department, until_caught_up=True, handle_signals=False)
 
 
