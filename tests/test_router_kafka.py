@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import fastavro
 from confluent_kafka import Consumer, TopicPartition
@@ -24,6 +25,7 @@ from consumers.disclosures import Disclosure, entry_disclosures, render_html
 from consumers.runtime.agreements import load_agreements
 from producers.publisher import Publisher
 from schemas.codec import Codec
+from schemas.models import Event
 from schemas.topics import department_topic, disclosure_topic
 from tests.conftest import settings_env
 from tests.factories import all_event_examples
@@ -32,8 +34,9 @@ from tests.support.routing import route
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
-    consumer = Consumer(consumer_config(settings, f"reader-{time.monotonic_ns()}", **{"enable.partition.eof": True}))
+def _read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None, list[Any]]]:
+    config = consumer_config(settings, f"reader-{time.monotonic_ns()}")
+    consumer = Consumer({**config, "enable.partition.eof": True})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
@@ -76,7 +79,7 @@ def _schema_leaves(schema: object, prefix: str = "") -> set[str]:
     return set()
 
 
-def _publish(settings: Settings) -> list[object]:
+def _publish(settings: Settings) -> list[Event]:
     events = all_event_examples()
     with Publisher(settings) as publisher:
         for event in events:
@@ -90,7 +93,7 @@ def test_each_department_topic_holds_exactly_its_agreed_events_and_fields(regist
     codec = open_codec(registry_settings)
     agreements = load_agreements()
     for name, agreement in agreements.items():
-        expected = {str(e.event_id) for e in events if agreement.withheld_because(e) is None}  # type: ignore[attr-defined]
+        expected = {str(e.event_id) for e in events if agreement.withheld_because(e) is None}
         messages = _read_all(registry_settings, department_topic(name, registry_settings.topic_prefix))
         ids = []
         for _key, value, _headers in messages:
@@ -117,19 +120,16 @@ def test_the_ledger_records_one_disclosure_per_delivery_and_the_report_lists_the
     ]
     agreements = load_agreements()
     expected = Counter(
-        (str(e.event_id), name)
-        for e in events
-        for name, a in agreements.items()
-        if a.withheld_because(e) is None  # type: ignore[attr-defined]
+        (str(e.event_id), name) for e in events for name, a in agreements.items() if a.withheld_because(e) is None
     )
     assert Counter((d.event_id, d.department) for d in ledger) == expected
-    death = next(e for e in events if e.event_type == "DeathRegistered")  # type: ignore[attr-defined]
-    report = entry_disclosures(registry_settings, death.entry.key)  # type: ignore[attr-defined]
-    received = {name for name, a in agreements.items() if a.withheld_because(death) is None}  # type: ignore[arg-type]
-    assert {d.department for d in report if d.event_id == str(death.event_id)} == received  # type: ignore[attr-defined]
+    death = next(e for e in events if e.event_type == "DeathRegistered")
+    report = entry_disclosures(registry_settings, death.entry.key)
+    received = {name for name, a in agreements.items() if a.withheld_because(death) is None}
+    assert {d.department for d in report if d.event_id == str(death.event_id)} == received
     for disclosure in report:
         assert set(disclosure.fields) <= agreements[disclosure.department].fields_allowed[disclosure.event_type]
-    assert "shared with" in render_html(death.entry.key, report)  # type: ignore[attr-defined]
+    assert "shared with" in render_html(death.entry.key, report)
 
 
 def test_a_router_killed_at_random_moments_neither_loses_nor_duplicates(registry_settings: Settings) -> None:
