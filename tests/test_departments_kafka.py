@@ -74,7 +74,7 @@ def test_departments_apply_what_their_agreements_allow_through_the_real_consumer
     publish(settings, [death, stillbirth, birth, make_marriage(), make_void(of=death)])
 
     tax_report = consume(settings, "tax")
-    assert tax_report.withheld == {("BirthRegistered", "stillbirth"): 1}
+    assert not tax_report.withheld  # the router withheld the stillbirth: it never reached the tax topic
     assert tax_report.outcomes == {
         ("DeathRegistered", "applied"): 1,
         ("BirthRegistered", "applied"): 1,
