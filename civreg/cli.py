@@ -59,6 +59,9 @@ def _root() -> None:
 def _register_commands() -> None:
     """Attach each area's sub-commands."""
     # Sub-apps (one line each, alphabetical):
+    from civreg.commands.acls import acls_app
+
+    app.add_typer(acls_app, name="acls")
     from civreg.commands.bench import bench
 
     app.command("bench")(bench)
@@ -85,6 +88,10 @@ def _register_commands() -> None:
     from civreg.commands.publish import publish
 
     app.command("publish")(publish)
+    from civreg.commands.relay import outbox_app, relay
+
+    app.command("relay")(relay)
+    app.add_typer(outbox_app, name="outbox")
     from civreg.commands.review import review_app
 
     app.add_typer(review_app, name="review")

@@ -28,11 +28,14 @@ def _common(settings: Settings, role: str, overrides: dict[str, Any]) -> dict[st
         # librdkafka logs through Python logging (civreg.logs formats it) instead of raw lines on stderr.
         "logger": logging.getLogger(KAFKA_CLIENT_LOGGER),
     }
+    if settings.ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.ssl_ca_location)
     if settings.sasl_username is not None:
         config["sasl.mechanism"] = settings.sasl_mechanism
         config["sasl.username"] = settings.sasl_username
-        if settings.sasl_password is not None:
-            config["sasl.password"] = settings.sasl_password.get_secret_value()
+        password = settings.resolved_sasl_password()
+        if password is not None:
+            config["sasl.password"] = password.get_secret_value()
     return config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from consumers import dvla, electoral, passports, pensions, tax
-from consumers.letters import LettersDue
+from consumers.kit.letters import LettersDue
 from consumers.runtime import Department
 from consumers.suppression import department as suppression
 

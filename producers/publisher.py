@@ -26,7 +26,7 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
 from civreg.errors import CivregError
 from civreg.kafka_config import producer_config
 from civreg.logs import get_logger
@@ -124,8 +124,8 @@ class Publisher:
         close_timeout: float = 60.0,
         max_failures_kept: int = 1000,
     ) -> None:
-        # The registry when there is one (civreg.codecs); every subject's id is resolved now, so publishing goes
-        # on through a registry outage.
+        # The registry when there is one (civreg.codec_from_settings); every subject's id is resolved now, so
+        # publishing goes on through a registry outage.
         self._codec = codec or open_codec(settings, publishing=True)
         self._on_delivery = on_delivery
         self._topics = registration_topics(settings.topic_prefix)
@@ -253,7 +253,7 @@ class Publisher:
             report = DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())
         else:
             partition = message.partition()
-            where = partition if partition >= 0 else None  # -1: never assigned a partition
+            where = partition if partition is not None and partition >= 0 else None  # -1 or None: never assigned
             report = DeliveryReport(event_id, event_type, message.topic(), where, error=_describe_kafka_error(error))
             self._failed += 1
             self._failed_since_flush += 1

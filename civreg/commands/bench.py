@@ -1,6 +1,6 @@
 """``civreg bench``: print a table of named benchmark cases and write ``bench-results/<suite>.json``.
 
-Parses arguments and delegates to ``deploy.bench``; suites are listed in ``deploy.bench.SUITES``.
+Parses arguments and delegates to ``deploy.local.bench``: the suites are listed in ``deploy.local.bench.suites``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def bench(
 
     Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
     """
-    from deploy.bench import BenchOptions, run_suites
+    from deploy.local.bench.harness import BenchOptions
+    from deploy.local.bench.suites import run_suites
 
     console = Console()
     options = BenchOptions(events=events, rounds=rounds, seed=seed, out_dir=out_dir)

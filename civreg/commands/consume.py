@@ -40,7 +40,7 @@ def consume(
     """
     from civreg.commands.progress import BackfillBar
     from consumers.departments import DEPARTMENTS
-    from consumers.running import run_department
+    from consumers.operations.running import run_department
 
     if department not in DEPARTMENTS:
         raise typer.BadParameter(

@@ -32,7 +32,7 @@ def demo(
     --keep-running it prints the CIVREG_* settings that point other commands at the stack and topics it left.
     """
     from civreg.logs import configure_logging
-    from deploy.demo import run_demo
+    from deploy.local.demo import run_demo
 
     configure_logging("WARNING", json=False, client_level="ERROR")
     # Broker, registry and topic failures are CivregErrors: one line on stderr and exit status 1 (civreg.cli).

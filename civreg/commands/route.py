@@ -29,7 +29,7 @@ def route(
     Every delivery is recorded in the disclosure ledger in the same Kafka transaction. SIGTERM or Ctrl-C finishes
     the transaction in hand and exits cleanly; a router killed at any instant neither loses nor duplicates anything.
     """
-    from consumers.router import run_router
+    from consumers.routing.router import run_router
 
     configure_logging(log_level)
     totals = run_router(
@@ -47,7 +47,7 @@ def disclosures(
     ] = None,
 ) -> None:
     """Print who a registration was shared with, which fields, when and under which law; write it as HTML too."""
-    from consumers.disclosures import entry_disclosures, render_html, render_text
+    from consumers.routing.disclosures import entry_disclosures, render_html, render_text
 
     settings = load_settings()
     found = entry_disclosures(settings, entry)

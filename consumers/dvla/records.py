@@ -6,10 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
@@ -18,6 +15,9 @@ from consumers.registers import (
     optional,
     optional_date,
 )
+from consumers.kit.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.kit.matching import PersonTable, name_key
 from consumers.runtime import Transaction
 from consumers.runtime.store import now_iso
 from schemas.identifiers import normalise_driving_licence_number
@@ -66,7 +66,7 @@ _REGISTRATION_MARK = re.compile(r"^[A-Z0-9]{2,8}$")
 class DvlaRecords:
     """Reads and writes DVLA's driver and vehicle tables inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "driving_licence_number", "licence_valid_to", "vehicles")
+    record_columns = (*PERSON_COLUMNS, "driving_licence_number", "licence_valid_to", "vehicles")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

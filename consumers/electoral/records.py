@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
@@ -16,6 +13,9 @@ from consumers.registers import (
     RecordTable,
     optional_date,
 )
+from consumers.kit.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.kit.matching import PersonTable, name_key
 from consumers.runtime import Transaction
 
 __all__ = ["SCHEMA", "ElectoralRecords"]
@@ -45,7 +45,7 @@ _SPECIFIC = ("status", "removed_reason", "removed_on", "poll_card_on")
 class ElectoralRecords:
     """Reads and writes the electoral register inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "poll_card_on")
+    record_columns = (*PERSON_COLUMNS, "poll_card_on")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
@@ -17,6 +14,9 @@ from consumers.registers import (
     optional,
     optional_date,
 )
+from consumers.kit.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.kit.matching import PersonTable
 from consumers.runtime import Transaction
 from schemas.identifiers import normalise_passport_number
 
@@ -52,7 +52,7 @@ _SPECIFIC = ("passport_number", "status", "cancelled_reason", "cancelled_on", "e
 class PassportRecords:
     """Reads and writes HMPO's passport table inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "passport_number", "expires_on")
+    record_columns = (*PERSON_COLUMNS, "passport_number", "expires_on")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

@@ -6,10 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
@@ -21,6 +18,9 @@ from consumers.registers import (
     required_choice,
     required_date,
 )
+from consumers.kit.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.kit.matching import PersonTable, name_key
 from consumers.runtime import Transaction
 from schemas.identifiers import normalise_nino
 from schemas.models import MaritalStatus
@@ -101,7 +101,7 @@ class PaymentSchedule:
 class PensionRecords:
     """Reads and writes DWP's pension tables inside one transaction."""
 
-    register_columns = (
+    record_columns = (
         *PERSON_COLUMNS,
         "nino",
         "marital_status",

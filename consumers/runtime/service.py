@@ -39,7 +39,7 @@ from confluent_kafka import (
 )
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
@@ -125,7 +125,7 @@ class DepartmentConsumer:
         self.department = department
         self.settings = settings
         self.store = store
-        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codecs)
+        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codec_from_settings)
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.max_attempts = max_attempts
@@ -343,11 +343,11 @@ class DepartmentConsumer:
                 if done.withheld is not None:
                     report.withheld[(event.event_type, done.withheld)] += 1
                     continue
-                if done.result is None:
+                if done.result is None:  # the same event again: its outcome stands
                     report.duplicates += 1
-                    if done.duplicate_of != str(event.event_id):
-                        self._log.info("duplicate-content", event_id=str(event.event_id), same_as=done.duplicate_of)
                     continue
+                if done.duplicate_of is not None:  # the same content under a new id: its own outcome, the first's
+                    self._log.info("duplicate-content", event_id=str(event.event_id), same_as=done.duplicate_of)
                 result = done.result
                 if done.error is not None:
                     letters.append(self._dead_letter(message, event, done))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from consumers.matching import name_key, postcode_key
+from consumers.kit.matching import name_key, postcode_key
 from consumers.runtime import Transaction
 from schemas.models import DeathDetails, EntryReference
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
+from consumers.kit.customer_records import (
     PERSON_COLUMNS,
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
@@ -19,6 +16,9 @@ from consumers.registers import (
     required,
     required_choice,
 )
+from consumers.kit.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
+from consumers.kit.matching import PersonTable, name_key
 from consumers.runtime import Transaction
 from consumers.runtime.store import now_iso
 from schemas.identifiers import normalise_nino
@@ -67,7 +67,7 @@ _SPECIFIC = ("nino", "marital_status", "self_assessment", "sa_reminders", "next_
 class TaxRecords:
     """Reads and writes HMRC's tables inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "nino", "marital_status", "self_assessment", "next_reminder_on")
+    record_columns = (*PERSON_COLUMNS, "nino", "marital_status", "self_assessment", "next_reminder_on")
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction

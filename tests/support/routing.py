@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from civreg.settings import Settings
-from consumers.router import Router, RouterReport
+from consumers.routing.router import Router, RouterReport
 
 
 def route(settings: Settings) -> RouterReport:
