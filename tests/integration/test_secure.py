@@ -20,9 +20,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from civreg.kafka_config import admin_config, consumer_config, producer_config
 from civreg.settings import Settings
-from consumers.routing.router import lane_group
 from consumers.operations.acknowledgements import trace_event
 from consumers.operations.redrive import list_dead_letters
+from consumers.routing.router import lane_group
 from deploy.acls import acl_rules, agreement_departments, apply_acls, current_acls, secure_local_broker
 from deploy.local.kafka import LocalKafka
 from deploy.local.security import read_credentials
