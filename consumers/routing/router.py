@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from civreg.codec_from_settings import open_codec
-from civreg.kafka_config import consumer_config, producer_config
+from civreg.kafka_config import admin_config, consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure
@@ -168,17 +169,30 @@ class _Lane:
             offset = committed.offset if committed.offset >= 0 else 0
             self.consumer.seek(TopicPartition(committed.topic, committed.partition, offset))
 
-    def caught_up(self) -> bool:
+    def caught_up(self, ends: dict[tuple[str, int], tuple[int, int]]) -> bool:
+        """True when the lane has routed EVERY partition of its registration topics to ``ends`` (read committed).
+
+        Every partition, not only the assigned ones: a lane that holds half its partitions (a rebalance, a dead
+        member's session not yet expired) is not at the end of the log. Called only between batches, so nothing
+        read is unrouted: a held partition's position counts (it moves past transactional markers and aborted
+        records, which the committed offset stops short of), otherwise the committed offset, at least the log start.
+        """
+        mine = {key: bounds for key, bounds in ends.items() if key[0] in self.topics}
+        if not mine or not {topic for topic, _ in mine} >= set(self.topics):
+            return False  # a topic not in the metadata yet: not at its end
+        reached: dict[tuple[str, int], int] = {}
         assignment = self.consumer.assignment()
-        if not assignment:
-            return False
-        for partition in self.consumer.position(assignment):
-            low, high = self.consumer.get_watermark_offsets(partition, timeout=10, cached=False)
-            position = partition.offset
-            if position < 0:
-                committed = self.consumer.committed([partition], timeout=10)[0].offset
-                position = committed if committed >= 0 else low
-            if position < high:
+        for tp in self.consumer.position(assignment) if assignment else []:
+            if tp.offset >= 0:
+                reached[(tp.topic, tp.partition)] = tp.offset
+        behind = [key for key, (low, high) in mine.items() if max(reached.get(key, low), low) < high]
+        if not behind:
+            return True
+        # One offset fetch for the partitions the position does not settle (not held, or not fetched yet).
+        committed = self.consumer.committed([TopicPartition(t, p) for t, p in behind], timeout=10)
+        for tp in committed:
+            low, high = mine[(tp.topic, tp.partition)]
+            if max(tp.offset, reached.get((tp.topic, tp.partition), low), low) < high:
                 return False
         return True
 
@@ -202,8 +216,12 @@ class Router:
         codec: Codec | None = None,
         batch_size: int = 500,
         poll_timeout: float = 0.2,
+        check_interval: float = 1.0,
     ) -> None:
         self.settings = settings
+        self.check_interval = check_interval
+        self._checked_at = float("-inf")
+        self._admin: AdminClient | None = None
         self.agreements = agreements or load_agreements(settings.config_files.agreements_dir)
         self.codec = codec or open_codec(settings)
         self.writer = ProjectionWriter(self.codec, settings.topic_prefix)
@@ -252,11 +270,49 @@ class Router:
                     if messages:
                         busy = True
                         self._route(lane, messages)
-                if not busy and until_caught_up and all(lane.caught_up() for lane in self.lanes):
+                if not busy and until_caught_up and self._caught_up():
                     break
         finally:
             self.close()
         return self.totals
+
+    def _caught_up(self) -> bool:
+        """Every lane at the end of the whole log: one offsets query for all registration topics per check, and
+        at most one check every ``check_interval`` seconds (each lane polls meanwhile, so nothing waits on it)."""
+        now = time.monotonic()
+        if now - self._checked_at < self.check_interval:
+            return False
+        self._checked_at = now
+        ends = self.log_ends()
+        return all(lane.caught_up(ends) for lane in self.lanes)
+
+    def log_ends(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(log start, last stable offset) of every partition of the registration topics the lanes read, in one
+        metadata and one offsets round trip (read committed: a transaction still open is not yet the end)."""
+        if self._admin is None:
+            self._admin = AdminClient(admin_config(self.settings, role="router"))
+        topics = sorted({topic for lane in self.lanes for topic in lane.topics})
+        metadata = self._admin.list_topics(timeout=10)
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        ]
+        if not partitions:
+            return {}
+        earliest: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+        latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        committed = IsolationLevel.READ_COMMITTED
+        starts = self._admin.list_offsets(dict.fromkeys(partitions, earliest), isolation_level=committed)
+        ends = self._admin.list_offsets(dict.fromkeys(partitions, latest), isolation_level=committed)
+        return {
+            (tp.topic, tp.partition): (
+                int(starts[tp].result(timeout=15).offset),
+                int(ends[tp].result(timeout=15).offset),
+            )
+            for tp in partitions
+        }
 
     def _route(self, lane: _Lane, messages: list[Message]) -> None:
         report = RouterReport()

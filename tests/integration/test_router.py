@@ -22,11 +22,12 @@ from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure, entry_disclosures, render_html
+from consumers.routing.router import Router
 from consumers.runtime.agreements import load_agreements
 from producers.publisher import Publisher
 from schemas.codec import Codec
 from schemas.models import Event
-from schemas.topics import department_topic, disclosure_topic
+from schemas.topics import Register, department_topic, disclosure_topic, registration_topic
 from tests.support.environment import settings_env
 from tests.support.factories import all_event_examples
 from tests.support.routing import route
@@ -160,3 +161,29 @@ def test_a_router_killed_at_random_moments_neither_loses_nor_duplicates(registry
         )
         assert delivered == expected, name
         assert Counter({i: n for (i, d), n in ledger.items() if d == name}) == expected, name
+
+
+def test_caught_up_means_every_partition_of_the_log_from_the_committed_offsets(registry_settings: Settings) -> None:
+    """A router that holds no partition yet (a restart, a rebalance) judges from the lanes' committed offsets
+    against the registration topics' ends: at the end only when every lane has routed every partition."""
+    _publish(registry_settings)
+    fresh = Router(registry_settings)
+    try:
+        ends = fresh.log_ends()
+        assert sum(high - low for low, high in ends.values()) == len(all_event_examples())
+        assert not any(lane.caught_up(ends) for lane in fresh.lanes)  # nothing routed yet
+    finally:
+        fresh.close()
+    route(registry_settings)
+    restarted = Router(registry_settings)
+    try:
+        assert all(lane.caught_up(restarted.log_ends()) for lane in restarted.lanes)
+        with Publisher(registry_settings) as publisher:
+            publisher.publish(all_event_examples()[0])  # a birth: at least one lane has it still to route
+        ends = restarted.log_ends()
+        births = registration_topic(Register.BIRTH, registry_settings.topic_prefix)
+        behind = [lane.department for lane in restarted.lanes if not lane.caught_up(ends)]
+        assert behind == [lane.department for lane in restarted.lanes if births in lane.topics]
+        assert behind  # some agreement covers births
+    finally:
+        restarted.close()
