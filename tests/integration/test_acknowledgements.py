@@ -19,7 +19,7 @@ from civreg.commands.trace import trace
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
 from consumers.operations.acknowledgements import partition_for_key, trace_event
-from consumers.operations.running import open_store, run_department
+from consumers.operations.running import open_store
 from consumers.runtime import Department
 from producers.publisher import Publisher
 from schemas.acknowledgements import AcknowledgementCodec, ActionTaken
@@ -28,6 +28,7 @@ from schemas.topics import acknowledgement_topic
 from tests.support.departments import allow_test_departments, review_desk
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import NINO, make_death, make_person, make_void
+from tests.support.routing import route, run_department
 
 pytestmark = pytest.mark.kafka
 
@@ -101,6 +102,7 @@ def test_every_outcome_is_acknowledged_keyed_by_event_and_without_personal_data(
 def test_acknowledgements_owed_by_a_killed_consumer_are_published_by_the_next_run(bus_store_settings: Settings) -> None:
     deaths = [make_death(entry_number=n, deceased=make_person(given_names=f"Person{n}")) for n in range(1, 41)]
     publish(bus_store_settings, deaths)
+    route(bus_store_settings)
     crashed = subprocess.run(  # a consumer with no publisher at all, killed right after its 2nd database commit
         [sys.executable, "-m", "tests.support.crashing_consumer", "2", "10"],
         check=False,

@@ -6,12 +6,13 @@ import pytest
 
 from civreg.settings import Settings
 from consumers.operations.redrive import list_dead_letters, redrive
-from consumers.operations.running import open_store, run_department
+from consumers.operations.running import open_store
 from consumers.runtime import PermanentError, Result
 from consumers.suppression import department as suppression
 from producers.publisher import Publisher
 from schemas.models import DeathRegistered
 from tests.support.factories import make_death, make_person
+from tests.support.routing import run_department
 
 pytestmark = pytest.mark.kafka
 

@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry
 from civreg.kafka_config import consumer_config
 from civreg.metrics import RelayMetrics, default_metrics
 from civreg.settings import Settings
-from consumers.operations.running import run_department
 from producers.event_files import write_event_file
 from producers.outbox import Outbox
 from producers.publisher import Publisher
@@ -35,6 +34,7 @@ from tests.e2e.test_operators import DASHBOARDS, dashboard_queries, exported_nam
 from tests.integration.test_outbox import outbox_target
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_correction, make_death, make_person
+from tests.support.routing import run_department
 
 pytestmark = pytest.mark.kafka
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from civreg.settings import Settings
-from consumers.operations.running import open_store, run_department
+from consumers.operations.running import open_store
 from producers.outbox import Outbox
 from tests.integration.test_outbox import outbox_target
 from tests.integration.test_relay import on_topics
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_death, make_person
+from tests.support.routing import run_department
 
 pytestmark = pytest.mark.kafka
 
