@@ -146,7 +146,8 @@ def test_a_router_killed_at_random_moments_neither_loses_nor_duplicates(registry
         time.sleep(rng.uniform(2.0, 6.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    final = subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr[-3000:]
     agreements = load_agreements()
     codec = Codec(open_codec(registry_settings).resolver)
     ledger = Counter(
