@@ -119,9 +119,14 @@ class Agreement:
 
     # Enforcement ------------------------------------------------------------------------------------------
 
+    def receives(self, register: Register, event_type: str) -> bool:
+        """Whether the router sends this department events of ``event_type`` from ``register``'s topic at all (the
+        allow-list; a stillbirth may still be withheld, see ``withheld_because``). ``civreg trace`` asks the same."""
+        return event_type in self.event_types and register in self.registers
+
     def withheld_because(self, event: Event) -> str | None:
         """Why ``event`` must not reach the department at all, or None when it may."""
-        if event.event_type not in self.event_types or event.family not in self.registers:
+        if not self.receives(event.family, event.event_type):
             return WITHHELD_TYPE
         if not self.stillbirths and _is_stillbirth(event) and not self.withdraws(event):
             return WITHHELD_STILLBIRTH
