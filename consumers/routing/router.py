@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from civreg.codec_from_settings import open_codec
-from civreg.kafka_config import admin_config, consumer_config, producer_config
+from civreg.kafka_config import admin_config, consumer_config, error_text, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure
@@ -189,7 +189,11 @@ class _Lane:
         if not behind:
             return True
         # One offset fetch for the partitions the position does not settle (not held, or not fetched yet).
-        committed = self.consumer.committed([TopicPartition(t, p) for t, p in behind], timeout=10)
+        try:
+            committed = self.consumer.committed([TopicPartition(t, p) for t, p in behind], timeout=10)
+        except KafkaException as exc:  # e.g. offsets of a killed router's open transaction, not yet aborted
+            log.info("caught-up-check-deferred", department=self.department, error=error_text(exc))
+            return False
         for tp in committed:
             low, high = mine[(tp.topic, tp.partition)]
             if max(tp.offset, reached.get((tp.topic, tp.partition), low), low) < high:
