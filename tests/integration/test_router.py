@@ -5,6 +5,7 @@ moments and restarted neither loses nor duplicates anything."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import signal
@@ -16,20 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.schema_registry import Schema
 
-from civreg.codec_from_settings import open_codec
-from civreg.kafka_config import consumer_config
+from civreg.codec_from_settings import open_codec, open_registry_resolver
+from civreg.kafka_config import consumer_config, producer_config
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure, entry_disclosures, render_html
 from consumers.routing.router import Router
 from consumers.runtime.agreements import load_agreements
 from producers.publisher import Publisher
-from schemas.codec import Codec
+from schemas.catalogue import event_schema
+from schemas.codec import Codec, to_avro
 from schemas.models import Event
+from schemas.registry import subject_name
 from schemas.topics import Register, department_topic, disclosure_topic, registration_topic
 from tests.support.environment import settings_env
-from tests.support.factories import all_event_examples
+from tests.support.factories import all_event_examples, make_death
 from tests.support.routing import route
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,3 +192,48 @@ def test_caught_up_means_every_partition_of_the_log_from_the_committed_offsets(r
         assert behind  # some agreement covers births
     finally:
         restarted.close()
+
+
+def test_a_new_optional_field_in_the_contract_reaches_no_department_topic(registry_settings: Settings) -> None:
+    """A register office on a newer contract (an optional field in the envelope and one in the death details,
+    registered as a compatible version) publishes through the router: no department topic's schema or bytes carry
+    either field, because no agreement names them; every department entitled to the death still receives it."""
+    settings, prefix = registry_settings, registry_settings.topic_prefix
+    topic = registration_topic(Register.DEATH, prefix)
+    with Publisher(settings) as publisher:  # version 1 registered, with the subject's compatibility rule
+        publisher.publish(make_death(entry_number=1))
+    resolver = open_registry_resolver(settings)
+    assert resolver is not None
+    newer = json.loads(event_schema("DeathRegistered").schema_str)
+    newer["fields"].append({"name": "source_system", "type": ["null", "string"], "default": None})
+    details = next(field for field in newer["fields"] if field["name"] == "death")["type"]
+    details["fields"].append({"name": "informant_relationship", "type": ["null", "string"], "default": None})
+    subject = subject_name(topic, event_schema("DeathRegistered").full_name)
+    newer_id = resolver.client.register_schema(subject, Schema(json.dumps(newer), "AVRO"))
+    death = make_death(entry_number=2)
+    record = to_avro(death)
+    record["source_system"] = "NEWFIELD-SOURCE"
+    record["death"]["informant_relationship"] = "NEWFIELD-INFORMANT"
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(newer, named_schemas={}), record)
+    producer = Producer(producer_config(settings))
+    producer.produce(topic, key=death.entry.key.encode(), value=b"\x00" + newer_id.to_bytes(4, "big") + body.getvalue())
+    assert producer.flush(30) == 0
+
+    report = route(settings)
+    assert not report.dead_letters
+    codec = open_codec(settings)
+    agreements = load_agreements()
+    receivers = {name for name, agreement in agreements.items() if agreement.withheld_because(death) is None}
+    assert receivers
+    for name in agreements:
+        received = set()
+        for _key, value, _headers in _read_all(settings, department_topic(name, prefix)):
+            assert value is not None
+            assert b"NEWFIELD" not in value, name
+            writer = codec.resolver.writer_schema(int.from_bytes(value[1:5], "big"))
+            assert "source_system" not in str(writer) and "informant_relationship" not in str(writer), name
+            decoded = fastavro.schemaless_reader(io.BytesIO(value[5:]), writer, None)
+            assert isinstance(decoded, dict)
+            received.add(str(decoded["event_id"]))
+        assert (str(death.event_id) in received) == (name in receivers), name
