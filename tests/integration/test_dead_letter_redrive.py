@@ -45,7 +45,7 @@ def test_a_dead_lettered_event_is_applied_when_re_driven_after_the_fix(
     letters = list_dead_letters(bus_settings, "suppression")
     assert [(letter.event_id, letter.reason) for letter in letters] == [(event_id, "handler-rejected")]
     assert letters[0].error_message == "deceased.identifiers.nino: rule under repair"
-    assert letters[0].original_topic.endswith(".registrations.deaths")
+    assert letters[0].original_topic.endswith(".department.suppression")  # what the department read
 
     monkeypatch.setitem(suppression.handlers, "DeathRegistered", fixed_rule)
     assert [letter.event_id for letter in redrive(bus_settings, "suppression")] == [event_id]
