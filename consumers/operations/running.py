@@ -66,13 +66,15 @@ def run_department(
         consumer = DepartmentConsumer(_department(department), settings, store, batch_size=batch_size)
         acknowledgements.publish_owed_or_defer()  # anything a crash left unsent
         acknowledgements.attach(consumer)
-        if on_progress is not None:
-            _follow_progress(consumer, on_progress)
+        finish = _follow_progress(consumer, on_progress) if on_progress is not None else None
         if handle_signals:
             consumer.install_signal_handlers()
         port = settings.metrics_port if metrics_port is None else metrics_port
         with operators_view(consumer, probe, port=port, host=settings.metrics_host):
-            return consumer.run(until_caught_up=until_caught_up)
+            report = consumer.run(until_caught_up=until_caught_up)
+        if finish is not None and until_caught_up and not consumer.stopping:
+            finish()  # caught up: nothing behind, whatever transaction markers the offsets still count
+        return report
     finally:
         if consumer is not None:
             consumer.close()  # idempotent; needed when the endpoint could not start and run() never did
@@ -81,8 +83,9 @@ def run_department(
         store.close()
 
 
-def _follow_progress(consumer: DepartmentConsumer, on_progress: ProgressCallback) -> None:
-    """Report (processed, behind) after each batch; ``lag`` reads the fetcher's cached high watermarks."""
+def _follow_progress(consumer: DepartmentConsumer, on_progress: ProgressCallback) -> Callable[[], None]:
+    """Report (processed, behind) after each batch; ``lag`` reads the fetcher's cached high watermarks, which count
+    the router's transaction markers too, so the returned ``finish`` reports (processed, 0) once caught up."""
     processed = 0
 
     def report(batch: BatchReport) -> None:
@@ -90,4 +93,8 @@ def _follow_progress(consumer: DepartmentConsumer, on_progress: ProgressCallback
         processed += batch.messages
         on_progress(processed, sum(consumer.lag().values()))
 
+    def finish() -> None:
+        on_progress(processed, 0)
+
     consumer.on_batch_committed(report)
+    return finish

@@ -424,6 +424,11 @@ class DepartmentConsumer:
         """True once the group has given this consumer its partitions (readiness)."""
         return self._assigned and not self._closed
 
+    @property
+    def stopping(self) -> bool:
+        """True once asked to stop (``stop()``, SIGTERM/SIGINT): a run that returned was stopped, not caught up."""
+        return self._stopping
+
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages not yet applied per assigned partition, from the fetcher's cached high watermarks."""
         if self._closed or not self._assigned:
