@@ -86,15 +86,17 @@ def run_department(
 def _follow_progress(consumer: DepartmentConsumer, on_progress: ProgressCallback) -> Callable[[], None]:
     """Report (processed, behind) after each batch; ``lag`` reads the fetcher's cached high watermarks, which count
     the router's transaction markers too, so the returned ``finish`` reports (processed, 0) once caught up."""
-    processed = 0
+    processed, behind = 0, -1
 
     def report(batch: BatchReport) -> None:
-        nonlocal processed
+        nonlocal processed, behind
         processed += batch.messages
-        on_progress(processed, sum(consumer.lag().values()))
+        behind = sum(consumer.lag().values())
+        on_progress(processed, behind)
 
     def finish() -> None:
-        on_progress(processed, 0)
+        if behind != 0:
+            on_progress(processed, 0)
 
     consumer.on_batch_committed(report)
     return finish

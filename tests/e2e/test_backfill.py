@@ -141,7 +141,8 @@ def test_a_department_added_later_replays_the_log_into_the_same_state(
         )
         assert report.messages == log_size(settings, copy), f"{name}: the late department read the whole log"
         assert progress[-1] == (report.messages, 0), f"{name}: progress ends caught up"
-        assert [done for done, _ in progress] == sorted({done for done, _ in progress}), "processed only grows"
+        done = [done for done, _ in progress]
+        assert done == sorted(done) and len(set(done)) >= len(done) - 1, "processed only grows (then: caught up)"
         early_state, late_state = snapshot(settings, DEPARTMENTS[name]), snapshot(settings, copy)
         assert early_state["civreg_event_outcomes"], f"{name}: received events"
         assert early_state["civreg_unacknowledged"] == late_state["civreg_unacknowledged"] == []
