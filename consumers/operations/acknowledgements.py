@@ -240,11 +240,19 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 
 def entitled_departments(register: Register, event_type: str, agreements_dir: Path) -> tuple[str, ...]:
     """Departments the router sends events of ``event_type`` on ``register``'s topic: every agreement on file whose
-    allow-list names it (``Agreement.receives``, the router's own test). No agreement, no delivery."""
-    from consumers.runtime.agreements import load_agreements
+    allow-list names it (``Agreement.receives``, the router's own test). No agreement, or one that does not load
+    (the router refuses to start on it), no delivery."""
+    from consumers.runtime.agreements import AgreementError, load_agreement
 
-    agreements = load_agreements(agreements_dir)
-    return tuple(name for name, agreement in sorted(agreements.items()) if agreement.receives(register, event_type))
+    names = []
+    for path in sorted(agreements_dir.glob("*.yaml")):
+        try:
+            agreement = load_agreement(path)
+        except AgreementError:
+            continue
+        if agreement.receives(register, event_type):
+            names.append(agreement.department)
+    return tuple(sorted(names))
 
 
 def trace_event(
