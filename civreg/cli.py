@@ -70,6 +70,10 @@ def _register_commands() -> None:
     from civreg.commands.consume import consume
 
     app.command("consume")(consume)
+    from civreg.commands.route import disclosures, route
+
+    app.command("disclosures")(disclosures)
+    app.command("route")(route)
     from civreg.commands.dead_letters import dead_letters_app
 
     app.add_typer(dead_letters_app, name="dead-letters")

@@ -268,8 +268,50 @@ class Metrics:
             ["event_type"],
             buckets=PUBLISH_BUCKETS,
         )
+        self.routed_events = declare.counter(
+            "civreg_routed_events", "Events the router delivered to a department's topic.", department
+        )
+        self.router_withheld_events = declare.counter(
+            "civreg_router_withheld_events",
+            "Events the router kept from a department (its agreement), by reason.",
+            ["department", "reason"],
+        )
+        self.router_dead_letters = declare.counter(
+            "civreg_router_dead_letters",
+            "Registration messages the router could not decode, dead-lettered, by department lane and reason.",
+            ["department", "reason"],
+        )
+        self.router_transaction_duration = declare.histogram(
+            "civreg_router_transaction_duration_seconds",
+            "Time to route one batch and commit its Kafka transaction (deliveries, disclosures, offsets).",
+            department,
+            buckets=BATCH_BUCKETS,
+        )
+        self.router_lag = declare.gauge(
+            "civreg_router_lag", "Registration messages a department's router lane has still to route.", department
+        )
         self._live = _LiveCollector()
         self.registry.register(self._live)
+
+    def record_routing(
+        self,
+        department: str,
+        *,
+        routed: int,
+        withheld: dict[str, int],
+        dead_letters: dict[str, int],
+        seconds: float,
+        lag: int | None,
+    ) -> None:
+        """Count one committed router transaction for ``department`` (no personal data: counts and codes)."""
+        self.routed_events.labels(department).inc(routed)
+        for reason, count in withheld.items():
+            self.router_withheld_events.labels(department, reason).inc(count)
+        for reason, count in dead_letters.items():
+            self.router_dead_letters.labels(department, reason_code(reason)).inc(count)
+        self.router_transaction_duration.labels(department).observe(seconds)
+        if lag is not None:
+            self.router_lag.labels(department).set(lag)
 
     def watch(self, source: LiveSource) -> Callable[[], None]:
         """Report ``source``'s live state on every scrape until the returned function is called."""

@@ -8,8 +8,9 @@ missing, deletes the stale ones on the bus's resources), and ``kafka_users`` ren
 Principals (``user_prefix`` + role; locally no prefix, in Kubernetes ``civreg-``):
 
 - ``register-office``: writes the registration topics, nothing else (reads nothing).
-- ``router``: reads the registration topics in its own group, writes every department topic and the disclosure
-  ledger in transactions (transactional ids under the router's group name).
+- ``router``: reads the registration topics in its groups (one per department lane, ``<prefix>.router.<department>``),
+  writes every department topic, the disclosure ledger and its own dead-letter topic in transactions (transactional
+  ids under the router's group name).
 - each department (``tax``, ...): reads its own department topic in its own group; writes its dead-letter topic
   and the acknowledgements; reads its own dead-letter topic (``civreg dead-letters list``, run as the department).
 - ``operator``: read-only metadata and lag (describes the cluster, topics, groups and topic configs) and reads the
@@ -168,10 +169,12 @@ def acl_rules(departments: Iterable[str], prefix: str, user_prefix: str = "") ->
     router = f"{user_prefix}{ROUTER}"
     for topic in registrations:
         rules += _topic(router, topic, "Describe", "Read")
-    rules += _group(router, router_group(prefix), "Read")
+    # one lane per department: group and transactional id ``<prefix>.router.<department>`` (consumers.routing)
+    rules += _group(router, router_group(prefix), "Read", pattern=Pattern.PREFIXED)
     for department in sorted(set(departments)):
         rules += _topic(router, department_topic(department, prefix), "Describe", "Write")
     rules += _topic(router, disclosure_topic(prefix), "Describe", "Write")
+    rules += _topic(router, dead_letter_topic(ROUTER, prefix), "Describe", "Write")
     rules += [
         AclRule(router, Resource.TRANSACTIONAL_ID, router_group(prefix), Pattern.PREFIXED, op)
         for op in ("Describe", "Write")

@@ -32,7 +32,13 @@ from civreg.errors import CivregError
 from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import PACKAGED_CONFIG, Settings
 from schemas.departments import DEPARTMENT_NAMES
-from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
+from schemas.topics import (
+    acknowledgement_topic,
+    dead_letter_topic,
+    department_topic,
+    disclosure_topic,
+    registration_topics,
+)
 
 __all__ = [
     "DEFAULT_DEPARTMENTS",
@@ -74,11 +80,13 @@ class TopicApplyError(CivregError, RuntimeError):
 
 
 class TopicKind(StrEnum):
-    """The three kinds of topic; each has one block in topics.yaml."""
+    """The kinds of topic; each has one block in topics.yaml."""
 
     REGISTRATION = "registration"
     DEAD_LETTER = "dead_letter"
     ACKNOWLEDGEMENT = "acknowledgement"
+    DEPARTMENT = "department"
+    DISCLOSURE = "disclosure"
 
 
 @dataclass(frozen=True)
@@ -260,8 +268,11 @@ def desired_topics(
             )
         if department not in seen:
             seen.add(department)
+            names.append((TopicKind.DEPARTMENT, department_topic(department, prefix)))
             names.append((TopicKind.DEAD_LETTER, dead_letter_topic(department, prefix)))
+    names.append((TopicKind.DEAD_LETTER, dead_letter_topic("router", prefix)))
     names.append((TopicKind.ACKNOWLEDGEMENT, acknowledgement_topic(prefix)))
+    names.append((TopicKind.DISCLOSURE, disclosure_topic(prefix)))
 
     specs: list[TopicSpec] = []
     for kind, name in names:

@@ -258,12 +258,27 @@ class RegistrySchemaResolver:
             ) from exc
 
     def _resolve_id(self, event_type: str, topic: str) -> int:
+        contract = contract_schema(event_type)
+        return self._resolve_subject(subject_name(topic, contract.full_name), contract.schema_str, event_type)
+
+    def schema_id_for(self, subject: str, schema_str: str) -> int:
+        """The id of ``schema_str`` under ``subject`` (registered, with its compatibility rule, if missing and
+        auto-registration is on): for schemas derived from the contract, such as a department's projection."""
+        cached = self._ids.get((schema_str, subject))
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._ids.get((schema_str, subject))
+            if cached is None:
+                cached = self._resolve_subject(subject, schema_str, subject)
+                self._ids[(schema_str, subject)] = cached
+        return cached
+
+    def _resolve_subject(self, subject: str, schema_str: str, what: str) -> int:
         from confluent_kafka.schema_registry import Schema
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-        contract = contract_schema(event_type)
-        subject = subject_name(topic, contract.full_name)
-        schema = Schema(contract.schema_str, "AVRO")
+        schema = Schema(schema_str, "AVRO")
         try:
             registered = self.call(lambda: self.client.lookup_schema(subject, schema))
             schema_id: int = registered.schema_id
@@ -273,7 +288,7 @@ class RegistrySchemaResolver:
                 raise RegistryError(f"looking up subject {subject} failed: {exc}") from exc
         if not self.auto_register:
             raise SchemaNotRegistered(
-                f"the schema of {event_type} is not registered under subject {subject} and auto-registration is "
+                f"the schema of {what} is not registered under subject {subject} and auto-registration is "
                 "off (CIVREG_REGISTRY_AUTO_REGISTER=false); publish it with 'civreg schemas register'"
             )
         level = self._compatibility_for(subject) if self._compatibility_for is not None else None

@@ -239,21 +239,20 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 
 
 def entitled_departments(register: Register, event_type: str, agreements_dir: Path) -> tuple[str, ...]:
-    """Departments on the bus that receive events of ``event_type`` on ``register``'s topic."""
-    from consumers.departments import DEPARTMENTS
-    from consumers.runtime.agreements import AgreementError, agreement_for
+    """Departments the router sends events of ``event_type`` on ``register``'s topic: every agreement on file whose
+    allow-list names it (``Agreement.receives``, the router's own test). No agreement, or one that does not load
+    (the router refuses to start on it), no delivery."""
+    from consumers.runtime.agreements import AgreementError, load_agreement
 
     names = []
-    for name, department in sorted(DEPARTMENTS.items()):
-        if register not in department.registers:
-            continue
+    for path in sorted(agreements_dir.glob("*.yaml")):
         try:
-            allowed = agreement_for(name, agreements_dir).event_types
-        except AgreementError:  # no agreement on file: everything on its registers
-            allowed = department.event_types
-        if event_type in allowed:
-            names.append(name)
-    return tuple(names)
+            agreement = load_agreement(path)
+        except AgreementError:
+            continue
+        if agreement.receives(register, event_type):
+            names.append(agreement.department)
+    return tuple(sorted(names))
 
 
 def trace_event(

@@ -78,12 +78,14 @@ def run_department(
         raise_if_stopping()
         acknowledgements.publish_owed_or_defer()  # anything a crash left unsent
         acknowledgements.attach(consumer)
-        if on_progress is not None:
-            _follow_progress(consumer, on_progress)
+        finish = _follow_progress(consumer, on_progress) if on_progress is not None else None
         raise_if_stopping()
         port = settings.metrics_port if metrics_port is None else metrics_port
         with operators_view(consumer, probe, port=port, host=settings.metrics_host):
-            return consumer.run(until_caught_up=until_caught_up)
+            report = consumer.run(until_caught_up=until_caught_up)
+        if finish is not None and until_caught_up and not consumer.stopping:
+            finish()  # caught up: nothing behind, whatever transaction markers the offsets still count
+        return report
     finally:
         if consumer is not None:
             consumer.close()  # idempotent; needed when the endpoint could not start and run() never did
@@ -94,13 +96,20 @@ def run_department(
         store.close()
 
 
-def _follow_progress(consumer: DepartmentConsumer, on_progress: ProgressCallback) -> None:
-    """Report (processed, behind) after each batch; ``lag`` reads the fetcher's cached high watermarks."""
-    processed = 0
+def _follow_progress(consumer: DepartmentConsumer, on_progress: ProgressCallback) -> Callable[[], None]:
+    """Report (processed, behind) after each batch; ``lag`` reads the fetcher's cached high watermarks, which count
+    the router's transaction markers too, so the returned ``finish`` reports (processed, 0) once caught up."""
+    processed, behind = 0, -1
 
     def report(batch: BatchReport) -> None:
-        nonlocal processed
+        nonlocal processed, behind
         processed += batch.messages
-        on_progress(processed, sum(consumer.lag().values()))
+        behind = sum(consumer.lag().values())
+        on_progress(processed, behind)
+
+    def finish() -> None:
+        if behind != 0:
+            on_progress(processed, 0)
 
     consumer.on_batch_committed(report)
+    return finish

@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 from consumers.runtime.outcomes import Result
 from consumers.runtime.store import Transaction
 from schemas.models import EVENT_MODELS, REGISTRATION_EVENTS, Event, RegistrationCorrected, RegistrationVoided
-from schemas.topics import Register, dead_letter_topic, registration_topic
+from schemas.topics import Register, dead_letter_topic, department_topic
 
 __all__ = ["Decliner", "Department", "Handler", "Resolver"]
 
@@ -152,8 +152,9 @@ class Department(Generic[RecordsT]):
             raise ValueError(f"department {self.name!r} handles unknown event types {', '.join(unknown)}")
 
     def topics(self, prefix: str) -> list[str]:
-        """The registration topics this department subscribes to."""
-        return sorted(registration_topic(register, prefix) for register in self.registers)
+        """The one topic this department reads: its own, written by the router (``civreg route``) with only what
+        its agreement allows."""
+        return [department_topic(self.name, prefix)]
 
     def dead_letter_topic(self, prefix: str) -> str:
         """Where this department's unreadable or unappliable messages go."""

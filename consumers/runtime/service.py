@@ -51,7 +51,7 @@ from civreg.kafka_config import admin_config, department_consumer_config, produc
 from civreg.logs import get_logger
 from civreg.settings import Settings
 from civreg.stopping import install_stop_handlers, stop_requested, stop_signal
-from consumers.runtime.agreements import Agreement, agreement_for
+from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, agreement_for
 from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
 from consumers.runtime.dispatch import Dispatched, dispatch
@@ -59,7 +59,7 @@ from consumers.runtime.errors import PermanentError, PoisonMessage, TransientErr
 from consumers.runtime.outcomes import Outcome
 from consumers.runtime.store import Store
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
-from schemas.models import Event
+from schemas.models import Event, RegistrationVoided
 
 __all__ = ["BatchReport", "DepartmentConsumer", "EventOutcome"]
 
@@ -377,7 +377,10 @@ class DepartmentConsumer:
 
     def _decode(self, message: Message) -> _Decoded:
         try:
-            return _Decoded(message, self.codec.decode(message.value()), None)
+            event = self.codec.decode(message.value())
+            if isinstance(event, RegistrationVoided) and (WITHDRAWAL_HEADER, b"true") in (message.headers() or []):
+                event = Withdrawal(**dict(event))  # the router's withdrawal of a birth corrected to a stillbirth
+            return _Decoded(message, event, None)
         except DecodeError as exc:
             return _Decoded(message, None, PoisonMessage(exc.reason, exc.detail))
 
@@ -634,6 +637,11 @@ class DepartmentConsumer:
         """This consumer's member id in its group at its last assignment (a new one means it was evicted or
         forgotten and joined again). Read in the consume thread: librdkafka's own call may block another thread."""
         return self._member_id
+
+    @property
+    def stopping(self) -> bool:
+        """True once asked to stop (``stop()``, SIGTERM/SIGINT): a run that returned was stopped, not caught up."""
+        return self._should_stop
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages not yet applied per assigned partition, from the fetcher's cached high watermarks."""

@@ -5,7 +5,9 @@
    voids in England-and-Wales proportions) through the idempotent publisher;
 3. load each department's simulated customer register (tax, pensions, DVLA, electoral register, passports: the
    same people, as they stood before the registrations, with strangers and near-duplicates);
-4. run all six services (the five departments and the letter-suppression service) side by side until each has
+4. run the router (``civreg route``): each department's agreed events, projected to its agreed fields, onto its own
+   topic, with one disclosure per delivery in the ledger, in Kafka transactions; then all six services (the five
+   departments and the letter-suppression service) side by side, each reading only its own topic, until each has
    caught up;
 5. filter a simulated mailing list through the suppression service, and run each department's scheduled letters
    for the first four weeks; check both against the simulation's answer key (nobody dead is written to);
@@ -40,6 +42,7 @@ from consumers.kit.customer_records import load_customer_records
 from consumers.kit.letters import run_letters
 from consumers.operations.acknowledgements import AcknowledgementPublisher, EventTrace, trace_event
 from consumers.operations.running import open_store
+from consumers.routing.router import Router, RouterReport
 from consumers.runtime import BatchReport, Department, DepartmentConsumer
 from consumers.suppression import Action, department, filter_mailing
 from deploy.local.kafka import LocalKafka
@@ -76,6 +79,9 @@ class DemoSummary:
     living_wrongly_suppressed: int = 0
     schema_ids: str = ""
     """Where the messages' schema ids came from (the local registry, yours, or the local catalogue)."""
+    routed: dict[str, Counter[str]] = field(default_factory=dict)
+    """What the router did per department: delivered ('routed'), withheld (per reason)."""
+    routed_dead_letters: int = 0
     trace: EventTrace | None = None
     """One death's acknowledgements: which services received it and what each did."""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -131,6 +137,7 @@ def run_demo(
 
         population = _publish(settings, count, seed, console, summary)
         truth = _load_registers(settings, population, seed, summary)
+        _route(settings, console, summary, population)
         _consume(settings, console, summary, population)
         _mail(settings, population, mailing_size, seed, summary)
         _letters(settings, population, truth, summary)
@@ -211,13 +218,37 @@ def _load_registers(
     return truth
 
 
+def _route(settings: Settings, console: Console, summary: DemoSummary, population: SimulatedPopulation) -> None:
+    """The router until it has caught up: the departments read only what it writes to their topics."""
+    started = time.monotonic()
+    router = Router(settings)
+    with _progress(console) as progress:
+        read = sum(1 for a in router.agreements.values() for e in population.events if e.family in a.registers)
+        task = progress.add_task("router (six lanes)", total=read)
+
+        def advance(_department: str, report: RouterReport, _seconds: float) -> None:
+            withheld = sum(report.withheld.values())
+            progress.advance(task, sum(report.routed.values()) + withheld + sum(report.dead_letters.values()))
+
+        router.on_batch(advance)
+        report = router.run(until_caught_up=True)
+    for lane in sorted({a.department for a in router.agreements.values()}):
+        counts: Counter[str] = Counter(routed=report.routed[lane])
+        for (receiver, reason), n in report.withheld.items():
+            if receiver == lane:
+                counts[f"withheld: {reason}"] += n
+        summary.routed[lane] = counts
+    summary.routed_dead_letters = sum(report.dead_letters.values())
+    summary.seconds["route (one lane per department)"] = time.monotonic() - started
+
+
 def _consume(settings: Settings, console: Console, summary: DemoSummary, population: SimulatedPopulation) -> None:
     """All six services side by side, each until it has caught up (one progress bar each)."""
     started = time.monotonic()
     with _progress(console) as progress, ThreadPoolExecutor(max_workers=len(DEPARTMENTS)) as pool:
 
         def run(service: Department[Any]) -> BatchReport:
-            expected = sum(1 for event in population.events if event.family in service.registers)
+            expected = summary.routed.get(service.name, Counter())["routed"]
             task = progress.add_task(f"{service.name} catching up", total=expected)
             store = open_store(settings, service.name)
             acknowledgements = AcknowledgementPublisher(settings, service.name, store)
@@ -235,10 +266,11 @@ def _consume(settings: Settings, console: Console, summary: DemoSummary, populat
         counts: Counter[str] = Counter()
         for (_, outcome), n in totals.outcomes.items():
             counts[outcome] += n
-        counts["withheld"] += sum(totals.withheld.values())
+        routed = summary.routed.get(name, Counter())
+        counts["withheld"] += sum(n for key, n in routed.items() if key.startswith("withheld"))
         summary.department_outcomes[name] = counts
     summary.outcomes.update(reports[department.name].outcomes)
-    summary.seconds["consume (six services)"] = time.monotonic() - started
+    summary.seconds["consume (six services, own topics)"] = time.monotonic() - started
 
 
 def _letters(
@@ -326,7 +358,23 @@ def _print(console: Console, summary: DemoSummary) -> None:
         outcomes.add_column(column.replace("_", " "), justify="right", footer=str(total))
     for name, counts in summary.department_outcomes.items():
         outcomes.add_row(name, *(str(counts[column]) for column in columns))
-    outcomes.caption = "withheld: not in the service's data-sharing agreement (e.g. stillbirths): never delivered"
+    outcomes.caption = "withheld by the router: not in the service's agreement (e.g. stillbirths): never delivered"
+
+    routing = Table(
+        title="Router: each department's topic holds only its agreed events and fields (one disclosure each)",
+        show_footer=True,
+    )
+    routing.add_column("department topic", footer="total")
+    reasons = sorted({key for counts in summary.routed.values() for key in counts if key != "routed"})
+    for column in ("routed", *reasons):
+        total = sum(counts[column] for counts in summary.routed.values())
+        routing.add_column(column, justify="right", footer=str(total))
+    for name, counts in summary.routed.items():
+        routing.add_row(name, *(str(counts[column]) for column in ("routed", *reasons)))
+    routing.caption = (
+        f"dead-lettered by the router: {summary.routed_dead_letters}; "
+        "`civreg disclosures --entry ENTRY` prints what was shared about one registration"
+    )
 
     letters = Table(title="Scheduled letters, first four weeks: sent, and held back by whom", show_footer=True)
     letters.add_column("department", footer="total")
@@ -382,7 +430,7 @@ def _print(console: Console, summary: DemoSummary) -> None:
         for name in summary.trace.awaiting:
             trace.add_row(name, "[red]not acknowledged[/]", "")
 
-    for table in (published, outcomes, mailing, letters, trace, timings):
+    for table in (published, routing, outcomes, mailing, letters, trace, timings):
         console.print(table)
     console.print(f"schema ids: {summary.schema_ids}")
     console.print(

@@ -1,10 +1,12 @@
 """Data-sharing agreements: every department's agreement fits its declared handlers, and the runtime's
-enforcement withholds what is outside it and strips the fields it excludes (pure: no broker, no store)."""
+enforcement withholds what is outside it and keeps only the fields it allows (pure: no broker, no store)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from consumers.runtime.agreements import (
     AGREEMENTS_DIR,
     AgreementError,
     agreement_for,
+    contract_paths,
     field_paths,
     load_agreement,
 )
@@ -26,7 +29,7 @@ from schemas.models import (
     RegistrationVoided,
 )
 from schemas.topics import Register
-from tests.support.factories import make_birth, make_correction, make_death, make_marriage
+from tests.support.factories import all_event_examples, make_birth, make_correction, make_death, make_marriage
 
 
 @pytest.mark.parametrize("name", sorted(DEPARTMENTS))
@@ -130,34 +133,59 @@ def _write(tmp_path: Path, body: str) -> Path:
     return path
 
 
-_VALID = """
-department: x
-controller: Somebody
-purpose: A reason
-legal_gateway: Some Act 2000 s1
-event_types: [DeathRegistered, RegistrationCorrected, RegistrationVoided]
-stillbirths: false
-"""
+# A valid agreement: passports' own, under another name (its legal gateway last, for the cases below).
+_VALID = (AGREEMENTS_DIR / "passports.yaml").read_text(encoding="utf-8").replace(
+    "department: passports", "department: x"
+).replace(
+    "legal_gateway: >-\n  Registration Service Act 1953 s19AA; Identity Documents Act 2010 (passport records)\n", ""
+) + "legal_gateway: Some Act 2000 s1\n"
+
+
+def _line_of(body: str, text: str) -> int:
+    return next(number for number, line in enumerate(body.splitlines(), start=1) if text in line)
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("old", "new", "message"),
     [
-        ('fields_excluded: ["death.place_of_death"]', "required field"),
-        ('fields_excluded: ["**.no_such_field"]', "matches no field"),
-        ("colour: blue", "unknown key"),
-        ("stillbirths: maybe", "'stillbirths' must be true or false"),
+        (
+            '    - "death.{date_of_registration,',
+            '    - "death.{',
+            "leaves out required field(s) death.date_of_registration",
+        ),
+        ('    - "reason"', '    - "no_such_field"', "'no_such_field' is not a field of RegistrationVoided"),
+        ('    - "reason"', '    - "entry"', "'entry' is a record of RegistrationVoided: name its fields"),
+        ('    - "reason"', '    - "**.reason"', "no wildcards"),
+        ("  RegistrationVoided:", "  BirthRegistered:", "event type not in 'event_types'"),
+        ("  RegistrationVoided:", "  BirthRecorded:", "unknown event type"),
+        ("stillbirths: false", "stillbirths: maybe", "'stillbirths' must be true or false"),
+        ("stillbirths: false", "stillbirths: false\ncolour: blue", "unknown key"),
+        ("legal_gateway: Some Act 2000 s1", "legal_gateway: ''", "'legal_gateway' must be non-empty text"),
+        ("legal_gateway: Some Act 2000 s1", "", "'legal_gateway' must be non-empty text"),
     ],
 )
-def test_a_malformed_agreement_is_refused_at_load(tmp_path: Path, extra: str, message: str) -> None:
-    body = _VALID.replace("stillbirths: false\n", "") if extra.startswith("stillbirths") else _VALID
-    with pytest.raises(AgreementError, match=message):
-        load_agreement(_write(tmp_path, body + extra + "\n"))
+def test_a_malformed_agreement_is_refused_at_load_naming_the_file_and_line(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    assert old in _VALID
+    body = _VALID.replace(old, new, 1)
+    path = _write(tmp_path, body)
+    with pytest.raises(AgreementError, match=re.escape(message)) as raised:
+        load_agreement(path)
+    if new.strip():
+        assert str(raised.value).startswith(f"{path}:{_line_of(body, new.splitlines()[-1])}:")
+    else:
+        assert str(raised.value).startswith(str(path))
+
+
+def test_the_valid_agreement_loads(tmp_path: Path) -> None:
+    assert load_agreement(_write(tmp_path, _VALID)).legal_gateway == "Some Act 2000 s1"
 
 
 def test_an_unknown_event_type_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(AgreementError, match="unknown event types BirthRecorded"):
-        load_agreement(_write(tmp_path, _VALID.replace("DeathRegistered", "BirthRecorded")))
+    body = _VALID.replace("  - DeathRegistered", "  - BirthRecorded")
+    with pytest.raises(AgreementError, match=f"x.yaml:{_line_of(body, 'BirthRecorded')}: unknown event types Bir"):
+        load_agreement(_write(tmp_path, body))
 
 
 def test_a_missing_agreement_means_the_department_cannot_start(tmp_path: Path) -> None:
@@ -174,3 +202,68 @@ def test_an_agreement_that_does_not_fit_its_department_says_how(tmp_path: Path) 
     assert any("legal gateway differs" in p for p in problems)
     assert any("covers registers [DEATH], department declares [BIRTH, DEATH]" in p for p in problems)
     assert any("handled event types outside the agreement: BirthRegistered" in p for p in problems)
+
+
+# The agreements before allow-lists (PR for issue 11): what each department excluded. The allow-lists that replaced
+# them must deliver exactly the same events, field for field.
+_EXCLUDED_BEFORE = {
+    "dvla": ("**.occupation", "**.identifiers.nino", "**.identifiers.nhs_number", "**.identifiers.passport_number",
+             "*.marital_status", "*.surviving_partner"),
+    "electoral": ("**.occupation", "**.identifiers", "*.marital_status", "*.surviving_partner"),
+    "passports": ("**.identifiers.nino", "**.identifiers.nhs_number", "**.identifiers.driving_licence_number",
+                  "*.marital_status", "*.surviving_partner"),
+    "pensions": ("**.occupation", "**.identifiers.nhs_number", "**.identifiers.driving_licence_number",
+                 "**.identifiers.passport_number"),
+    "suppression": ("**.identifiers.driving_licence_number", "**.identifiers.passport_number", "**.sex",
+                    "*.marital_status", "*.surviving_partner"),
+    "tax": ("**.occupation", "**.identifiers.nhs_number", "**.identifiers.driving_licence_number",
+            "**.identifiers.passport_number", "birth.second_parent", "corrected.second_parent"),
+}  # fmt: skip
+
+
+def _remove_before(data: Any, pattern: list[str]) -> None:
+    """The exclusion algorithm the allow-lists replaced (``*`` one field name, ``**`` any number)."""
+    if isinstance(data, list):
+        for item in data:
+            _remove_before(item, pattern)
+        return
+    if not isinstance(data, dict) or not pattern:
+        return
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        _remove_before(data, rest)
+        for value in data.values():
+            _remove_before(value, pattern)
+        return
+    for key in [key for key in data if head in ("*", key)]:
+        if rest:
+            _remove_before(data[key], rest)
+        else:
+            del data[key]
+
+
+@pytest.mark.parametrize("name", sorted(_EXCLUDED_BEFORE))
+def test_the_allow_lists_deliver_exactly_what_the_exclusions_did(name: str) -> None:
+    agreement = agreement_for(name)
+    compared = 0
+    for event in all_event_examples():
+        if agreement.withheld_because(event) is not None or agreement.withdraws(event):
+            continue
+        before = event.model_dump(mode="python")
+        for pattern in _EXCLUDED_BEFORE[name]:
+            _remove_before(before, pattern.split("."))
+        expected = type(event).model_validate(before)
+        assert agreement.minimise(event) == expected, event.event_type
+        compared += 1
+    assert compared >= 5
+
+
+def test_a_field_added_to_the_contract_reaches_no_department_until_an_agreement_names_it() -> None:
+    for name in DEPARTMENTS:
+        agreement = agreement_for(name)
+        for event_type, allowed in agreement.fields_allowed.items():
+            paths = contract_paths(event_type, agreement.registers)
+            leaves = {p for p in paths if not any(q.startswith(f"{p}.") for q in paths)}
+            assert allowed <= leaves  # named leaves only: nothing stands for fields not yet in the contract
+    # Every allowed path is explicit; a new field under a shared record (death.deceased.new) matches none.
+    assert "death.deceased.new_field" not in agreement_for("pensions").kept_paths("DeathRegistered")

@@ -198,7 +198,7 @@ def test_k8s_workloads_set_only_real_settings() -> None:
 
 
 def test_k8s_pod_monitor_scrapes_the_departments_as_the_job_the_rules_name() -> None:
-    (monitor,) = k8s("PodMonitor")
+    (monitor,) = [m for m in k8s("PodMonitor") if m["metadata"]["name"] == SCRAPE_JOB]
     spec = monitor["spec"]
     assert spec["jobLabel"] == "civreg/scrape-job"
     (endpoint,) = spec["podMetricsEndpoints"]
@@ -207,6 +207,24 @@ def test_k8s_pod_monitor_scrapes_the_departments_as_the_job_the_rules_name() -> 
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         selected = all(labels.get(key) == value for key, value in spec["selector"]["matchLabels"].items())
         assert selected == (labels.get("app.kubernetes.io/component") == "department"), deployment["metadata"]["name"]
+
+
+def test_k8s_router_runs_route_as_its_user_and_is_scraped_as_civreg_router() -> None:
+    deployments = {doc["metadata"]["name"]: doc for doc in k8s("Deployment")}
+    router = deployments["civreg-router"]
+    assert router["spec"]["replicas"] == 1 and router["spec"]["strategy"]["type"] == "Recreate"
+    pod = router["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["route"]
+    env = {item["name"]: item for item in container["env"]}
+    assert set(env) <= SETTINGS_ENV, set(env) - SETTINGS_ENV
+    assert env["CIVREG_SASL_USERNAME"]["value"] == "civreg-router"
+    assert env["CIVREG_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "civreg-router"
+    assert container["readinessProbe"]["httpGet"] == {"path": READY_PATH, "port": "metrics"}
+    (monitor,) = [m for m in k8s("PodMonitor") if m["metadata"]["name"] == "civreg-router"]
+    labels = pod["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    assert labels[monitor["spec"]["jobLabel"]] == "civreg-router"
 
 
 def test_kustomization_lists_every_manifest() -> None:

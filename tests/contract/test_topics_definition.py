@@ -13,7 +13,13 @@ from deploy.topics import (
     desired_topics,
     load_definitions,
 )
-from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
+from schemas.topics import (
+    acknowledgement_topic,
+    dead_letter_topic,
+    department_topic,
+    disclosure_topic,
+    registration_topics,
+)
 
 
 def test_yaml_loads_with_local_and_production_profiles() -> None:
@@ -35,8 +41,11 @@ def test_every_topic_of_the_contract_is_declared() -> None:
     assert set(registration_topics("civreg").values()) <= names
     assert dead_letter_topic("suppression") in names
     assert dead_letter_topic("tax") in names
+    assert {department_topic("suppression"), department_topic("tax")} <= names  # the router's minimised topics
+    assert dead_letter_topic("router") in names
     assert acknowledgement_topic() in names
-    assert len(names) == len(specs) == 4 + 2 + 1
+    assert disclosure_topic() in names
+    assert len(names) == len(specs) == 4 + 2 * 2 + 1 + 1 + 1
 
 
 @pytest.mark.parametrize("profile", ["local", "production"])

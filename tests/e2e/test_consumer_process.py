@@ -17,6 +17,7 @@ from civreg.settings import Settings
 from producers.publisher import Publisher
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_address, make_death, make_person
+from tests.support.routing import route
 
 pytestmark = pytest.mark.kafka
 
@@ -44,6 +45,7 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly_then_the_commands_answer(
     with Publisher(bus_settings) as publisher:
         for death in deaths:
             publisher.publish(death)
+    route(bus_settings)  # the router delivers the deaths to the department's own topic
 
     env = settings_env(bus_settings)
     consumer = subprocess.Popen(

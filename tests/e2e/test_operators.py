@@ -24,6 +24,7 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import producer_config
 from civreg.metrics import Metrics, default_metrics
 from civreg.settings import Settings
@@ -32,7 +33,7 @@ from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
 from consumers.runtime.metrics import operators_view
 from deploy.local.jvm import free_port
-from schemas.topics import Register, registration_topic
+from schemas.topics import Register, department_topic, registration_topic
 from tests.support.dashboards import (
     DASHBOARDS,
     RULES,
@@ -43,7 +44,9 @@ from tests.support.dashboards import (
     rule_expressions,
 )
 from tests.support.environment import REPO, settings_env
+from tests.support.factories import make_death, make_person
 from tests.support.publishing import publish_deaths
+from tests.support.routing import route
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -77,9 +80,22 @@ def total(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
     return sum(value for (sample, have), value in found.items() if sample == name and wanted <= have)
 
 
-def publish_poison(settings: Settings) -> None:
+def deliver_deaths(settings: Settings, count: int, first: int = 1) -> None:
+    """Deaths written straight onto the suppression topic, one record per offset (no router transaction markers),
+    so lag counts are exact; the router is exercised in tests/integration/test_router.py."""
+    codec = open_codec(settings, publishing=True)
     producer = Producer(producer_config(settings))
-    producer.produce(registration_topic(Register.DEATH, settings.topic_prefix), key=b"poison", value=b"not avro")
+    for number in range(first, first + count):
+        death = make_death(entry_number=number, deceased=make_person(given_names=f"Person{number}"))
+        value = codec.encode(death, registration_topic(Register.DEATH, settings.topic_prefix))
+        producer.produce(department_topic("suppression", settings.topic_prefix), key=death.entry.key, value=value)
+    assert producer.flush(30) == 0
+
+
+def publish_poison(settings: Settings) -> None:
+    """Undecodable bytes on the suppression topic (on a registration topic the router would dead-letter them)."""
+    producer = Producer(producer_config(settings))
+    producer.produce(department_topic("suppression", settings.topic_prefix), key=b"poison", value=b"not avro")
     assert producer.flush(30) == 0
 
 
@@ -132,7 +148,7 @@ class RunningConsumer:
 
 
 def test_a_running_consumer_reports_outcomes_latency_lag_dead_letters_and_readiness(bus_settings: Settings) -> None:
-    publish_deaths(bus_settings, 5)
+    deliver_deaths(bus_settings, 5)
     publish_poison(bus_settings)
     queue_review(bus_settings)
     metrics = Metrics(CollectorRegistry())
@@ -168,7 +184,7 @@ def test_a_running_consumer_reports_outcomes_latency_lag_dead_letters_and_readin
         # New events: lag is read from the cluster, so it shows whatever the consume loop is doing.
         running.consumer.stop()
         running.thread.join(timeout=60)
-        publish_deaths(bus_settings, 3, first=100)
+        deliver_deaths(bus_settings, 3, first=100)
         stopped = scrape(running.url)
         assert total(stopped, "civreg_consumer_lag_messages", department="suppression") == 3
         assert get(running.url + "/readyz")[0] == 503
@@ -197,6 +213,7 @@ def test_promql_names_are_parsed_from_real_queries() -> None:
 def exercised_names(bus_settings: Settings) -> Iterator[set[str]]:
     """The names a real consumer process exports after publishing, consuming, dead-lettering and reviewing."""
     publish_deaths(bus_settings, 3)  # the publisher records into the process's metrics too
+    route(bus_settings)
     publish_poison(bus_settings)
     queue_review(bus_settings)
     with RunningConsumer(bus_settings, default_metrics()) as running:
@@ -318,7 +335,7 @@ def value_of(prometheus: str, expr: str) -> float | None:
 def test_prometheus_scrapes_a_running_consumer_and_status_shows_it(
     bus_settings: Settings, consumer_process: str, prometheus: str
 ) -> None:
-    publish_deaths(bus_settings, 4)
+    deliver_deaths(bus_settings, 4)  # exact lag: no router commit markers (wt/lifecycle stores positions past them)
     wait_for(lambda: get(consumer_process + "/readyz")[0] == 200, "the consumer to be ready")
 
     applied = 'civreg_consumed_events_total{department="suppression",event_type="DeathRegistered",outcome="applied"}'

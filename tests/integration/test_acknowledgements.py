@@ -4,10 +4,12 @@ across a SIGKILL), without personal data; a reviewer's decision is published too
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 import typer
@@ -19,8 +21,9 @@ from civreg.commands.trace import trace
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
 from consumers.operations.acknowledgements import partition_for_key, trace_event
-from consumers.operations.running import open_store, run_department
+from consumers.operations.running import open_store
 from consumers.runtime import Department
+from deploy.topics import apply_topics
 from producers.publisher import Publisher
 from schemas.acknowledgements import AcknowledgementCodec, ActionTaken
 from schemas.models import Event
@@ -28,6 +31,7 @@ from schemas.topics import acknowledgement_topic
 from tests.support.departments import allow_test_departments, review_desk
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import NINO, make_death, make_person, make_void
+from tests.support.routing import route, run_department
 
 pytestmark = pytest.mark.kafka
 
@@ -101,6 +105,7 @@ def test_every_outcome_is_acknowledged_keyed_by_event_and_without_personal_data(
 def test_acknowledgements_owed_by_a_killed_consumer_are_published_by_the_next_run(bus_store_settings: Settings) -> None:
     deaths = [make_death(entry_number=n, deceased=make_person(given_names=f"Person{n}")) for n in range(1, 41)]
     publish(bus_store_settings, deaths)
+    route(bus_store_settings)
     crashed = subprocess.run(  # a consumer with no publisher at all, killed right after its 2nd database commit
         [sys.executable, "-m", "tests.support.crashing_consumer", "2", "10"],
         check=False,
@@ -132,6 +137,10 @@ def desk(monkeypatch: pytest.MonkeyPatch, bus_store_settings: Settings) -> Depar
     # The bus as this test sees it: the suppression service and the desk (other departments stay out of trace).
     bus = {"suppression": departments.DEPARTMENTS["suppression"], department.name: department}
     monkeypatch.setattr(departments, "DEPARTMENTS", bus)
+    # ... and as the router and trace see it: agreements for exactly those two (the desk under suppression's terms).
+    config = desk_config(bus_store_settings)
+    monkeypatch.setenv("CIVREG_CONFIG_DIR", str(config))
+    apply_topics(desk_settings(bus_store_settings), [department.name], replication_factor=1, profile="local")
     for name, value in settings_env(bus_store_settings).items():
         if name.startswith("CIVREG_"):
             monkeypatch.setenv(name, value)
@@ -141,6 +150,28 @@ def desk(monkeypatch: pytest.MonkeyPatch, bus_store_settings: Settings) -> Depar
     for module in ("civreg.commands.review", "civreg.commands.trace"):  # keep CliRunner's stderr unbound
         monkeypatch.setattr(f"{module}.configure_logging", lambda *args, **kwargs: None)
     return department  # type: ignore[return-value]
+
+
+def desk_config(settings: Settings) -> Path:
+    """A config directory beside the test's databases whose agreements are suppression's and the desk's."""
+    config = Path(settings.database_dir or settings.home) / "desk-config"
+    if not config.exists():
+        shutil.copytree(settings.config_dir, config)
+        agreements = config / "agreements"
+        for path in agreements.glob("*.yaml"):
+            if path.stem != "suppression":
+                path.unlink()
+        agree_like_suppression(agreements, "deskcheck")
+    return config
+
+
+def agree_like_suppression(agreements: Path, name: str) -> None:
+    text = (agreements / "suppression.yaml").read_text()
+    (agreements / f"{name}.yaml").write_text(text.replace("department: suppression\n", f"department: {name}\n"))
+
+
+def desk_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"config_dir": desk_config(settings)})
 
 
 def cli() -> typer.Typer:
@@ -157,9 +188,10 @@ def test_a_reviewers_decision_is_applied_acknowledged_and_traced(
 
     first = make_death(entry_number=1, deceased=make_person(given_names="Margaret Anne", family_name="Morgan"))
     second = make_death(entry_number=2, deceased=make_person(given_names="Ada", family_name="Lovelace"))
-    publish(bus_store_settings, [first, second])
-    consume(bus_store_settings)
-    consume(bus_store_settings, desk)
+    settings = desk_settings(bus_store_settings)  # the router gives the desk a lane
+    publish(settings, [first, second])
+    consume(settings)
+    consume(settings, desk)
     runner = CliRunner()
 
     listed = runner.invoke(cli(), ["review", "list", "--department", "deskcheck"])
@@ -185,7 +217,7 @@ def test_a_reviewers_decision_is_applied_acknowledged_and_traced(
     assert missing.exit_code == 1 and "no review item" in missing.output
     assert "(0)" in runner.invoke(cli(), ["review", "list", "-d", "deskcheck"]).output
 
-    store = open_store(bus_store_settings, desk)
+    store = open_store(settings, desk)
     try:
         assert store.read().execute("SELECT record_id, event_id FROM desk_records") == [("R-2", str(first.event_id))]
         outcome = "SELECT outcome, note FROM civreg_event_outcomes WHERE event_id = ?"
@@ -196,7 +228,7 @@ def test_a_reviewers_decision_is_applied_acknowledged_and_traced(
     finally:
         store.close()
 
-    traced = trace_event(bus_store_settings, str(first.event_id))
+    traced = trace_event(settings, str(first.event_id))
     held = traced.departments["deskcheck"]
     assert held.acknowledgements == 2, "needs_review when consumed, then the reviewer's decision"
     assert (held.latest.outcome, held.latest.reviewed) == ("applied", True)
@@ -205,7 +237,9 @@ def test_a_reviewers_decision_is_applied_acknowledged_and_traced(
     assert traced.awaiting == ()
     assert traced.scanned < 8, "only the event's partition is read"
 
+    # A third agreement on file: trace expects its acknowledgement (entitled = the agreements' allow-lists).
     monkeypatch.setitem(departments.DEPARTMENTS, "neverruns", review_desk("neverruns"))
+    agree_like_suppression(settings.config_files.agreements_dir, "neverruns")
     shown = runner.invoke(cli(), ["trace", str(first.event_id)])
     assert shown.exit_code == 2, shown.output  # an entitled department has not acknowledged
     for expected in (
@@ -217,6 +251,7 @@ def test_a_reviewers_decision_is_applied_acknowledged_and_traced(
         assert expected in shown.output
     assert "Margaret" not in shown.output and "alice" not in shown.output
     monkeypatch.delitem(departments.DEPARTMENTS, "neverruns")
+    (settings.config_files.agreements_dir / "neverruns.yaml").unlink()
     complete = runner.invoke(cli(), ["trace", str(first.event_id)])
     assert complete.exit_code == 0, complete.output
     assert "every entitled department has acknowledged (deskcheck, suppression)" in complete.output

@@ -26,6 +26,7 @@ from producers.simulation import simulate_population
 from schemas.models import Event
 from tests.support.customer_rows import row
 from tests.support.factories import make_birth, make_death, make_marriage, make_person, make_void
+from tests.support.routing import route
 
 pytestmark = pytest.mark.kafka
 
@@ -37,6 +38,7 @@ def publish(settings: Settings, events: Iterable[Event]) -> None:
 
 
 def consume(settings: Settings, department: str) -> BatchReport:
+    route(settings)  # the router delivers each department its agreed events on its own topic
     return run_department(settings, department, until_caught_up=True, handle_signals=False)
 
 
@@ -72,7 +74,7 @@ def test_departments_apply_what_their_agreements_allow_through_the_real_consumer
     publish(settings, [death, stillbirth, birth, make_marriage(), make_void(of=death)])
 
     tax_report = consume(settings, "tax")
-    assert tax_report.withheld == {("BirthRegistered", "stillbirth"): 1}
+    assert not tax_report.withheld  # the router withheld the stillbirth: it never reached the tax topic
     assert tax_report.outcomes == {
         ("DeathRegistered", "applied"): 1,
         ("BirthRegistered", "applied"): 1,

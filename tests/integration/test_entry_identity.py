@@ -8,11 +8,12 @@ from datetime import date
 import pytest
 
 from civreg.settings import Settings
-from consumers.operations.running import open_store, run_department
+from consumers.operations.running import open_store
 from consumers.suppression import Action, SuppressionList, decide
 from consumers.suppression.mailing import Recipient
 from producers.publisher import Publisher
 from tests.support.factories import make_address, make_death, make_person
+from tests.support.routing import run_department
 
 pytestmark = pytest.mark.kafka
 

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 
 from civreg.metrics import RelayMetrics, default_metrics
 from civreg.settings import Settings
-from consumers.operations.running import run_department
 from deploy.local.jvm import free_port
 from producers.event_files import write_event_file
 from producers.outbox import Outbox
@@ -31,6 +30,7 @@ from tests.support.dashboards import DASHBOARDS, dashboard_queries, exported_nam
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_correction, make_death, make_person
 from tests.support.outbox import outbox_target
+from tests.support.routing import run_department
 from tests.support.topics import on_topics
 
 pytestmark = pytest.mark.kafka

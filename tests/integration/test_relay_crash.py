@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from civreg.settings import Settings
-from consumers.operations.running import open_store, run_department
+from consumers.operations.running import open_store
 from producers.outbox import Outbox
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_death, make_person
 from tests.support.outbox import outbox_target
+from tests.support.routing import run_department
 from tests.support.topics import on_topics
 
 pytestmark = pytest.mark.kafka

@@ -21,6 +21,7 @@ from civreg.kafka_config import admin_config, consumer_config, producer_config
 from civreg.settings import Settings
 from consumers.operations.acknowledgements import trace_event
 from consumers.operations.redrive import list_dead_letters
+from consumers.routing.router import lane_group
 from deploy.acls import acl_rules, agreement_departments, apply_acls, current_acls, secure_local_broker
 from deploy.local.jvm import free_port
 from deploy.local.kafka import LocalKafka
@@ -33,7 +34,6 @@ from schemas.topics import (
     disclosure_topic,
     registration_topic,
     registration_topics,
-    router_group,
 )
 from tests.support.environment import REPO
 
@@ -66,7 +66,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
         topics = [
             *registration_topics(PREFIX).values(),
             *(department_topic(d, PREFIX) for d in departments),
-            *(dead_letter_topic(d, PREFIX) for d in departments),
+            *(dead_letter_topic(d, PREFIX) for d in [*departments, "router"]),
             acknowledgement_topic(PREFIX),
             disclosure_topic(PREFIX),
         ]
@@ -244,10 +244,9 @@ def test_the_router_writes_a_department_topic_and_the_ledger_in_one_transaction(
     router = secure_kafka.client_settings("router")
     source = registration_topic(Register.MARRIAGE, PREFIX)
     assert _produce(secure_kafka.client_settings("register-office"), source, b"registration") is None
-    consumer = Consumer(consumer_config(router, router_group(PREFIX), role="router"))
-    producer = Producer(
-        producer_config(router, role="router", **{"transactional.id": f"{router_group(PREFIX)}-{uuid.uuid4().hex}"})
-    )
+    lane = lane_group("dvla", PREFIX)  # the router's lane for one department: group and transactional id
+    consumer = Consumer(consumer_config(router, lane, role="router"))
+    producer = Producer(producer_config(router, role="router", **{"transactional.id": lane}))
     try:
         producer.init_transactions(30)
         consumer.subscribe([source])
@@ -260,6 +259,7 @@ def test_the_router_writes_a_department_topic_and_the_ledger_in_one_transaction(
         producer.begin_transaction()
         producer.produce(department_topic("dvla", PREFIX), key=message.key(), value=b"projected")
         producer.produce(disclosure_topic(PREFIX), key=message.key(), value=b"disclosure")
+        producer.produce(dead_letter_topic("router", PREFIX), key=message.key(), value=b"undecodable")
         producer.send_offsets_to_transaction(
             consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
         )

@@ -20,7 +20,7 @@ import pytest
 
 from civreg.settings import Settings
 from consumers.kit.customer_records import RecordTable
-from consumers.operations.running import open_store, run_department
+from consumers.operations.running import open_store
 from deploy.schema_evolution import check_against_registry
 from schemas.catalogue import event_schema
 from schemas.codec import to_avro
@@ -37,6 +37,7 @@ from tests.support.registry import (
     read_all,
     resolver_for,
 )
+from tests.support.routing import run_department
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 

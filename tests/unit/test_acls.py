@@ -10,6 +10,7 @@ import yaml
 
 from civreg.kafka_config import admin_config
 from civreg.settings import CredentialsError, Settings
+from consumers.routing.router import lane_group
 from deploy.acls import (
     K8S_USER_PREFIX,
     AclApplyError,
@@ -74,8 +75,13 @@ def test_the_register_office_only_writes_registrations() -> None:
 def test_the_router_reads_registrations_and_writes_department_topics_and_the_ledger_in_transactions() -> None:
     grants = _of(acl_rules(DEPARTMENTS, PREFIX), "router")
     assert _topics(grants, "Read") == set(registration_topics(PREFIX).values())
-    assert _topics(grants, "Write") == {department_topic(d, PREFIX) for d in DEPARTMENTS} | {disclosure_topic(PREFIX)}
-    assert (Resource.GROUP, router_group(PREFIX), Pattern.LITERAL, "Read") in grants
+    assert _topics(grants, "Write") == {department_topic(d, PREFIX) for d in DEPARTMENTS} | {
+        disclosure_topic(PREFIX),
+        dead_letter_topic("router", PREFIX),
+    }
+    # one lane per department: groups <prefix>.router.<department>, the same names as transactional ids
+    assert (Resource.GROUP, router_group(PREFIX), Pattern.PREFIXED, "Read") in grants
+    assert all(lane_group(d, PREFIX).startswith(router_group(PREFIX)) for d in DEPARTMENTS)
     for operation in ("Write", "Describe"):
         assert (Resource.TRANSACTIONAL_ID, router_group(PREFIX), Pattern.PREFIXED, operation) in grants
     assert (Resource.CLUSTER, "kafka-cluster", Pattern.LITERAL, "IdempotentWrite") in grants

@@ -1,0 +1,406 @@
+"""The router: reads the registration topics and writes each department only what its agreement allows.
+
+Why a router: a department's process must never hold what its agreement withholds, so the projection happens before
+anything reaches it. For each department the router runs a *lane*: a consumer in its own group
+(``<router group>.<department>``, on the registers the agreement covers) and a transactional producer
+(``transactional.id`` the same name). Per batch, in ONE Kafka transaction (consume-transform-produce):
+
+1. each agreed event, projected to its agreed fields (``consumers.runtime.projection``), to the department's topic,
+   keyed by entry key (a birth corrected to a stillbirth becomes a withdrawal, header ``civreg-withdrawal``);
+2. one disclosure per delivery to the ledger topic (``consumers.routing.disclosures``), keyed by entry key;
+3. a message that cannot be decoded to the router's dead-letter topic, with the reason in headers;
+4. the consumer's offsets (``send_offsets_to_transaction`` with its group metadata).
+
+Readers use ``read_committed``, so a router killed at any instant and restarted neither loses nor duplicates an event
+on a department topic, and the ledger and the deliveries cannot disagree. A new department's lane has a new group,
+which starts at the beginning of the registration topics: its topic is back-filled from the whole log.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from civreg.codec_from_settings import open_codec
+from civreg.kafka_config import admin_config, consumer_config, error_text, producer_config
+from civreg.logs import get_logger
+from civreg.settings import Settings
+from consumers.routing.disclosures import Disclosure
+from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, load_agreements
+from consumers.runtime.projection import ProjectionWriter
+from schemas.codec import Codec, DecodeError, ResolverUnavailable
+from schemas.topics import (
+    dead_letter_topic,
+    department_topic,
+    disclosure_topic,
+    registration_topic,
+    router_group,
+)
+
+__all__ = ["ROUTER", "WITHDRAWAL_HEADER", "Router", "RouterReport", "lane_group"]
+
+log = get_logger(__name__)
+ROUTER = "router"
+
+
+def lane_group(department: str, prefix: str) -> str:
+    """The router's consumer group (and transactional id) for one department."""
+    return f"{router_group(prefix)}.{department}"
+
+
+@dataclass
+class RouterReport:
+    """What the router did (no personal data): per department, events routed and withheld, dead letters."""
+
+    routed: Counter[str] = field(default_factory=Counter)
+    withheld: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    transactions: int = 0
+    transaction_seconds: float = 0.0
+
+
+BatchListener = Callable[[str, RouterReport, float], None]
+
+
+class _Lane:
+    """One department: its consumer, its transactional producer, its agreement."""
+
+    def __init__(self, agreement: Agreement, settings: Settings, codec: Codec, writer: ProjectionWriter) -> None:
+        self.agreement = agreement
+        self.department = agreement.department
+        prefix = settings.topic_prefix
+        self.group = lane_group(self.department, prefix)
+        self.topics = sorted(registration_topic(register, prefix) for register in agreement.registers)
+        self.topic = department_topic(self.department, prefix)
+        self.ledger = disclosure_topic(prefix)
+        self.dead_letters = dead_letter_topic(ROUTER, prefix)
+        self.codec = codec
+        self.writer = writer
+        self.consumer = Consumer(consumer_config(settings, self.group, role=f"router-{self.department}"))
+        self.producer = Producer(
+            producer_config(settings, role=f"router-{self.department}", **{"transactional.id": self.group})
+        )
+        self.producer.init_transactions(30)
+        self.consumer.subscribe(self.topics)
+        self.assigned = False
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.flush(10)
+
+    def route(self, messages: list[Message], report: RouterReport) -> None:
+        """Route one batch in one transaction; an error aborts it and rewinds to the last committed offsets."""
+        started = time.monotonic()
+        self.producer.begin_transaction()
+        try:
+            offsets: dict[tuple[str, int], int] = {}
+            for message in messages:
+                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                assert topic is not None and partition is not None and offset is not None
+                offsets[(topic, partition)] = offset + 1
+                self._route_one(message, report)
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                self.consumer.consumer_group_metadata(),
+                30,
+            )
+            self.producer.commit_transaction(30)
+        except Exception:
+            self.producer.abort_transaction(30)
+            self._rewind()
+            raise
+        report.transactions += 1
+        report.transaction_seconds += time.monotonic() - started
+
+    def _route_one(self, message: Message, report: RouterReport) -> None:
+        try:
+            event = self.codec.decode(message.value())
+        except DecodeError as exc:
+            letter: list[tuple[str, str | bytes | None]] = [
+                ("civreg.reason", exc.reason),
+                ("civreg.error.class", type(exc).__name__),
+                ("civreg.error.message", exc.detail),
+                ("civreg.original.topic", str(message.topic())),
+                ("civreg.original.partition", str(message.partition())),
+                ("civreg.original.offset", str(message.offset())),
+                ("civreg.department", self.department),
+            ]
+            self.producer.produce(self.dead_letters, key=message.key(), value=message.value(), headers=letter)
+            report.dead_letters[exc.reason] += 1
+            log.warning("dead-lettered", department=self.department, reason=exc.reason, offset=message.offset())
+            return
+        withheld = self.agreement.withheld_because(event)
+        if withheld is not None:
+            report.withheld[(self.department, withheld)] += 1
+            return
+        delivered = self.agreement.minimise(event)
+        key = event.entry.key.encode()
+        headers: list[tuple[str, str | bytes | None]] = [("civreg.event_type", delivered.event_type)]
+        if isinstance(delivered, Withdrawal):
+            headers.append((WITHDRAWAL_HEADER, "true"))
+        self.producer.produce(self.topic, key=key, value=self.writer.encode(self.agreement, delivered), headers=headers)
+        disclosure = Disclosure(
+            entry_key=event.entry.key,
+            department=self.department,
+            controller=self.agreement.controller,
+            event_id=str(event.event_id),
+            event_type=delivered.event_type,
+            fields=tuple(self.agreement.disclosed(delivered)),
+            disclosed_at=datetime.now(UTC),
+            legal_gateway=self.agreement.legal_gateway,
+        )
+        self.producer.produce(self.ledger, key=key, value=disclosure.to_json())
+        report.routed[self.department] += 1
+
+    def _rewind(self) -> None:
+        """After an abort, read again from the group's committed offsets (what the last transaction committed)."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return
+        for committed in self.consumer.committed(assignment, timeout=30):
+            offset = committed.offset if committed.offset >= 0 else 0
+            self.consumer.seek(TopicPartition(committed.topic, committed.partition, offset))
+
+    def caught_up(self, ends: dict[tuple[str, int], tuple[int, int]]) -> bool:
+        """True when the lane has routed EVERY partition of its registration topics to ``ends`` (read committed).
+
+        Every partition, not only the assigned ones: a lane that holds half its partitions (a rebalance, a dead
+        member's session not yet expired) is not at the end of the log. Called only between batches, so nothing
+        read is unrouted: a held partition's position counts (it moves past transactional markers and aborted
+        records, which the committed offset stops short of), otherwise the committed offset, at least the log start.
+        """
+        mine = {key: bounds for key, bounds in ends.items() if key[0] in self.topics}
+        if not mine or not {topic for topic, _ in mine} >= set(self.topics):
+            return False  # a topic not in the metadata yet: not at its end
+        reached: dict[tuple[str, int], int] = {}
+        assignment = self.consumer.assignment()
+        for tp in self.consumer.position(assignment) if assignment else []:
+            if tp.offset >= 0:
+                reached[(tp.topic, tp.partition)] = tp.offset
+        behind = [key for key, (low, high) in mine.items() if max(reached.get(key, low), low) < high]
+        if not behind:
+            return True
+        # One offset fetch for the partitions the position does not settle (not held, or not fetched yet).
+        try:
+            committed = self.consumer.committed([TopicPartition(t, p) for t, p in behind], timeout=10)
+        except KafkaException as exc:  # e.g. offsets of a killed router's open transaction, not yet aborted
+            log.info("caught-up-check-deferred", department=self.department, error=error_text(exc))
+            return False
+        for tp in committed:
+            low, high = mine[(tp.topic, tp.partition)]
+            if max(tp.offset, reached.get((tp.topic, tp.partition), low), low) < high:
+                return False
+        return True
+
+    def lag(self) -> int:
+        total = 0
+        for partition in self.consumer.position(self.consumer.assignment()):
+            low, high = self.consumer.get_watermark_offsets(partition, cached=True)
+            if high >= 0:
+                total += max(high - (partition.offset if partition.offset >= 0 else low), 0)
+        return total
+
+
+class Router:
+    """Every department's lane, polled in turn until stopped (or, with ``until_caught_up``, until at the end)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        agreements: dict[str, Agreement] | None = None,
+        codec: Codec | None = None,
+        batch_size: int = 500,
+        poll_timeout: float = 0.2,
+        check_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.check_interval = check_interval
+        self._checked_at = float("-inf")
+        self._admin: AdminClient | None = None
+        self.agreements = agreements or load_agreements(settings.config_files.agreements_dir)
+        self.codec = codec or open_codec(settings)
+        self.writer = ProjectionWriter(self.codec, settings.topic_prefix)
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.totals = RouterReport()
+        self._listeners: list[BatchListener] = []
+        self._stopping = False
+        self.lanes = [_Lane(a, settings, self.codec, self.writer) for _, a in sorted(self.agreements.items())]
+
+    @property
+    def ready(self) -> bool:
+        """Every lane holds its partitions."""
+        return all(lane.consumer.assignment() for lane in self.lanes)
+
+    def on_batch(self, listener: BatchListener) -> None:
+        """Call ``listener(department, batch report, transaction seconds)`` after each committed transaction."""
+        self._listeners.append(listener)
+
+    def lag(self) -> dict[str, int]:
+        """Messages each department's lane has still to route."""
+        return {lane.department: lane.lag() for lane in self.lanes}
+
+    def stop(self) -> None:
+        """Finish the transaction in hand, then return from ``run``."""
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT finish the transaction in hand and exit cleanly."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self, *, until_caught_up: bool = False) -> RouterReport:
+        """Route until stopped; with ``until_caught_up``, return once every lane is at the end of its topics."""
+        log.info("routing", departments=[lane.department for lane in self.lanes])
+        try:
+            while not self._stopping:
+                busy = False
+                for lane in self.lanes:
+                    messages = [m for m in lane.consumer.consume(self.batch_size, self.poll_timeout) if _is_record(m)]
+                    if messages:
+                        busy = True
+                        self._route(lane, messages)
+                if not busy and until_caught_up and self._caught_up():
+                    break
+        finally:
+            self.close()
+        return self.totals
+
+    def _caught_up(self) -> bool:
+        """Every lane at the end of the whole log: one offsets query for all registration topics per check, and
+        at most one check every ``check_interval`` seconds (each lane polls meanwhile, so nothing waits on it)."""
+        now = time.monotonic()
+        if now - self._checked_at < self.check_interval:
+            return False
+        self._checked_at = now
+        ends = self.log_ends()
+        return all(lane.caught_up(ends) for lane in self.lanes)
+
+    def log_ends(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(log start, last stable offset) of every partition of the registration topics the lanes read, in one
+        metadata and one offsets round trip (read committed: a transaction still open is not yet the end)."""
+        if self._admin is None:
+            self._admin = AdminClient(admin_config(self.settings, role="router"))
+        topics = sorted({topic for lane in self.lanes for topic in lane.topics})
+        metadata = self._admin.list_topics(timeout=10)
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        ]
+        if not partitions:
+            return {}
+        earliest: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+        latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        committed = IsolationLevel.READ_COMMITTED
+        starts = self._admin.list_offsets(dict.fromkeys(partitions, earliest), isolation_level=committed)
+        ends = self._admin.list_offsets(dict.fromkeys(partitions, latest), isolation_level=committed)
+        return {
+            (tp.topic, tp.partition): (
+                int(starts[tp].result(timeout=15).offset),
+                int(ends[tp].result(timeout=15).offset),
+            )
+            for tp in partitions
+        }
+
+    def _route(self, lane: _Lane, messages: list[Message]) -> None:
+        report = RouterReport()
+        while True:
+            try:
+                lane.route(messages, report)
+                break
+            except ResolverUnavailable:  # the registry is away: nothing was committed; try the batch again
+                log.warning("schema-registry-unavailable", department=lane.department)
+                report = RouterReport()
+                time.sleep(1.0)
+                if self._stopping:
+                    return
+                messages = [m for m in lane.consumer.consume(self.batch_size, self.poll_timeout) if _is_record(m)]
+                if not messages:
+                    return
+        self.totals.routed.update(report.routed)
+        self.totals.withheld.update(report.withheld)
+        self.totals.dead_letters.update(report.dead_letters)
+        self.totals.transactions += report.transactions
+        self.totals.transaction_seconds += report.transaction_seconds
+        for listener in self._listeners:
+            listener(lane.department, report, report.transaction_seconds)
+
+    def close(self) -> None:
+        """Release every lane's clients (idempotent)."""
+        lanes, self.lanes = self.lanes, []
+        for lane in lanes:
+            lane.close()
+        if lanes:
+            log.info("stopped", routed=dict(self.totals.routed), transactions=self.totals.transactions)
+
+
+def _is_record(message: Message) -> bool:
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() == KafkaError._PARTITION_EOF:
+        return False
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("kafka-error", error=error.str())
+    return False
+
+
+def run_router(
+    settings: Settings,
+    *,
+    until_caught_up: bool = False,
+    handle_signals: bool = True,
+    batch_size: int = 500,
+    metrics_port: int | None = None,
+) -> RouterReport:
+    """Run the router from settings (``civreg route``): /metrics, /healthz, /readyz on ``metrics_port``."""
+    from civreg.cluster import require_topics
+    from civreg.metrics import Check, OperatorsEndpoint, default_metrics
+
+    prefix = settings.topic_prefix
+    agreements = load_agreements(settings.config_files.agreements_dir)
+    topics = {registration_topic(r, prefix) for a in agreements.values() for r in a.registers}
+    topics |= {department_topic(d, prefix) for d in agreements} | {disclosure_topic(prefix)}
+    require_topics(settings, sorted(topics | {dead_letter_topic(ROUTER, prefix)}))
+    router = Router(settings, agreements=agreements, batch_size=batch_size)
+    if handle_signals:
+        router.install_signal_handlers()
+    metrics = default_metrics()
+
+    def record(department: str, report: RouterReport, seconds: float) -> None:
+        metrics.record_routing(
+            department,
+            routed=report.routed[department],
+            withheld={reason: n for (_, reason), n in report.withheld.items()},
+            dead_letters=dict(report.dead_letters),
+            seconds=seconds,
+            lag=router.lag().get(department),
+        )
+
+    router.on_batch(record)
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if not port:
+        return router.run(until_caught_up=until_caught_up)
+
+    def ready() -> Check:
+        return Check(True, "routing") if router.ready else Check(False, "waiting for partitions")
+
+    with OperatorsEndpoint(metrics, port=port, host=settings.metrics_host, ready=ready):
+        return router.run(until_caught_up=until_caught_up)

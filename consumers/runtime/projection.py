@@ -1,0 +1,183 @@
+"""A department's projection of the contract: the Avro schema of what its agreement allows, and its encoding.
+
+Why derived schemas: a department's topic must not carry a withheld field even as an empty slot, so the router writes
+each event with the contract's schema minus every field the agreement does not name (per department and event type).
+The projection is registered under the department topic's own subject (``<department topic>-<record full name>``,
+TopicRecordNameStrategy, the compatibility rule of ``schema-compatibility.yaml``). A department reads it with the
+contract's schema as reader: Avro resolution fills the defaults of the withheld optional fields (the agreement
+loader has already refused any agreement that leaves out a required one).
+
+Named types nested in a projection are renamed by where they sit (``uk.gov.civreg.projected.death.deceased.Person``):
+Person is projected differently as a deceased person and as a surviving partner, and Avro matches records by their
+unqualified name, so the contract's reader still resolves them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import fastavro
+
+from consumers.runtime.agreements import Agreement
+from schemas.catalogue import NAMESPACE, event_schema, named_types
+from schemas.codec import MAGIC_BYTE, Codec, to_avro
+from schemas.models import DETAILS_REGISTER, Event
+from schemas.registry import RegistrySchemaResolver, subject_name
+from schemas.topics import Register, department_topic
+
+__all__ = ["Projection", "ProjectionWriter", "projection", "projection_subject"]
+
+_HEADER = struct.Struct(">BI")
+_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+_BRANCH_REGISTER = {model.__name__: register for model, register in DETAILS_REGISTER.items()}
+PROJECTED = f"{NAMESPACE}.projected"
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One department's schema for one event type."""
+
+    department: str
+    event_type: str
+    full_name: str
+    schema: dict[str, Any]
+    parsed: dict[str, Any]
+
+    @property
+    def schema_str(self) -> str:
+        """Compact JSON text (what is registered)."""
+        return json.dumps(self.schema, separators=(",", ":"), sort_keys=True)
+
+    def record(self, event: Event) -> dict[str, Any]:
+        """``event`` (already minimised by the agreement) as this projection's record: only the agreed fields."""
+        projected = _value(to_avro(event), self.schema)
+        assert isinstance(projected, dict)
+        return projected
+
+
+def projection_subject(department: str, event_type: str, prefix: str) -> str:
+    """The registry subject of a department's projection of ``event_type``."""
+    return subject_name(department_topic(department, prefix), event_schema(event_type).full_name)
+
+
+@cache
+def _projection(department: str, event_type: str, kept: frozenset[str], registers: frozenset[Register]) -> Projection:
+    raw = json.loads(json.dumps(event_schema(event_type).schema))  # the standalone schema, copied
+    schema = _record(raw, "", kept, registers, root=True)
+    parsed = fastavro.parse_schema(schema, named_schemas={})
+    assert isinstance(parsed, dict)
+    return Projection(department, event_type, event_schema(event_type).full_name, schema, parsed)
+
+
+def projection(agreement: Agreement, event_type: str) -> Projection:
+    """The projection of ``event_type`` under ``agreement`` (worked out once)."""
+    return _projection(agreement.department, event_type, agreement.kept_paths(event_type), agreement.registers)
+
+
+def _definition(node: Any) -> Any:
+    """A named type's definition wherever the standalone schema only refers to it by name."""
+    if isinstance(node, str) and node not in _PRIMITIVES:
+        return named_types()[node]
+    return node
+
+
+def _record(
+    node: dict[str, Any], path: str, kept: frozenset[str], registers: frozenset[Register], *, root: bool = False
+) -> dict[str, Any]:
+    fields = []
+    for field in node["fields"]:
+        field_path = f"{path}{field['name']}"
+        if field_path not in kept:
+            continue
+        projected = {**field, "type": _type(field["type"], field_path, kept, registers)}
+        if "default" in field and isinstance(field["default"], dict):
+            names = {f["name"] for f in _definition(projected["type"]).get("fields", [])}
+            projected["default"] = {k: v for k, v in field["default"].items() if k in names}
+        fields.append(projected)
+    name = node["name"].split(".")[-1]
+    full_name = f"{node.get('namespace', NAMESPACE)}.{name}" if root else f"{PROJECTED}.{path or 'root'}{name}"
+    result = {key: value for key, value in node.items() if key not in ("fields", "name", "namespace")}
+    return {**result, "name": full_name, "fields": fields}
+
+
+def _type(node: Any, path: str, kept: frozenset[str], registers: frozenset[Register]) -> Any:
+    node = _definition(node)
+    if isinstance(node, list):
+        branches = []
+        for branch in node:
+            definition = _definition(branch)
+            if isinstance(definition, dict) and definition.get("type") == "record":
+                register = _BRANCH_REGISTER.get(definition["name"].split(".")[-1])
+                if register is not None and register not in registers:
+                    continue  # a correction's details of a register the department does not receive
+                namespaced = path if register is None else f"{path}.{definition['name'].split('.')[-1]}"
+                branches.append(_record(definition, f"{path}.", kept, registers) | _named(definition, namespaced))
+            else:
+                branches.append(_type(branch, path, kept, registers))
+        return branches
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "record":
+            return _record(node, f"{path}.", kept, registers) | _named(node, path)
+        if kind in ("enum", "fixed"):
+            return {**{k: v for k, v in node.items() if k != "namespace"}, **_named(node, path)}
+        if kind == "array":
+            return {**node, "items": _type(node["items"], path, kept, registers)}
+        if kind == "map":
+            return {**node, "values": _type(node["values"], path, kept, registers)}
+    return node
+
+
+def _named(node: dict[str, Any], path: str) -> dict[str, Any]:
+    """A unique full name for a named type by where it sits (its unqualified name unchanged, for resolution)."""
+    return {"name": f"{PROJECTED}.{path}.{node['name'].split('.')[-1]}"}
+
+
+def _value(value: Any, schema: Any) -> Any:
+    """``value`` (a contract record as ``to_avro`` makes it) cut down to ``schema``."""
+    if isinstance(schema, list):
+        if value is None:
+            return None
+        if isinstance(value, tuple):  # a union branch named by the contract's full name
+            wanted = value[0].split(".")[-1]
+            branch = next(b for b in schema if isinstance(b, dict) and b["name"].split(".")[-1] == wanted)
+            return (branch["name"], _value(value[1], branch))
+        for branch in schema:
+            if isinstance(branch, dict) and branch.get("type") == "record" and isinstance(value, dict):
+                return _value(value, branch)
+        return value
+    if isinstance(schema, dict) and schema.get("type") == "record":
+        return {field["name"]: _value(value.get(field["name"]), field["type"]) for field in schema["fields"]}
+    return value
+
+
+class ProjectionWriter:
+    """Encodes a department's events for its topic: the projection's schema and registry id, wire format.
+
+    Without a registry (unit tests, a bare local broker) the minimised event is written with the contract's schema
+    and local id: withheld fields travel as nulls, never as values.
+    """
+
+    def __init__(self, codec: Codec, prefix: str) -> None:
+        self.codec = codec
+        self.prefix = prefix
+        resolver = codec.resolver
+        self._registry = resolver if isinstance(resolver, RegistrySchemaResolver) else None
+
+    def encode(self, agreement: Agreement, event: Event) -> bytes:
+        """Wire-format bytes of ``event`` (already minimised by ``agreement``) for the department's topic."""
+        topic = department_topic(agreement.department, self.prefix)
+        if self._registry is None:
+            return self.codec.encode(event, topic)
+        projected = projection(agreement, event.event_type)
+        subject = projection_subject(agreement.department, event.event_type, self.prefix)
+        schema_id = self._registry.schema_id_for(subject, projected.schema_str)
+        buffer = io.BytesIO()
+        buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+        fastavro.schemaless_writer(buffer, projected.parsed, projected.record(event))
+        return buffer.getvalue()
