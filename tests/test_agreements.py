@@ -174,3 +174,27 @@ def test_an_agreement_that_does_not_fit_its_department_says_how(tmp_path: Path) 
     assert any("legal gateway differs" in p for p in problems)
     assert any("covers registers [DEATH], department declares [BIRTH, DEATH]" in p for p in problems)
     assert any("handled event types outside the agreement: BirthRegistered" in p for p in problems)
+
+
+@pytest.mark.parametrize("name", sorted(DEPARTMENTS))
+def test_minimising_without_revalidation_gives_what_deleting_the_keys_and_validating_gives(name: str) -> None:
+    """The fast path (fields set back to their defaults on the model) equals the reference: dump, delete, validate."""
+    from consumers.runtime.agreements import _remove
+    from consumers.runtime.dispatch import content_digest
+    from producers.simulate import simulate_registrations
+
+    agreement = agreement_for(name)
+    patterns = [pattern.split(".") for pattern in agreement.fields_excluded]
+    stripped = 0
+    for event in simulate_registrations(3000, seed=11):
+        if agreement.withheld_because(event) is not None or agreement._withdraws(event):
+            continue
+        data = event.model_dump(mode="python")
+        removed = sum(_remove(data, pattern) for pattern in patterns)
+        expected = type(event).model_validate(data) if removed else event
+        minimised = agreement.minimise(event)
+        assert type(minimised) is type(expected)
+        assert minimised.model_dump(mode="json") == expected.model_dump(mode="json")
+        assert content_digest(minimised) == content_digest(expected)
+        stripped += bool(removed)
+    assert stripped > 0 or not agreement.fields_excluded
