@@ -30,10 +30,13 @@ __all__ = [
     "BenchCase",
     "BenchOptions",
     "CaseResult",
+    "Rate",
     "SuiteResult",
+    "Target",
     "measure",
     "print_suite",
     "run_suites",
+    "write_chart",
     "write_suite",
 ]
 
@@ -90,6 +93,40 @@ class SuiteResult:
     baseline_label: str
     cases: list[CaseResult] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
+    rates: list[Rate] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One measured throughput: a path over a department's messages, and the raw ceiling of the same run."""
+
+    department: str
+    path: str
+    messages: int
+    seconds: float
+    rate: float
+    ceiling: float | None = None
+
+    @property
+    def share(self) -> float | None:
+        """The rate as a share of the ceiling measured in the same run."""
+        return None if not self.ceiling else self.rate / self.ceiling
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal next to its figure; ``unit`` "ratio" is met at or above the goal, "seconds" at or below it."""
+
+    name: str
+    figure: float
+    goal: float
+    unit: str
+
+    @property
+    def met(self) -> bool:
+        """Whether the figure reaches the goal."""
+        return self.figure <= self.goal if self.unit == "seconds" else self.figure >= self.goal
 
 
 class Suite(Protocol):
@@ -119,8 +156,76 @@ def run_cases(cases: list[BenchCase], rounds: int) -> list[CaseResult]:
     return results
 
 
+def _print_rates(result: SuiteResult, console: Console) -> None:
+    table = Table(title=result.title)
+    for column in ("department", "path", "messages", "seconds", "events/s", "share of raw"):
+        table.add_column(column, justify="left" if column in ("department", "path") else "right")
+    for rate in result.rates:
+        share = rate.share
+        table.add_row(
+            rate.department,
+            rate.path,
+            str(rate.messages),
+            f"{rate.seconds:.2f}",
+            f"{rate.rate:,.0f}",
+            "-" if share is None else f"{share:.1%}",
+        )
+    console.print(table)
+
+
+def _print_targets(result: SuiteResult, console: Console) -> None:
+    table = Table(title=f"{result.suite}: targets (figures of this run)")
+    for column in ("target", "figure", "goal", "met"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for target in result.targets:
+        if target.unit == "seconds":
+            figure, goal = f"{target.figure / 60:.1f} min", f"< {target.goal / 60:.0f} min"
+        else:
+            figure, goal = f"{target.figure:.2f}", f">= {target.goal:.2f}"
+        table.add_row(target.name, figure, goal, "[green]yes[/]" if target.met else "[red]no[/]")
+    console.print(table)
+
+
+def write_chart(result: SuiteResult, out_dir: Path) -> Path | None:
+    """``<out_dir>/<suite>.png``: events/s per department and path (None when the suite has no rates)."""
+    if not result.rates:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    departments = list(dict.fromkeys(rate.department for rate in result.rates))
+    paths = list(dict.fromkeys(rate.path for rate in result.rates))
+    by = {(rate.department, rate.path): rate.rate for rate in result.rates}
+    width = 0.8 / len(paths)
+    figure, axes = plt.subplots(figsize=(max(8.0, 1.6 * len(departments) + 3), 5))
+    for index, path in enumerate(paths):
+        xs = [d + index * width for d in range(len(departments))]
+        axes.bar(xs, [by.get((department, path), 0.0) for department in departments], width, label=path)
+    axes.set_xticks([d + 0.4 - width / 2 for d in range(len(departments))], departments)
+    axes.set_ylabel("events per second")
+    axes.set_yscale("log")
+    axes.set_title(result.title, fontsize=9)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chart = out_dir / f"{result.suite}.png"
+    figure.savefig(chart, dpi=110)
+    plt.close(figure)
+    return chart
+
+
 def print_suite(result: SuiteResult, console: Console) -> None:
-    """The suite as a table: µs/event for each side and the ratio."""
+    """The suite as a table: µs/event for each side and the ratio (or rates and targets)."""
+    if result.rates:
+        _print_rates(result, console)
+    if result.targets:
+        _print_targets(result, console)
+    if not result.cases:
+        facts = ", ".join(f"{key}: {value}" for key, value in result.context.items() if not isinstance(value, dict))
+        console.print(f"[dim]{facts}[/]", highlight=False)
+        return
     table = Table(title=result.title)
     table.add_column("case")
     table.add_column(f"{result.ours_label}\nµs/event", justify="right")
@@ -155,6 +260,8 @@ def write_suite(result: SuiteResult, out_dir: Path) -> Path:
         "baseline": result.baseline_label,
         "context": result.context,
         "cases": [{**asdict(case), "ratio": case.ratio} for case in result.cases],
+        "rates": [{**asdict(rate), "share": rate.share} for rate in result.rates],
+        "targets": [{**asdict(target), "met": target.met} for target in result.targets],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
@@ -186,4 +293,7 @@ def run_suites(settings: Settings, names: list[str], options: BenchOptions, cons
         result = SUITES[name](settings, options, console)
         print_suite(result, console)
         written.append(write_suite(result, options.out_dir))
+        chart = write_chart(result, options.out_dir)
+        if chart is not None:
+            written.append(chart)
     return written
