@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, DeserializingConsumer, Message, TopicParti
 from rich.console import Console
 
 from civreg.codecs import open_registry_resolver
-from civreg.kafka_config import consumer_config
+from civreg.kafka_config import admin_config, consumer_config
 from civreg.settings import Settings
 from consumers.departments import DEPARTMENTS, department_named
 from consumers.registers import load_register
@@ -75,16 +75,33 @@ class _Run:
 
 
 class _TimedConsumer(DepartmentConsumer):
-    """The runtime, noting when its first batch arrived and its last was committed (excludes the group join)."""
+    """The runtime, noting when it was first given partitions and when its last batch was committed.
+
+    Every path is timed the same way, from its assignment (the group join excluded) to its last message handled.
+    """
 
     first: float | None = None
     last: float = 0.0
 
-    def _process(self, messages: Any) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        super()._on_assign(consumer, partitions)
         if self.first is None:
             self.first = time.time()
+
+    def _process(self, messages: Any) -> None:
         super()._process(messages)
         self.last = time.time()
+
+
+class _Assigned:
+    """An ``on_assign`` callback noting the first assignment's time (for the raw and stock loops)."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if self.at is None:
+            self.at = time.time()
 
 
 def _fresh_store(settings: Settings, department: str, engine: str, workdir: Path) -> Store:
@@ -122,18 +139,17 @@ def _civreg(settings: Settings, department: str, store: Store, codec: Codec, bat
 def _raw(settings: Settings, topics: list[str], expected: int, batch_size: int) -> _Run:
     """The ceiling: a plain consume loop over the same topics, touching every value."""
     consumer = Consumer({**consumer_config(settings, f"bench-raw-{uuid.uuid4().hex}"), "auto.offset.reset": "earliest"})
-    consumer.subscribe(topics)
-    seen, size, first = 0, 0, 0.0
+    assigned = _Assigned()
+    consumer.subscribe(topics, on_assign=assigned)
+    seen, size = 0, 0
     try:
         while seen < expected:
             for message in consumer.consume(batch_size, 1.0):
                 if message.error() is not None:
                     continue
-                if not seen:
-                    first = time.time()
                 size += len(message.value() or b"")
                 seen += 1
-        return _Run(seen, time.time() - first)
+        return _Run(seen, time.time() - (assigned.at or time.time()))
     finally:
         consumer.close()
 
@@ -155,10 +171,11 @@ def _stock(
         client, conf={"subject.name.strategy": topic_record_subject_name_strategy}
     )
     consumer = DeserializingConsumer({**config, "auto.offset.reset": "earliest"})
-    consumer.subscribe(topics)
+    assigned = _Assigned()
+    consumer.subscribe(topics, on_assign=assigned)
     declared = department_named(department)
     agreement = agreement_for(department, settings.config_files.agreements_dir)
-    seen, first = 0, 0.0
+    seen = 0
     try:
         while seen < expected:
             batch: list[Message] = []
@@ -168,8 +185,6 @@ def _stock(
                     if batch:
                         break
                     continue
-                if not seen and not batch:
-                    first = time.time()
                 batch.append(message)
             if not batch:
                 continue
@@ -187,7 +202,7 @@ def _stock(
                     transaction.save_offset(topic, partition, offset)
             consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
             seen += len(batch)
-        return _Run(seen, time.time() - first)
+        return _Run(seen, time.time() - (assigned.at or time.time()))
     finally:
         consumer.close()
 
@@ -229,6 +244,18 @@ def _scaling(settings: Settings, department: str, engine: str, store: Store, *, 
     if messages < expected:
         raise RuntimeError(f"scaling run applied {messages} of {expected} messages")
     return _Run(messages, last - min(starts))
+
+
+def _delete_topics(settings: Settings) -> None:
+    """Delete the run's topics (best effort): a small-heap broker must not keep every run's partitions."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(admin_config(settings))
+    with contextlib.suppress(Exception):
+        names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(f"{settings.topic_prefix}.")]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=30).values():
+                future.result()
 
 
 def _counts(settings: Settings, topics: list[str]) -> int:
@@ -295,6 +322,7 @@ def run_consumer_suite(
                 rates.append(Rate(name, f"{processes} process(es) {scale_engine}", run.messages, run.seconds, run.rate))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            _delete_topics(bench)
     targets = _targets(rates, scaling, scale_engine, name, engines)
     return SuiteResult(
         suite="consumer",
