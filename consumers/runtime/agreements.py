@@ -118,15 +118,9 @@ class Agreement:
             return _withdrawal(event)
         if not self.fields_excluded:
             return event
-        stripped: BaseModel = event
-        for pattern in self._patterns:
-            stripped, _ = _strip(stripped, pattern)
+        stripped = _apply_plan(event, _strip_plan(type(event), self.fields_excluded))
         assert isinstance(stripped, type(event))
         return stripped
-
-    @property
-    def _patterns(self) -> tuple[list[str], ...]:
-        return tuple(pattern.split(".") for pattern in self.fields_excluded)
 
     def _withdraws(self, event: Event) -> bool:
         """Whether ``event`` turns a birth the department received into a stillbirth it may not see."""
@@ -223,52 +217,61 @@ def _remove(data: Any, pattern: list[str]) -> int:
     return removed
 
 
-def _strip(model: BaseModel, pattern: list[str]) -> tuple[BaseModel, int]:
-    """``model`` with every field ``pattern`` reaches set back to its default; how many were not None.
+StripPlan = dict[str, "StripPlan | None"]
 
-    The same result as dumping to a dict, deleting those keys (``_remove``) and validating again, without paying for
-    a second validation of the whole event on every message: a field at its default is what the missing key becomes.
-    Unchanged parts of the event are shared, not copied.
+
+@cache
+def _strip_plan(model: type[BaseModel], patterns: tuple[str, ...]) -> StripPlan:
+    """The fields ``patterns`` reach in ``model``, as a tree (None: set back to its default), worked out once.
+
+    Stripping then costs a walk down these fields only, and no second validation of the event: a field at its
+    default is what deleting its key and validating again (``_remove``) gives, without paying for it per message.
     """
-    if not pattern:
-        return model, 0
-    head, rest = pattern[0], pattern[1:]
-    removed = 0
+    tree: StripPlan = {}
+    split = [pattern.split(".") for pattern in patterns]
+    for path in field_paths(model):
+        segments = path.split(".")
+        if not any(_path_matches(segments, pattern) for pattern in split):
+            continue
+        node: StripPlan | None = tree
+        for segment in segments[:-1]:
+            assert node is not None
+            child = node.setdefault(segment, {})
+            if child is None:  # an enclosing field is removed already
+                break
+            node = child
+        else:
+            assert node is not None
+            node[segments[-1]] = None
+    return tree
+
+
+def _apply_plan(model: BaseModel, plan: StripPlan) -> BaseModel:
+    """``model`` with the planned fields at their defaults; the same object when none of them held anything."""
+    fields = type(model).model_fields
     updates: dict[str, Any] = {}
-    current = model
-    if head == "**":
-        current, removed = _strip(model, rest)
-        for name in type(current).model_fields:
-            value, count = _strip_value(getattr(current, name), pattern)
-            if count:
-                updates[name], removed = value, removed + count
-    else:
-        for name, info in type(model).model_fields.items():
-            if head not in ("*", name):
-                continue
-            value = getattr(model, name)
-            if rest:
-                new, count = _strip_value(value, rest)
-                if count:
-                    updates[name], removed = new, removed + count
-            elif value is not None:
-                updates[name], removed = info.get_default(call_default_factory=True), removed + 1
-    if not updates:
-        return current, removed
-    return current.model_copy(update=updates), removed
+    for name, below in plan.items():
+        info = fields.get(name)
+        if info is None:  # a field of another member of a union
+            continue
+        value = getattr(model, name)
+        if below is None:
+            if value is not None:
+                updates[name] = info.get_default(call_default_factory=True)
+            continue
+        new = _apply_value(value, below)
+        if new is not value:
+            updates[name] = new
+    return model.model_copy(update=updates) if updates else model
 
 
-def _strip_value(value: Any, pattern: list[str]) -> tuple[Any, int]:
-    """``_strip`` through a field's value: a model, a list or tuple of them, or a leaf nothing reaches into."""
+def _apply_value(value: Any, plan: StripPlan) -> Any:
     if isinstance(value, BaseModel):
-        return _strip(value, pattern)
+        return _apply_plan(value, plan)
     if isinstance(value, list | tuple):
-        items = [_strip_value(item, pattern) for item in value]
-        count = sum(count for _, count in items)
-        return (type(value)(item for item, _ in items) if count else value), count
-    if isinstance(value, dict):
-        raise TypeError("agreements cannot reach into mapping fields")  # no event field is one (contract check)
-    return value, 0
+        items = [_apply_value(item, plan) for item in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else type(value)(items)
+    return value
 
 
 # The contract's field paths, to check patterns against ------------------------------------------------------
