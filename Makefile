@@ -27,8 +27,11 @@ lint: install ## ruff, mypy (strict) and the import contracts (which way depende
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: install ## Only the tests that need no broker, PostgreSQL server or schema registry
-	$(BIN)/pytest -m "not kafka and not postgres and not registry"
+unit: install ## Unit and contract tests: no broker, PostgreSQL server or schema registry (tests/unit, tests/contract)
+	$(BIN)/pytest tests/unit tests/contract
+
+integration: install ## Tests on the real parts and whole processes (tests/integration, tests/e2e)
+	$(BIN)/pytest tests/integration tests/e2e
 
 bench: install ## Codec and consumer benchmarks: prints a table, writes bench-results/*.json
 	$(BIN)/civreg bench

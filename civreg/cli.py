@@ -6,12 +6,14 @@ traceback), 2 a usage error; a few commands add their own, listed in their ``--h
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from civreg.errors import CivregError
+from civreg.stopping import install_stop_handlers
 
 __all__ = ["app", "main", "report_error"]
 
@@ -59,6 +61,9 @@ def _root() -> None:
 def _register_commands() -> None:
     """Attach each area's sub-commands."""
     # Sub-apps (one line each, alphabetical):
+    from civreg.commands.acls import acls_app
+
+    app.add_typer(acls_app, name="acls")
     from civreg.commands.bench import bench
 
     app.command("bench")(bench)
@@ -81,6 +86,10 @@ def _register_commands() -> None:
     from civreg.commands.publish import publish
 
     app.command("publish")(publish)
+    from civreg.commands.relay import outbox_app, relay
+
+    app.command("relay")(relay)
+    app.add_typer(outbox_app, name="outbox")
     from civreg.commands.review import review_app
 
     app.add_typer(review_app, name="review")
@@ -107,5 +116,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console entry point."""
+    if sys.argv[1:2] == ["consume"]:  # before the commands' imports: SIGTERM while starting is a clean stop
+        install_stop_handlers()
     _register_commands()
     app()

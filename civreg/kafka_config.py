@@ -10,7 +10,15 @@ from confluent_kafka import KafkaError, KafkaException
 from civreg.logs import KAFKA_CLIENT_LOGGER
 from civreg.settings import Settings
 
-__all__ = ["admin_config", "client_id", "consumer_config", "error_text", "producer_config", "quiet_admin_config"]
+__all__ = [
+    "admin_config",
+    "client_id",
+    "consumer_config",
+    "department_consumer_config",
+    "error_text",
+    "producer_config",
+    "quiet_admin_config",
+]
 
 
 def client_id(settings: Settings, role: str) -> str:
@@ -28,11 +36,14 @@ def _common(settings: Settings, role: str, overrides: dict[str, Any]) -> dict[st
         # librdkafka logs through Python logging (civreg.logs formats it) instead of raw lines on stderr.
         "logger": logging.getLogger(KAFKA_CLIENT_LOGGER),
     }
+    if settings.ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.ssl_ca_location)
     if settings.sasl_username is not None:
         config["sasl.mechanism"] = settings.sasl_mechanism
         config["sasl.username"] = settings.sasl_username
-        if settings.sasl_password is not None:
-            config["sasl.password"] = settings.sasl_password.get_secret_value()
+        password = settings.resolved_sasl_password()
+        if password is not None:
+            config["sasl.password"] = password.get_secret_value()
     return config
 
 
@@ -72,9 +83,25 @@ def consumer_config(settings: Settings, group_id: str, role: str = "consumer", *
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": settings.session_timeout_ms,
+            "max.poll.interval.ms": settings.max_poll_interval_ms,
         }
     )
     config.update(overrides)
+    return config
+
+
+def department_consumer_config(
+    settings: Settings, group_id: str, role: str = "consumer", **overrides: Any
+) -> dict[str, Any]:
+    """``consumer_config`` plus static group membership when ``settings.group_instance_id`` is set.
+
+    Only the long-running department consumer is a static member, so its restart gets its partitions back at
+    once; short-lived readers (trace, tools) never are: a static member that leaves keeps its partitions until
+    the session timeout.
+    """
+    config = consumer_config(settings, group_id, role=role, **overrides)
+    if settings.group_instance_id:
+        config["group.instance.id"] = settings.group_instance_id
     return config
 
 

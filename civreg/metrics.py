@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from socketserver import ThreadingMixIn
@@ -49,7 +49,9 @@ __all__ = [
     "Metrics",
     "MetricsServerError",
     "OperatorsEndpoint",
+    "RelayMetrics",
     "default_metrics",
+    "default_relay_metrics",
     "reason_code",
 ]
 
@@ -275,11 +277,76 @@ class Metrics:
         if delivered and seconds is not None and seconds >= 0:
             self.publish_duration.labels(event_type).observe(seconds)
 
+    def record_deliveries(self, event_type: str, seconds: Sequence[float | None]) -> None:
+        """Count a batch of delivered events of one type and their produce-to-acknowledgement times (the
+        publisher reports once per poll rather than once per event)."""
+        self.published_events.labels(event_type, "delivered").inc(len(seconds))
+        histogram = self.publish_duration.labels(event_type)
+        for value in seconds:
+            if value is not None and value >= 0:
+                histogram.observe(value)
+
 
 @cache
 def default_metrics() -> Metrics:
     """The process's metrics on prometheus_client's global registry (which also has process_* metrics)."""
     return Metrics(REGISTRY)
+
+
+class RelayMetrics:
+    """The outbox relay's series (``civreg relay``), registered only by a relay process: a consumer exporting
+    ``civreg_relay_ready 0`` would fire the relay's alerts. One relay per outbox, so no labels beyond the scrape's.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
+        self.registry = registry
+        r = registry
+        self.published_rows = Counter(
+            "civreg_relay_published_rows",
+            "Outbox rows the broker acknowledged and the relay then marked sent (a row re-sent after a crash counts"
+            " again).",
+            registry=r,
+        )
+        self.rejected_rows = Counter(
+            "civreg_relay_rejected_rows",
+            "Outbox rows held because their payload no longer validates (an operator must fix and release them).",
+            registry=r,
+        )
+        self.retries = Counter(
+            "civreg_relay_retries",
+            "Relay batches retried after a failure, by where it failed: broker or database.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("broker", "database"):
+            self.retries.labels(reason)  # both series from 0, so rate() and increase() see the first retry
+        self.backlog_rows = Gauge(
+            "civreg_relay_backlog_rows",
+            "Outbox rows not yet sent, as of the relay's last look (rejected rows included).",
+            registry=r,
+        )
+        self.oldest_unsent = Gauge(
+            "civreg_relay_oldest_unsent_timestamp_seconds",
+            "Unix time the oldest unsent outbox row was added (0: none unsent at the relay's last look).",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "civreg_relay_ready",
+            "1 when the relay holds the outbox lock, reaches its database and the broker acknowledged its last batch.",
+            registry=r,
+        )
+        self.last_sent = Gauge(
+            "civreg_relay_last_sent_timestamp_seconds",
+            "Unix time the relay last marked rows sent (0: none since start).",
+            registry=r,
+        )
+
+
+@cache
+def default_relay_metrics() -> RelayMetrics:
+    """The relay's series on prometheus_client's global registry (next to the publisher's ``default_metrics()``)."""
+    return RelayMetrics(REGISTRY)
 
 
 # The operators' endpoint ----------------------------------------------------------------------------------------

@@ -16,11 +16,17 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["DEV_ENV_FILE", "PACKAGED_CONFIG", "ConfigFiles", "Settings", "load_settings"]
+from schemas.errors import CivregError
+
+__all__ = ["DEV_ENV_FILE", "PACKAGED_CONFIG", "ConfigFiles", "CredentialsError", "Settings", "load_settings"]
 
 DEFAULT_HOME = Path(".civreg")
 DEV_ENV_FILE = "dev.env"
 """Under ``home``: the settings the running dev stack hands to every later process (read only with the local broker)."""
+
+
+class CredentialsError(CivregError, ValueError):
+    """The password file is unreadable or has no password for the user; names the file and user, never a secret."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,20 @@ class Settings(BaseSettings):
     )
     security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     sasl_mechanism: str = Field(default="SCRAM-SHA-512")
-    sasl_username: str | None = None
+    sasl_username: str | None = Field(default=None, description="Your principal, e.g. 'tax' or 'register-office'.")
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        default=None,
+        description="File holding the password instead: one line (a mounted secret), or 'name=password' lines "
+        "looked up by CIVREG_SASL_USERNAME ('civreg dev up --secure' writes one).",
+    )
+    ssl_ca_location: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
+    local_secure: bool = Field(
+        default=False,
+        description="The local broker runs with TLS, SASL/SCRAM and ACLs ('civreg dev up --secure' sets it).",
+    )
 
     home: Path = Field(default=DEFAULT_HOME, description="Local state: broker data, department databases, logs.")
     cache_dir: Path = Field(default=Path(".cache"), description="Downloaded Kafka jars and the Maven repository.")
@@ -83,6 +101,11 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL for department stores, e.g. 'postgresql://civreg:PASSWORD@db:5432/civreg' (one schema "
         "per department, civreg_<department>). Unset: one SQLite file per department in database_dir.",
+    )
+    outbox: SecretStr | None = Field(
+        default=None,
+        description="The register office's outbox that 'civreg relay' publishes: a SQLite file path or a PostgreSQL "
+        "DSN 'postgresql://office:PASSWORD@db:5432/registrations' (table civreg_outbox, see producers/outbox.py).",
     )
 
     registry_url: str | None = Field(
@@ -117,6 +140,19 @@ class Settings(BaseSettings):
     client_id: str = "civreg"
     session_timeout_ms: int = Field(
         default=45_000, ge=6_000, description="How long the group waits for a silent consumer before rebalancing."
+    )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=6_000,
+        description="Longest a consumer may go between polls before the group evicts it (at least the session "
+        "timeout). A consumer waiting for the registry pauses its partitions and keeps polling, so it stays.",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static group membership: a name unique per running instance of a department (Kubernetes: the "
+        "StatefulSet pod name). A restarted instance gets its partitions back at once instead of after the session "
+        "timeout; unset: dynamic membership.",
     )
 
     metrics_port: int = Field(
@@ -153,6 +189,13 @@ class Settings(BaseSettings):
             return {**data, "database_dir": Path(data["home"]) / "departments"}
         return data
 
+    @model_validator(mode="after")
+    def _poll_interval_covers_the_session(self) -> Settings:
+        """librdkafka refuses a poll interval shorter than the session timeout; say so by setting name."""
+        if self.max_poll_interval_ms < self.session_timeout_ms:
+            raise ValueError("max_poll_interval_ms must be at least session_timeout_ms")
+        return self
+
     @property
     def uses_local_broker(self) -> bool:
         """True when the bus should start and use the embedded local broker."""
@@ -177,6 +220,27 @@ class Settings(BaseSettings):
     def config_files(self) -> ConfigFiles:
         """The deployment data files under ``config_dir``."""
         return ConfigFiles(self.config_dir)
+
+    def resolved_sasl_password(self) -> SecretStr | None:
+        """``sasl_password``, else the password of ``sasl_username`` in ``sasl_password_file`` (None without one).
+
+        Errors name the file and the user, never a password.
+        """
+        if self.sasl_password is not None or self.sasl_password_file is None:
+            return self.sasl_password
+        path = self.sasl_password_file
+        try:
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        except OSError as exc:
+            raise CredentialsError(f"cannot read CIVREG_SASL_PASSWORD_FILE {path}: {exc.strerror}") from None
+        lines = [line for line in lines if line and not line.startswith("#")]
+        for line in lines:
+            name, sep, password = line.partition("=")
+            if sep and name.strip() == self.sasl_username:
+                return SecretStr(password.strip())
+        if len(lines) == 1 and "=" not in lines[0]:
+            return SecretStr(lines[0])
+        raise CredentialsError(f"CIVREG_SASL_PASSWORD_FILE {path} has no password for user {self.sasl_username!r}")
 
     def state_path(self, *parts: str) -> Path:
         """A path under the local state directory (created on demand by its user)."""

@@ -1,26 +1,35 @@
-"""Every department the bus knows, by name. Adding a department is one package plus a line here (two with letters)."""
+"""Every department the bus knows, by name (``schemas.departments`` lists the names the topics are made for).
+
+Adding a department is one package, a line here (two with letters) and its name in ``schemas.departments``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from consumers import dvla, electoral, passports, pensions, tax
-from consumers.letters import LettersDue
+from consumers.kit.letters import LettersDue
 from consumers.runtime import Department
 from consumers.suppression import department as suppression
+from schemas.departments import DEPARTMENT_NAMES
 
 __all__ = ["CORRESPONDENCE", "DEPARTMENTS", "department_named"]
 
 DEPARTMENTS: dict[str, Department[Any]] = {
-    suppression.name: suppression,
-    tax.department.name: tax.department,
-    pensions.department.name: pensions.department,
-    dvla.department.name: dvla.department,
-    electoral.department.name: electoral.department,
-    passports.department.name: passports.department,
+    department.name: department
+    for department in (
+        suppression,
+        tax.department,
+        pensions.department,
+        dvla.department,
+        electoral.department,
+        passports.department,
+    )
 }
+if tuple(DEPARTMENTS) != DEPARTMENT_NAMES:  # the roster the topics and agreements are made for
+    raise RuntimeError("consumers/departments.py and schemas/departments.py list different departments")
 
-CORRESPONDENCE: dict[str, LettersDue] = {
+CORRESPONDENCE: dict[str, LettersDue[Any]] = {
     tax.department.name: tax.letters_due,
     pensions.department.name: pensions.letters_due,
     dvla.department.name: dvla.letters_due,

@@ -31,6 +31,7 @@ from confluent_kafka.admin import (
 from civreg.errors import CivregError
 from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import PACKAGED_CONFIG, Settings
+from schemas.departments import DEPARTMENT_NAMES
 from schemas.topics import acknowledgement_topic, dead_letter_topic, registration_topics
 
 __all__ = [
@@ -56,8 +57,8 @@ __all__ = [
 DEFINITIONS_PATH = PACKAGED_CONFIG.topics
 """The copy installed with civreg; a service reads ``settings.config_files.topics``."""
 
-# Departments consuming the bus (each has a dead-letter topic); consumers/departments.py holds their rules.
-DEFAULT_DEPARTMENTS: tuple[str, ...] = ("suppression", "tax", "pensions", "dvla", "electoral", "passports")
+DEFAULT_DEPARTMENTS = DEPARTMENT_NAMES
+"""Departments consuming the bus (each has a dead-letter topic); consumers/departments.py holds their rules."""
 
 _DEPARTMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")

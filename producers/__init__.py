@@ -1,4 +1,4 @@
-"""The register-office side: publisher library, file publishing, simulated registrations."""
+"""The register-office side: publisher library, outbox and relay, file publishing, simulated registrations."""
 
 from producers.event_files import EventFileReader, FileFormat, RowError, ValidationReport, validate_file
 from producers.file_publishing import ExitCode, FilePublishResult, publish_file

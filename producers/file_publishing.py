@@ -1,11 +1,13 @@
 """Publish a JSONL or CSV file of events: every row is validated first, so a file with bad rows publishes nothing.
 
-Why two passes over the file instead of loading it: pass one validates every row and keeps only counts, the
-first errors and the set of event ids (for duplicates); pass two reads the file again and publishes the valid
-rows. Memory is bounded by that id set (about 100 bytes an event) instead of 15 million models of kilobytes
-each; the price is parsing twice, which costs less than the network. Because the file is read twice, a change
-between the passes would publish something other than what was validated: its size and modification time are
-compared before publishing and after, and in all-or-nothing mode a row that fails on the second read stops the run.
+Why one validating pass and a spool: the pass validates every row and keeps only counts, the first errors and the
+set of event ids (for duplicates), and encodes each valid event to its Avro body (``Codec.encode_body``) into a
+spool: memory up to 64 MiB, a temporary file beyond. Publishing then sends those bytes, adding each subject's
+schema id, so no row is parsed, validated or serialised twice, and what is published is exactly what was
+validated. Memory is bounded by the id set (about 100 bytes an event), not 15 million models of kilobytes each;
+the spool takes about the Avro size of the file on disk. Once an invalid row is met in all-or-nothing mode
+nothing will be published, so encoding stops. The file's size and modification time are compared before and
+after validating: a file written to meanwhile was not validated as one, and is not published.
 
 Re-running a file after a partial failure is safe: every event keeps its ``event_id`` and departments ignore ids
 they have already applied.
@@ -13,9 +15,9 @@ they have already applied.
 
 from __future__ import annotations
 
-import contextlib
-from collections import Counter
-from collections.abc import Mapping
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
@@ -39,10 +41,12 @@ from rich.text import Text
 
 from civreg.logs import get_logger
 from civreg.settings import Settings
-from producers.event_files import EventFileReader, FileFormat, ValidationReport, validate_file
+from producers.event_files import EventFileReader, FileFormat, Row, ValidationReport, validate_file
 from producers.publisher import DeliveryReport, Publisher, PublishError
+from schemas.catalogue import EVENT_TYPES
 from schemas.codec import Codec
 from schemas.registry import RegistryError
+from schemas.topics import Register
 
 __all__ = [
     "ExitCode",
@@ -56,6 +60,9 @@ __all__ = [
 
 log = get_logger(__name__)
 _PROGRESS_EVERY = 1000
+_SPOOL_IN_MEMORY = 64 * 1024 * 1024
+_SPOOLED = struct.Struct(">BBHI")  # event type index, register index, key length, body length; then id, key, body
+_REGISTERS = tuple(Register)
 _FAILURES_KEPT = 1000
 _FAILURES_SHOWN = 20
 
@@ -134,21 +141,42 @@ class RichPublishProgress:
         return f"{completed:,}/{self._total:,} {self._unit}"
 
 
-@dataclass
-class _Tally:
-    """Delivery reports counted by event type (the Publisher's callback)."""
+class _Spool:
+    """The valid rows of the validating pass, each encoded once, in file order: what the publishing pass sends."""
 
-    delivered: Counter[str] = field(default_factory=Counter)
-    failed: Counter[str] = field(default_factory=Counter)
-    failures: list[DeliveryReport] = field(default_factory=list)
+    def __init__(self, codec: Codec, allow_partial: bool, encode: bool) -> None:
+        self._codec = codec
+        self._encode = encode
+        self._allow_partial = allow_partial
+        self._file: Any = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by close
+        self._types = {event_type: index for index, event_type in enumerate(EVENT_TYPES)}
+        self._registers = {register: index for index, register in enumerate(_REGISTERS)}
+        self.count = 0
 
-    def record(self, report: DeliveryReport) -> None:
-        if report.delivered:
-            self.delivered[report.event_type] += 1
+    def add(self, row: Row) -> None:
+        """Encode a valid row; after an invalid one in all-or-nothing mode, stop (nothing will be published)."""
+        event = row.event
+        if event is None:
+            self._encode = self._encode and self._allow_partial
             return
-        self.failed[report.event_type] += 1
-        if len(self.failures) < _FAILURES_KEPT:
-            self.failures.append(report)
+        if not self._encode:
+            return
+        key, body, event_id = event.entry.key.encode(), self._codec.encode_body(event), str(event.event_id).encode()
+        head = _SPOOLED.pack(self._types[event.event_type], self._registers[event.family], len(key), len(body))
+        self._file.write(head + event_id + key + body)
+        self.count += 1
+
+    def __iter__(self) -> Iterator[tuple[str, Register, str, bytes, bytes]]:
+        """(event type, register, event id, key, body) of each spooled event."""
+        read = self._file.read
+        self._file.seek(0)
+        for _ in range(self.count):
+            type_index, register_index, key_size, body_size = _SPOOLED.unpack(read(_SPOOLED.size))
+            event_id = read(36).decode()
+            yield EVENT_TYPES[type_index], _REGISTERS[register_index], event_id, read(key_size), read(body_size)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @dataclass(frozen=True)
@@ -213,17 +241,48 @@ def publish_file(
     reader = EventFileReader(path, file_format)
     before = _fingerprint(path)
     progress.phase("Validating", reader.size, "bytes")
-    report = validate_file(path, reader=reader, max_errors=max_errors, on_progress=progress.advance_to)
-    log.info("event file validated", file=str(path), rows=report.rows, valid=report.valid, invalid=report.invalid)
-    result = FilePublishResult(report, allow_partial, dry_run)
-    if dry_run or report.valid == 0 or (report.invalid and not allow_partial):
-        return result
-    if _fingerprint(path) != before:
-        return replace(result, problem="the file changed after it was validated; nothing was published")
-
-    tally = _Tally()
+    spool = _Spool(codec or Codec(), allow_partial, encode=not dry_run)
     try:
-        publisher = Publisher(settings, codec, tally.record, config_overrides=producer_overrides)
+        report = validate_file(
+            path, reader=reader, max_errors=max_errors, on_progress=progress.advance_to, on_row=spool.add
+        )
+        log.info("event file validated", file=str(path), rows=report.rows, valid=report.valid, invalid=report.invalid)
+        result = FilePublishResult(report, allow_partial, dry_run)
+        if dry_run or report.valid == 0 or (report.invalid and not allow_partial):
+            return result
+        if _fingerprint(path) != before or spool.count != report.valid:
+            return replace(result, problem="the file changed while it was validated; nothing was published")
+        return _publish_spool(
+            path,
+            spool,
+            settings=settings,
+            result=result,
+            codec=codec,
+            progress=progress,
+            flush_timeout=flush_timeout,
+            connect_timeout=connect_timeout,
+            producer_overrides=producer_overrides,
+        )
+    finally:
+        spool.close()
+
+
+def _publish_spool(
+    path: Path,
+    spool: _Spool,
+    *,
+    settings: Settings,
+    result: FilePublishResult,
+    codec: Codec | None,
+    progress: PublishProgress,
+    flush_timeout: float,
+    connect_timeout: float,
+    producer_overrides: dict[str, Any] | None,
+) -> FilePublishResult:
+    """The publishing pass: check Kafka and the topics, send every spooled event, wait for Kafka's answers."""
+    report = result.report
+    try:
+        publisher = Publisher(settings, codec, config_overrides=producer_overrides)
     except RegistryError as exc:
         return replace(result, problem=f"cannot use the schema registry ({exc}); nothing was published")
     try:
@@ -235,22 +294,22 @@ def publish_file(
         return replace(result, problem=f"topic(s) {', '.join(missing)} do not exist; nothing was published")
 
     progress.phase("Publishing", report.valid, "events delivered")
-    produced, problem = _publish_rows(reader, publisher, tally, allow_partial, progress)
+    failures: list[DeliveryReport] = []
+    produced, problem = _publish_rows(spool, publisher, failures, progress)
     unconfirmed = 0
     try:
         publisher.flush(flush_timeout)
     except PublishError as exc:
         unconfirmed = exc.unconfirmed
-    progress.advance_to(sum(tally.delivered.values()))
-    if problem is None and (produced != report.valid or _fingerprint(path) != before):
-        problem = "the file changed while it was being published; check what was delivered and publish again"
+        failures.extend(exc.failures)
+    progress.advance_to(publisher.delivered)
     result = replace(
         result,
         published=True,
         produced=produced,
-        delivered_by_type=dict(tally.delivered),
-        failed_by_type=dict(tally.failed),
-        failures=tuple(tally.failures),
+        delivered_by_type=dict(publisher.delivered_by_type),
+        failed_by_type=dict(publisher.failed_by_type),
+        failures=tuple(failures[:_FAILURES_KEPT]),
         unconfirmed=unconfirmed,
         problem=problem,
     )
@@ -266,21 +325,21 @@ def publish_file(
 
 
 def _publish_rows(
-    reader: EventFileReader, publisher: Publisher, tally: _Tally, allow_partial: bool, progress: PublishProgress
+    spool: _Spool, publisher: Publisher, failures: list[DeliveryReport], progress: PublishProgress
 ) -> tuple[int, str | None]:
-    """The second pass: queue every valid row. Returns how many were queued and why it stopped early, if it did."""
+    """Queue every spooled event. Returns how many were queued and why it stopped early, if it did."""
     produced = 0
+    publish = publisher.publish_encoded
     try:
-        for row in reader:
-            if row.event is None:
-                if not allow_partial:
-                    return produced, f"line {row.line} failed validation on the second read (the file changed)"
-                continue
-            with contextlib.suppress(PublishError):  # refused when queued: the tally has it, the summary says so
-                publisher.publish(row.event)
+        for event_type, register, event_id, key, body in spool:
+            try:
+                publish(event_type, register, event_id, key, body)
+            except PublishError as exc:  # refused when queued: counted by the publisher, listed in the summary
+                if len(failures) < _FAILURES_KEPT:
+                    failures.extend(exc.failures)
             produced += 1
             if produced % _PROGRESS_EVERY == 0:
-                progress.advance_to(sum(tally.delivered.values()))
+                progress.advance_to(publisher.delivered)
     except KeyboardInterrupt:
         return produced, f"interrupted after queueing {produced} events"
     return produced, None

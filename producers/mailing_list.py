@@ -18,8 +18,9 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import TextIO
 
-from producers.simulate import SimulatedPopulation
-from producers.synthetic_people import SyntheticPerson, add_years, choose_district, make_person
+from producers.simulation import SimulatedPopulation
+from producers.simulation.people import SyntheticPerson, add_years, make_person
+from producers.simulation.places import choose_district
 from schemas.models import Sex
 
 __all__ = [

@@ -5,9 +5,14 @@ Why this shape:
 - One topic per register and the entry reference as the key, so every event of one entry (registration,
   corrections, void) lands on one partition in publication order and departments apply them in order.
 - Idempotence and ``acks=all`` come from ``producer_config``: a retried send can neither lose nor duplicate.
-- ``publish`` only queues; delivery reports are served by ``poll(0)`` on each call and by ``flush``. A full local
-  queue (``BufferError``) is back-pressure, not failure: we poll until librdkafka has room. No per-message flush,
-  so throughput is librdkafka's, not one round trip per event.
+- ``publish`` only queues; delivery reports are served by ``poll(0)`` every ``_POLL_EVERY`` events and by
+  ``flush``. A full local queue (``BufferError``) is back-pressure, not failure: we poll until librdkafka has room.
+  No per-message flush, so throughput is librdkafka's, not one round trip per event.
+- Delivery handling is batched: a delivered event costs one counter and one latency kept for the metrics, which
+  are handed to Prometheus once per poll. Only a failure (or an ``on_delivery`` callback, when one is given) builds
+  a ``DeliveryReport``.
+- ``publish_encoded`` takes an event already validated and encoded (``Codec.encode_body``): ``civreg publish``
+  encodes each row while validating it and publishes those bytes, so nothing is validated or serialised twice.
 - Failures are kept until ``flush`` raises them as one ``PublishError``. Its text names event ids, topics and
   Kafka's error, never names or identifiers: it reaches logs. Re-publishing a failed event is safe because
   consumers de-duplicate by ``event_id``.
@@ -18,7 +23,8 @@ Why this shape:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
@@ -26,7 +32,7 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from civreg.codecs import open_codec
+from civreg.codec_from_settings import open_codec
 from civreg.errors import CivregError
 from civreg.kafka_config import producer_config
 from civreg.logs import get_logger
@@ -48,6 +54,9 @@ CONTENT_TYPE = "application/vnd.civreg.v1+avro"
 _CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 _QUEUE_FULL_POLL_SECONDS = 0.1
 _MESSAGE_FAILURES_SHOWN = 5
+_POLL_EVERY = 256
+"""Serve delivery reports after this many events queued: often enough to keep librdkafka's queue moving, rarely
+enough that polling costs nothing per event."""
 
 log = get_logger(__name__)
 
@@ -124,8 +133,8 @@ class Publisher:
         close_timeout: float = 60.0,
         max_failures_kept: int = 1000,
     ) -> None:
-        # The registry when there is one (civreg.codecs); every subject's id is resolved now, so publishing goes
-        # on through a registry outage.
+        # The registry when there is one (civreg.codec_from_settings); every subject's id is resolved now, so
+        # publishing goes on through a registry outage.
         self._codec = codec or open_codec(settings, publishing=True)
         self._on_delivery = on_delivery
         self._topics = registration_topics(settings.topic_prefix)
@@ -139,6 +148,11 @@ class Publisher:
         self._refused = 0  # failed when queued: counted in failed, never in produced
         self._failures: list[DeliveryReport] = []
         self._failed_since_flush = 0
+        self._until_poll = _POLL_EVERY
+        self._delivered_by_type: Counter[str] = Counter()
+        self._failed_by_type: Counter[str] = Counter()
+        # Delivered since the metrics were last told: event type -> produce-to-acknowledgement seconds.
+        self._unreported: dict[str, list[float | None]] = {}
 
     # ---- accounting ---------------------------------------------------------------------------------
 
@@ -162,6 +176,16 @@ class Publisher:
         """Events queued and not yet answered."""
         return self._produced - self._delivered - (self._failed - self._refused)
 
+    @property
+    def delivered_by_type(self) -> Mapping[str, int]:
+        """Events the broker acknowledged, by event type."""
+        return self._delivered_by_type
+
+    @property
+    def failed_by_type(self) -> Mapping[str, int]:
+        """Events Kafka refused or could not deliver, by event type."""
+        return self._failed_by_type
+
     def topic_for(self, register: Register) -> str:
         """The topic events of ``register`` go to."""
         return self._topics[register]
@@ -172,41 +196,54 @@ class Publisher:
         """Queue ``event`` for its register's topic, keyed by its entry; raises PublishError if Kafka refuses it."""
         topic = self._topics[event.family]
         value = self._codec.encode(event, topic)  # the schema id of its subject on that topic
-        event_id = str(event.event_id)
-        headers = [
-            ("event_type", event.event_type.encode()),
-            ("event_id", event_id.encode()),
-            _CONTENT_TYPE_HEADER,
-        ]
-        callback = partial(self._on_report, event_id, event.event_type)
+        self._produce(topic, event.event_type, str(event.event_id), event.entry.key, value)
+
+    def publish_encoded(
+        self, event_type: str, register: Register, event_id: str, key: str | bytes, body: bytes
+    ) -> None:
+        """Queue an event already validated and encoded by ``Codec.encode_body``; the header (its subject's schema
+        id on the register's topic) is added here. Raises PublishError if Kafka refuses it."""
+        topic = self._topics[register]
+        self._produce(topic, event_type, event_id, key, self._codec.header(event_type, topic) + body)
+
+    def _produce(self, topic: str, event_type: str, event_id: str, key: str | bytes, value: bytes) -> None:
+        headers = [("event_type", event_type.encode()), ("event_id", event_id.encode()), _CONTENT_TYPE_HEADER]
+        callback = partial(self._on_report, event_id, event_type)
         while True:
             try:
-                self._producer.produce(topic, value=value, key=event.entry.key, headers=headers, on_delivery=callback)
+                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
                 break
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room. Not a failure.
                 self._producer.poll(_QUEUE_FULL_POLL_SECONDS)
+                self._report_metrics()
             except KafkaException as exc:
                 # Refused before queueing (e.g. too large): raised now, so not kept for flush to raise again.
                 self._refused += 1
                 self._failed += 1
-                default_metrics().record_delivery(event.event_type, delivered=False)
-                report = DeliveryReport(event_id, event.event_type, topic, error=_describe_kafka_error(exc.args[0]))
+                self._failed_by_type[event_type] += 1
+                default_metrics().record_delivery(event_type, delivered=False)
+                report = DeliveryReport(event_id, event_type, topic, error=_describe_kafka_error(exc.args[0]))
                 if self._on_delivery is not None:
                     self._on_delivery(report)
                 raise PublishError([report]) from exc
         self._produced += 1
-        self._producer.poll(0)
+        self._until_poll -= 1
+        if self._until_poll <= 0:
+            self._until_poll = _POLL_EVERY
+            self.poll(0)
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serve delivery reports waiting (up to ``timeout`` seconds); returns how many were served."""
         served: int = self._producer.poll(timeout)
+        self._report_metrics()
         return served
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait up to ``timeout`` seconds for every queued event; raise PublishError if any since the last flush
         failed or is still unconfirmed."""
         unconfirmed: int = self._producer.flush(timeout)
+        self._report_metrics()
         failures, self._failures = self._failures, []
         failed, self._failed_since_flush = self._failed_since_flush, 0
         if failed or unconfirmed:
@@ -247,20 +284,41 @@ class Publisher:
     # ---- internals ----------------------------------------------------------------------------------
 
     def _on_report(self, event_id: str, event_type: str, error: KafkaError | None, message: Any) -> None:
-        default_metrics().record_delivery(event_type, delivered=error is None, seconds=message.latency())
+        """librdkafka's answer for one message. A delivery is counted and its latency kept; nothing else, unless
+        the caller asked for every report."""
         if error is None:
             self._delivered += 1
-            report = DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())
-        else:
-            partition = message.partition()
-            where = partition if partition >= 0 else None  # -1: never assigned a partition
-            report = DeliveryReport(event_id, event_type, message.topic(), where, error=_describe_kafka_error(error))
-            self._failed += 1
-            self._failed_since_flush += 1
-            if len(self._failures) < self._max_failures_kept:
-                self._failures.append(report)
-            log.warning(
-                "event not delivered", event_id=event_id, event_type=event_type, topic=report.topic, error=report.error
-            )
+            self._delivered_by_type[event_type] += 1
+            latencies = self._unreported.get(event_type)
+            if latencies is None:
+                latencies = self._unreported[event_type] = []
+            latencies.append(message.latency())
+            log.debug("event delivered", event_id=event_id, event_type=event_type, topic=message.topic())
+            if self._on_delivery is not None:
+                self._on_delivery(
+                    DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())
+                )
+            return
+        default_metrics().record_delivery(event_type, delivered=False)
+        partition = message.partition()
+        where = partition if partition is not None and partition >= 0 else None  # -1 or None: never assigned
+        report = DeliveryReport(event_id, event_type, message.topic(), where, error=_describe_kafka_error(error))
+        self._failed += 1
+        self._failed_by_type[event_type] += 1
+        self._failed_since_flush += 1
+        if len(self._failures) < self._max_failures_kept:
+            self._failures.append(report)
+        log.warning(
+            "event not delivered", event_id=event_id, event_type=event_type, topic=report.topic, error=report.error
+        )
         if self._on_delivery is not None:
             self._on_delivery(report)
+
+    def _report_metrics(self) -> None:
+        """Hand the deliveries counted since the last poll to the metrics, once per event type."""
+        if not self._unreported:
+            return
+        unreported, self._unreported = self._unreported, {}
+        metrics = default_metrics()
+        for event_type, latencies in unreported.items():
+            metrics.record_deliveries(event_type, latencies)

@@ -5,7 +5,7 @@ what register offices publish, and code iterating them (the codec, contract test
 acknowledgement. The wire format is the same (Confluent: magic byte 0, 4-byte schema id, Avro body).
 
 Schema ids: the ``resolver`` of ``AcknowledgementCodec`` (a ``schemas.codec.SchemaResolver``) gives the id to
-write and the schema to read with. With a registry (``civreg.codecs.open_acknowledgement_codec``) it is
+write and the schema to read with. With a registry (``civreg.codec_from_settings.open_acknowledgement_codec``) it is
 ``schemas.registry.RegistryAcknowledgementSchema``: ActionTaken is registered under
 ``subject_name(acknowledgement_topic(prefix), action_taken_schema().full_name)`` like every event schema
 (``civreg schemas register`` lists it), so readers outside the bus decode acknowledgements from the registry.

@@ -124,6 +124,10 @@ class Codec:
         self._readers = {event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES}
         # schema id -> (writer schema, reader schema or None when equal to the writer, model); filled on first use.
         self._plans: dict[int, tuple[dict[str, Any], dict[str, Any] | None, type[Event]]] = {}
+        # Encoding plans, filled on first use: fastavro's parsed writer schema per event type, and the 5-byte
+        # header per (event type, topic), so an event costs one model dump and one fastavro write.
+        self._writers: dict[str, Any] = {}
+        self._headers: dict[tuple[str, str | None], bytes] = {}
 
     @property
     def resolver(self) -> SchemaResolver:
@@ -134,13 +138,28 @@ class Codec:
         """Wire-format bytes for ``event``, with the schema id of its subject on ``topic``."""
         if topic is None and self._topic_prefix is not None:
             topic = registration_topic(event.family, self._topic_prefix)
-        if topic is not None and self._subject_resolver is not None:
-            schema_id = self._subject_resolver.subject_schema_id(event.event_type, topic)
-        else:
-            schema_id = self._resolver.schema_id(event.event_type)
+        return self.header(event.event_type, topic) + self.encode_body(event)
+
+    def header(self, event_type: str, topic: str | None = None) -> bytes:
+        """The 5-byte wire-format header (magic byte, schema id) of ``event_type`` on ``topic``; cached."""
+        key = (event_type, topic)
+        header = self._headers.get(key)
+        if header is None:
+            if topic is not None and self._subject_resolver is not None:
+                schema_id = self._subject_resolver.subject_schema_id(event_type, topic)
+            else:
+                schema_id = self._resolver.schema_id(event_type)
+            header = self._headers[key] = _HEADER.pack(MAGIC_BYTE, schema_id)
+        return header
+
+    def encode_body(self, event: Event) -> bytes:
+        """The Avro body of ``event`` without the header: the same whatever the schema id, so it can be written
+        before the registry is asked (``civreg publish`` encodes while validating)."""
+        writer = self._writers.get(event.event_type)
+        if writer is None:
+            writer = self._writers[event.event_type] = fastavro.parse_schema(event_schema(event.event_type).parsed)
         buffer = io.BytesIO()
-        buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
-        fastavro.schemaless_writer(buffer, event_schema(event.event_type).parsed, to_avro(event))
+        fastavro.schemaless_writer(buffer, writer, to_avro(event))
         return buffer.getvalue()
 
     def decode(self, data: bytes | None) -> Event:

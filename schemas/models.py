@@ -88,7 +88,7 @@ CLOCK_SKEW = timedelta(days=1)
 
 
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
-"""Unicode category Cc exactly (C0, DEL and C1): one regex scan per field instead of a lookup per character."""
+"""Unicode category Cc, exactly: one regex search instead of a category look-up per character."""
 
 
 def _one_line_of_text(value: str) -> str:
@@ -574,3 +574,8 @@ EVENT_MODELS: dict[str, type[Event]] = {
         RegistrationVoided,
     )
 }
+REGISTRATION_EVENTS: dict[Register, type[RegistrationEvent]] = {
+    model.register_of_type: model
+    for model in (BirthRegistered, DeathRegistered, MarriageRegistered, CivilPartnershipRegistered)
+}
+"""The event type of each register's registrations (corrections and voids of any register are shared types)."""

@@ -1,26 +1,26 @@
 """Shared fixtures: ONE real Kafka broker per test session, unique topics per test.
 
-The broker is the project's own local runner (``deploy.local_kafka``) on free ports in a temporary directory, so a
+The broker is the project's own local runner (``deploy.local.kafka``) on free ports in a temporary directory, so a
 developer's ``civreg dev up`` broker is never touched. Set ``CIVREG_TEST_BOOTSTRAP_SERVERS`` to run the
 integration tests against a broker you already have instead.
 
 Department stores on both engines (SQLite and a real PostgreSQL), for department and runtime tests:
 
 - ``store_backend``: parametrised ``[sqlite]`` / ``[postgres]``; a ``Settings`` (no Kafka needed) whose
-  ``consumers.running.open_store(store_backend, "tax")`` opens a private SQLite file, or the department's schema
-  in a fresh PostgreSQL database of its own. Use it instead of building a ``SqliteStore`` by hand.
+  ``consumers.operations.running.open_store(store_backend, "tax")`` opens a private SQLite file, or the department's
+  schema in a fresh PostgreSQL database of its own. Use it instead of building a ``SqliteStore`` by hand.
 - ``bus_store_settings``: ``bus_settings`` (real broker, unique topics) with ``store_backend``'s store, for Kafka
   tests on both engines (``run_department(bus_store_settings, ...)``).
 - ``postgres_dsn`` (session): superuser DSN of the session's PostgreSQL server (``initdb`` + ``pg_ctl`` on a free
   port in a temporary directory, as the ``postgres`` user when run as root; stopped at the end), started only if a
   test needs it. ``postgres_database``: a fresh database on it per test. Set ``CIVREG_TEST_POSTGRES_DSN`` to use a
-  server you already have. Tests on PostgreSQL carry the ``postgres`` marker (``make unit`` skips them).
+  server you already have. Tests on PostgreSQL carry the ``postgres`` marker and live in ``tests/integration``
+  (``make unit`` runs none).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,20 +36,13 @@ from pydantic import SecretStr
 
 from civreg.kafka_config import admin_config
 from civreg.settings import Settings
-from deploy.local_kafka import LocalKafka
-from deploy.local_registry import LocalRegistry
+from deploy.local.jvm import free_port
+from deploy.local.kafka import LocalKafka
+from deploy.local.registry import LocalRegistry
 from deploy.topics import apply_topics
+from schemas.departments import DEPARTMENT_NAMES
+from tests.support.environment import REPO
 from tests.support.local_postgres import LocalPostgres
-
-REPO = Path(__file__).resolve().parent.parent
-TEST_DEPARTMENTS = ("suppression", "tax", "pensions", "dvla", "electoral", "passports")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -62,16 +55,17 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
     settings = Settings(
         home=tmp_path_factory.mktemp("civreg-kafka"),
         cache_dir=REPO / ".cache",
-        local_port=_free_port(),
-        local_controller_port=_free_port(),
+        local_port=free_port(),
+        local_controller_port=free_port(),
         session_timeout_ms=6_000,  # a SIGKILLed consumer's partitions move on quickly
         postgres_dsn=None,  # SQLite unless a test asks for store_backend / bus_store_settings
+        local_secure=bool(os.environ.get("CIVREG_TEST_SECURE")),  # TLS + SASL + ACLs; tests then run as admin
     )
     broker = LocalKafka(settings)
     broker.ensure_jars()
     broker.start(timeout=120)
     try:
-        yield settings
+        yield broker.client_settings()
     finally:
         broker.stop()
 
@@ -86,7 +80,7 @@ def bus_settings(kafka_settings: Settings, tmp_path: Path) -> Iterator[Settings]
     settings = kafka_settings.model_copy(
         update={"topic_prefix": f"t{uuid.uuid4().hex[:12]}", "database_dir": tmp_path / "departments"}
     )
-    apply_topics(settings, TEST_DEPARTMENTS, replication_factor=1, profile="local")
+    apply_topics(settings, DEPARTMENT_NAMES, replication_factor=1, profile="local")
     _wait_for_leaders(settings)
     yield settings
     _delete_topics_under(settings)
@@ -119,7 +113,7 @@ def _wait_for_leaders(settings: Settings, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="session")
 def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry | None]:
-    """The session's real schema registry: Apicurio via ``deploy.local_registry`` on free ports in a temporary
+    """The session's real schema registry: Apicurio via ``deploy.local.registry`` on free ports in a temporary
     directory (fetched with Maven on first use, started once, stopped at the end). None when
     ``CIVREG_TEST_REGISTRY_URL`` names a registry you already have."""
     if os.environ.get("CIVREG_TEST_REGISTRY_URL"):
@@ -128,8 +122,8 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
     settings = Settings(
         home=tmp_path_factory.mktemp("civreg-registry"),
         cache_dir=REPO / ".cache",
-        local_registry_port=_free_port(),
-        local_registry_health_port=_free_port(),
+        local_registry_port=free_port(),
+        local_registry_health_port=free_port(),
         postgres_dsn=None,
     )
     registry = LocalRegistry(settings)
@@ -152,29 +146,6 @@ def registry_settings(bus_settings: Settings, registry_url: str) -> Settings:
     """``bus_settings`` whose publishers and consumers use the session's registry; subjects are under the test's
     unique topic prefix, so tests never share a subject."""
     return bus_settings.model_copy(update={"registry_url": registry_url})
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that make a subprocess ``civreg`` use ``settings``."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "CIVREG_HOME": str(settings.home),
-            "CIVREG_LOCAL_PORT": str(settings.local_port),
-            "CIVREG_TOPIC_PREFIX": settings.topic_prefix,
-            "CIVREG_DATABASE_DIR": str(settings.database_dir),
-            "CIVREG_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-        }
-    )
-    if settings.bootstrap_servers:
-        env["CIVREG_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    env.pop("CIVREG_POSTGRES_DSN", None)
-    env.pop("CIVREG_REGISTRY_URL", None)
-    if settings.registry_url is not None:
-        env["CIVREG_REGISTRY_URL"] = settings.registry_url
-    if settings.postgres_dsn is not None:
-        env["CIVREG_POSTGRES_DSN"] = settings.postgres_dsn.get_secret_value()
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """``civreg bench``: print a table of named benchmark cases and write ``bench-results/<suite>.json``.
 
-Parses arguments and delegates to ``deploy.bench``; suites are listed in ``deploy.bench.SUITES``.
+Parses arguments and delegates to ``deploy.local.bench``: the suites are listed in ``deploy.local.bench.suites``.
 """
 
 from __future__ import annotations
@@ -24,15 +24,22 @@ def bench(
     rounds: Annotated[int, typer.Option(min=1, help="Timed passes per case (the best is reported).")] = 7,
     seed: Annotated[int, typer.Option(help="Seed of the simulated events.")] = 2016,
     out_dir: Annotated[Path, typer.Option(help="Where <suite>.json files are written.")] = Path("bench-results"),
+    publish_events: Annotated[
+        int, typer.Option(min=10, help="Events of the publish suite (the issue's full size: 100000).")
+    ] = 20_000,
 ) -> None:
-    """Time this project's paths against baselines (e.g. the codec against confluent-kafka's stock serializers).
+    """Time this project's paths against baselines and ceilings; print each target with its figure and its goal.
+
+    Suites: codec (our codec vs the stock serializers), consumer, publish (raw produce ceiling, Publisher,
+    civreg publish, stock confluent-kafka path, one broker, one run).
 
     Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
     """
-    from deploy.bench import BenchOptions, run_suites
+    from deploy.local.bench.harness import BenchOptions
+    from deploy.local.bench.suites import run_suites
 
     console = Console()
-    options = BenchOptions(events=events, rounds=rounds, seed=seed, out_dir=out_dir)
+    options = BenchOptions(events=events, rounds=rounds, seed=seed, out_dir=out_dir, publish_events=publish_events)
     try:
         written = run_suites(load_settings(), list(suites or []), options, console)
     except KeyError as exc:

@@ -23,7 +23,7 @@ Department = Annotated[str, typer.Option("--department", "-d", help="The departm
 @dead_letters_app.command("list")
 def list_command(department: Department) -> None:
     """List the department's dead letters: reason, error, original position and event id (never the body)."""
-    from consumers.dead_letter_tools import list_dead_letters
+    from consumers.operations.redrive import list_dead_letters
 
     try:
         letters = list_dead_letters(load_settings(), department)
@@ -60,7 +60,7 @@ def redrive_command(
 
     Other departments skip them (they already applied those event ids). Re-drive only after fixing the cause.
     """
-    from consumers.dead_letter_tools import redrive
+    from consumers.operations.redrive import redrive
 
     try:
         sent = redrive(load_settings(), department, event_ids=event_id, include_undecodable=include_undecodable)

@@ -15,6 +15,14 @@ def demo(
     count: Annotated[int, typer.Option(min=100, max=1_000_000, help="Simulated registrations to publish.")] = 3000,
     mailing_size: Annotated[int, typer.Option(min=10, help="Recipients in the simulated mailing run.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the simulation (same seed, same registrations).")] = 2016,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            help="Level of the services' log lines on stderr: DEBUG, INFO, WARNING or ERROR (personal data is "
+            "redacted at every level).",
+        ),
+    ] = "WARNING",
     keep_running: Annotated[
         bool,
         typer.Option(
@@ -32,9 +40,9 @@ def demo(
     --keep-running it prints the CIVREG_* settings that point other commands at the stack and topics it left.
     """
     from civreg.logs import configure_logging
-    from deploy.demo import run_demo
+    from deploy.local.demo import run_demo
 
-    configure_logging("WARNING", json=False, client_level="ERROR")
+    configure_logging(log_level, json=False, client_level="DEBUG" if log_level.upper() == "DEBUG" else "ERROR")
     # Broker, registry and topic failures are CivregErrors: one line on stderr and exit status 1 (civreg.cli).
     summary = run_demo(load_settings(), count=count, mailing_size=mailing_size, seed=seed, keep_running=keep_running)
     if summary.letters_to_deceased_sent:

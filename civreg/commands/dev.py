@@ -1,6 +1,6 @@
 """``civreg dev`` (the local Kafka broker) and ``civreg topics`` (declarative topics).
 
-Commands only parse arguments and delegate to ``deploy.local_kafka`` and ``deploy.topics``. Expected failures
+Commands only parse arguments and delegate to ``deploy.local.kafka`` and ``deploy.topics``. Expected failures
 (no Java, no Maven, port taken, cluster unreachable) end with one line on stderr and exit code 1, not a
 traceback.
 """
@@ -17,8 +17,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from civreg.settings import Settings, load_settings
-from deploy.local_kafka import LocalKafka, LocalKafkaError, probe_cluster
-from deploy.local_registry import LocalRegistry, LocalRegistryError, own_registry_url, probe_registry
+from deploy.acls import AclApplyError, agreement_departments, principals, secure_local_broker
+from deploy.local.dev_env import update_dev_env
+from deploy.local.kafka import LocalKafka, LocalKafkaError, probe_cluster
+from deploy.local.registry import LocalRegistry, LocalRegistryError, own_registry_url, probe_registry
 from deploy.topics import (
     DEFAULT_DEPARTMENTS,
     ApplyReport,
@@ -45,7 +47,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, h
 
 T = TypeVar("T")
 
-_EXPECTED = (LocalKafkaError, LocalRegistryError, TopicApplyError, TopicDefinitionError)
+_EXPECTED = (AclApplyError, LocalKafkaError, LocalRegistryError, TopicApplyError, TopicDefinitionError)
 
 DepartmentsOption = Annotated[
     list[str] | None,
@@ -158,10 +160,43 @@ def _print_report(report: ApplyReport) -> None:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
+SecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--secure",
+        help="TLS (a generated local CA), SASL/SCRAM logins per principal and ACLs from the agreements. "
+        "Once set up, the broker stays secure. Passwords go to a 0600 file under CIVREG_HOME, never to the screen.",
+    ),
+]
+
+
+def _secure_up(kafka: LocalKafka, settings: Settings) -> Settings:
+    """Logins and ACLs on the secure local broker; the client settings (never a password) into dev.env."""
+    assert kafka.security is not None
+    departments = agreement_departments(settings.config_files.agreements_dir)
+    report = secure_local_broker(kafka, departments)
+    env = kafka.security.client_env()
+    update_dev_env(settings.dev_env_file, env)
+    console.print(
+        f"[green]secure[/]: SASL_SSL with SCRAM-SHA-512, ACLs from {len(departments)} agreement(s) "
+        f"({len(report.created)} created, {len(report.deleted)} deleted); principals: "
+        f"admin (super user), {', '.join(principals(departments))}",
+        highlight=False,
+    )
+    lines = "\n".join(f"  export {key}={value}" for key, value in env.items())
+    console.print(
+        f"client settings (written to {settings.dev_env_file}; pick another principal with "
+        f"CIVREG_SASL_USERNAME, e.g. tax or register-office):\n{lines}",
+        highlight=False,
+    )
+    return kafka.client_settings()
+
+
 @dev_app.command("up")
 def dev_up(
     departments: DepartmentsOption = None,
     timeout: TimeoutOption = 90.0,
+    secure: SecureOption = False,
 ) -> None:
     """Start the local broker (fetching its jars with Maven on first use) and create the topics."""
     settings = _settings()
@@ -169,14 +204,20 @@ def dev_up(
         _report_remote(settings, timeout=min(timeout, 10.0))
         console.print("Run 'civreg topics apply' to create the topics on that cluster.")
         return
+    if secure:
+        settings = settings.model_copy(update={"local_secure": True})
     kafka = LocalKafka(settings)
     if not kafka.jars_present():
         with console.status(f"Fetching Kafka {kafka.version} jars with Maven (first run takes a minute)..."):
             _run(kafka.ensure_jars)
     with console.status(f"Starting Kafka {kafka.version} on {kafka.bootstrap}..."):
         status = _run(lambda: kafka.start(timeout=timeout))
+    admin_settings = settings
+    if kafka.security is not None:
+        with console.status("Creating logins and applying ACLs..."):
+            admin_settings = _run(lambda: _secure_up(kafka, settings))
     with console.status("Applying topics..."):
-        report = _run(lambda: apply_topics(settings, departments or DEFAULT_DEPARTMENTS, profile="local"))
+        report = _run(lambda: apply_topics(admin_settings, departments or DEFAULT_DEPARTMENTS, profile="local"))
     console.print(
         f"[green]Kafka {status.version} is up[/] (pid {status.pid}, data in {status.data_dir})",
         highlight=False,

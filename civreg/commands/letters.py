@@ -58,8 +58,8 @@ def run(
     them. The report names held letters by record id, kind and due date only.
     """
     from consumers.departments import CORRESPONDENCE, department_named
-    from consumers.letters import run_letters
-    from consumers.running import open_store
+    from consumers.kit.letters import run_letters
+    from consumers.operations.running import open_store
 
     if department not in CORRESPONDENCE:
         raise typer.BadParameter(f"known: {', '.join(sorted(CORRESPONDENCE))}", param_hint="--department")

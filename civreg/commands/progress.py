@@ -24,7 +24,7 @@ __all__ = ["BackfillBar"]
 
 
 class BackfillBar:
-    """``update(processed, behind)`` after each batch (``consumers.running.ProgressCallback``)."""
+    """``update(processed, behind)`` after each batch (``consumers.operations.running.ProgressCallback``)."""
 
     def __init__(self, department: str, *, always: bool, threshold: int = 10_000, console: Console | None = None):
         self.department = department

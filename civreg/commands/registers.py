@@ -1,6 +1,6 @@
 """``civreg simulate registers`` and ``civreg registers load``: department customer registers into their databases.
 
-Commands only parse arguments and delegate to ``producers.department_registers`` and ``consumers.registers``.
+Commands only parse arguments and delegate to ``producers.customer_records`` and ``consumers.kit.customer_records``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Annotated
 import typer
 
 from civreg.settings import load_settings
+from schemas.departments import REGISTER_DEPARTMENTS
 
 __all__ = ["registers_app", "simulate_registers"]
 
 registers_app = typer.Typer(help="Load department customer registers (CSV extracts) into their databases.")
 
-_DEPARTMENTS = ("tax", "pensions", "dvla", "electoral", "passports")
+_DEPARTMENTS = REGISTER_DEPARTMENTS
 
 
 def _departments(chosen: list[str] | None) -> list[str]:
@@ -56,10 +57,10 @@ def simulate_registers(
     """
     from civreg.commands.simulate import simulation_errors
     from consumers.departments import department_named
-    from consumers.registers import load_register
-    from consumers.running import open_store
-    from producers.department_registers import simulate_register, write_register, write_register_key
-    from producers.simulate import simulate_population
+    from consumers.kit.customer_records import load_customer_records
+    from consumers.operations.running import open_store
+    from producers.customer_records import simulate_customer_records, write_customer_records, write_customer_records_key
+    from producers.simulation import simulate_population
 
     if out_dir is None and not load:
         raise typer.BadParameter("give --out-dir DIR, --load, or both", param_hint="--out-dir/--load")
@@ -72,17 +73,17 @@ def simulate_registers(
         population = simulate_population(count, seed, first_day)
     settings = load_settings()
     for name in departments:
-        records = simulate_register(population, name, seed)
+        records = simulate_customer_records(population, name, seed)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             with (out_dir / f"{name}-register.csv").open("w", newline="", encoding="utf-8") as handle:
-                write_register(records, name, handle)
+                write_customer_records(records, name, handle)
             with (out_dir / f"{name}-register-key.csv").open("w", newline="", encoding="utf-8") as handle:
-                write_register_key(records, handle)
+                write_customer_records_key(records, handle)
         if load:
             store = open_store(settings, name)
             try:
-                load_register(store, department_named(name), (record.row for record in records))
+                load_customer_records(store, department_named(name), (record.row for record in records))
             finally:
                 store.close()
         where = " and ".join(
@@ -109,14 +110,14 @@ def load_command(
     the load naming its line, column and rule.
     """
     from consumers.departments import department_named
-    from consumers.registers import RegisterError, load_register, read_register
-    from consumers.running import open_store
+    from consumers.kit.customer_records import CustomerRecordsError, load_customer_records, read_customer_records
+    from consumers.operations.running import open_store
 
     name = _departments([department])[0]
     store = open_store(load_settings(), name, database)
     try:
-        loaded = load_register(store, department_named(name), read_register(register))
-    except RegisterError as exc:
+        loaded = load_customer_records(store, department_named(name), read_customer_records(register))
+    except CustomerRecordsError as exc:
         raise typer.BadParameter(str(exc), param_hint="REGISTER") from None
     finally:
         store.close()

@@ -48,7 +48,7 @@ def list_command(
     ] = False,
 ) -> None:
     """List queued events, oldest first: event id, type, entry, note, candidate record ids, queued at (no names)."""
-    from consumers.reviewing import NoDepartmentStore, list_reviews
+    from consumers.operations.review_decisions import NoDepartmentStore, list_reviews
     from consumers.runtime import TransientError
 
     configure_logging("WARNING")
@@ -95,7 +95,7 @@ def resolve_command(
 
     An entry naming two people is decided person by person: the item stays open until each is decided.
     """
-    from consumers.reviewing import NoDepartmentStore, resolve
+    from consumers.operations.review_decisions import NoDepartmentStore, resolve
     from consumers.runtime import PermanentError, TransientError
 
     if (record is None) == (not no_match):

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from civreg.codecs import open_registry_resolver
+from civreg.codec_from_settings import open_registry_resolver
 from civreg.settings import load_settings
 from deploy.schema_evolution import (
     CheckReport,

@@ -1,6 +1,6 @@
 """``civreg simulate``: synthetic registrations and mailing lists for demos, tests and back-fill rehearsals.
 
-Commands only parse arguments and delegate to ``producers.simulate`` and ``producers.mailing_list``.
+Commands only parse arguments and delegate to ``producers.simulation`` and ``producers.mailing_list``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from producers.simulate import DEFAULT_START
+from producers.simulation import DEFAULT_START
 
 __all__ = ["simulate_app", "simulation_errors"]
 
@@ -50,7 +50,7 @@ def _output(path: Path) -> Iterator[TextIO]:
 @contextmanager
 def simulation_errors() -> Iterator[None]:
     """A simulation that would date registrations after today ends with one line and exit 1, not a traceback."""
-    from producers.simulate import SimulationReachesToday
+    from producers.simulation import SimulationReachesToday
 
     try:
         yield
@@ -83,7 +83,7 @@ def registrations(
 
     A death of a married person or civil partner usually names the surviving spouse or civil partner.
     """
-    from producers.simulate import publish_events, simulate_registrations, write_jsonl
+    from producers.simulation import publish_events, simulate_registrations, write_jsonl
 
     if (out is None) == (not publish):
         raise typer.BadParameter("give exactly one of --out FILE.jsonl or --publish", param_hint="--out/--publish")
@@ -125,7 +125,7 @@ def mailing_list(
     living namesakes of the dead, and people whose death registration was later voided (they must still be sent).
     """
     from producers.mailing_list import simulate_mailing_list, write_mailing_list, write_mailing_list_key
-    from producers.simulate import simulate_population
+    from producers.simulation import simulate_population
 
     with simulation_errors():
         population = simulate_population(count, seed, _start_date(start))

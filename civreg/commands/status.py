@@ -32,7 +32,7 @@ def status(
     Reads the services' /metrics and /readyz directly (no Prometheus or Grafana needed). Exit status 3 when a
     service is down or not ready.
     """
-    from deploy.status import parse_endpoints, run_status
+    from deploy.local.status import parse_endpoints, run_status
 
     endpoints = [*(endpoint or []), *([] if endpoint else parse_endpoints(load_settings().status_endpoints))]
     if not endpoints:

@@ -55,7 +55,7 @@ def check(
 
     Exit status: 0 send, 1 suppress, 3 hold (so scripts can use it; 2 is a usage error).
     """
-    from consumers.running import open_store
+    from consumers.operations.running import open_store
     from consumers.suppression import Action, SuppressionList, decide
     from consumers.suppression.mailing import recipient_from_row
 
@@ -103,7 +103,7 @@ def filter_command(
     The CSV needs columns recipient_id, given_names, family_name, date_of_birth (YYYY-MM-DD) and postcode;
     nino and nhs_number are used when present; every other column is passed through to --out unchanged.
     """
-    from consumers.running import open_store
+    from consumers.operations.running import open_store
     from consumers.suppression import filter_mailing
 
     store = open_store(load_settings(), "suppression", _database(database))

@@ -43,7 +43,7 @@ def trace(
 
     Exit status: 0 every entitled department acknowledged, 2 some have not (or none has yet), 1 error.
     """
-    from consumers.acknowledgements import TraceError, trace_event
+    from consumers.operations.acknowledgements import TraceError, trace_event
 
     try:
         wanted = str(uuid.UUID(event_id))

@@ -6,18 +6,17 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
-    PERSON_COLUMNS,
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
-    RecordTable,
+    PersonRecords,
     optional,
     optional_date,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes
 from consumers.runtime import Transaction
 from consumers.runtime.store import now_iso
 from schemas.identifiers import normalise_driving_licence_number
@@ -37,9 +36,7 @@ CREATE TABLE IF NOT EXISTS drivers (
     updated_at              TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS drivers_licence ON drivers (driving_licence_number);
-CREATE INDEX IF NOT EXISTS drivers_name_birth ON drivers (name_key, date_of_birth);
-CREATE INDEX IF NOT EXISTS drivers_birth_postcode ON drivers (date_of_birth, postcode_key);
-CREATE INDEX IF NOT EXISTS drivers_name_postcode ON drivers (name_key, postcode_key);
+{matching_indexes("drivers")}
 CREATE INDEX IF NOT EXISTS drivers_valid_to ON drivers (licence_valid_to);
 CREATE TABLE IF NOT EXISTS vehicles (
     registration_mark  TEXT PRIMARY KEY,
@@ -63,21 +60,38 @@ _SPECIFIC = ("driving_licence_number", "licence_status", "cancelled_reason", "ca
 _REGISTRATION_MARK = re.compile(r"^[A-Z0-9]{2,8}$")
 
 
-class DvlaRecords:
+_LICENCE_RENEWAL_REMINDER = LetterSchedule(
+    "licence-renewal-reminder",
+    "drivers",
+    "driver_id",
+    "licence_valid_to",
+    notice=RENEWAL_NOTICE,
+    also=("cancelled_reason",),
+)
+_VEHICLE_TAX_REMINDER = LetterSchedule(
+    "vehicle-tax-reminder",
+    "vehicles v JOIN drivers d ON d.driver_id = v.keeper_id",
+    "d.driver_id",
+    "v.tax_due_on",
+    person="d",
+    notice=TAX_NOTICE,
+    reference="v.registration_mark",
+    also=("v.keeper_deceased",),
+    order="v.tax_due_on, v.registration_mark",
+)
+
+
+class DvlaRecords(PersonRecords):
     """Reads and writes DVLA's driver and vehicle tables inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "driving_licence_number", "licence_valid_to", "vehicles")
-
     def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-        self.people = PersonTable(
+        super().__init__(
             transaction,
             "drivers",
             "driver_id",
             identifier=("driving_licence_number", lambda ids: ids.driving_licence_number),
         )
-        self.entries = EntryLog(transaction)
-        self.drivers = RecordTable(transaction, "drivers", "driver_id")
+        self.drivers = self.table
 
     # Register -----------------------------------------------------------------------------------------------
 
@@ -118,12 +132,12 @@ class DvlaRecords:
 
     def flag_vehicles_of_deceased_keeper(self, driver_id: str) -> list[str]:
         """Mark the vehicles this driver keeps as having a deceased keeper; returns the marks newly flagged."""
-        rows = self._tx.execute(
-            "SELECT registration_mark FROM vehicles WHERE keeper_id = ? AND keeper_deceased = 0 "
-            "ORDER BY registration_mark",
+        rows = self._tx.select(
+            ("registration_mark",),
+            "FROM vehicles WHERE keeper_id = ? AND keeper_deceased = 0 ORDER BY registration_mark",
             (driver_id,),
         )
-        marks = [str(row[0]) for row in rows]
+        marks = [row.text("registration_mark") for row in rows]
         self._tx.execute(
             "UPDATE vehicles SET keeper_deceased = 1, updated_at = ? WHERE keeper_id = ? AND keeper_deceased = 0",
             (now_iso(), driver_id),
@@ -138,44 +152,17 @@ class DvlaRecords:
                 (now_iso(), mark),
             )
 
-    def change_surname(self, driver_id: str, new_surname: str) -> Snapshot:
-        """The driver's new surname (the licence is reissued in it)."""
-        given = str(self.drivers.fields(driver_id, "given_names")["given_names"])
-        return self.drivers.update(driver_id, {"family_name": new_surname, "name_key": name_key(given, new_surname)})
-
-    def restore(self, driver_id: str, before: Snapshot) -> None:
-        """Put the driver's fields an entry changed back as they were."""
-        self.drivers.update(driver_id, before)
-
     # Correspondence -----------------------------------------------------------------------------------------
 
     def renewals_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
         """Licence renewal reminders due in [first, last], with the reason a licence was cancelled (if it was)."""
-        rows = self._tx.execute(
-            f"SELECT driver_id, licence_valid_to, cancelled_reason, {ADDRESSEE_COLUMNS} FROM drivers "  # noqa: S608
-            "WHERE licence_valid_to BETWEEN ? AND ? ORDER BY licence_valid_to, driver_id",
-            ((first + RENEWAL_NOTICE).isoformat(), (last + RENEWAL_NOTICE).isoformat()),
-        )
-        for row in rows:
-            due_on = date.fromisoformat(str(row[1])) - RENEWAL_NOTICE
-            letter = scheduled_letter(row[3:], record_id=str(row[0]), kind="licence-renewal-reminder", due_on=due_on)
-            yield letter, None if row[2] is None else str(row[2])
+        for letter, row in _LICENCE_RENEWAL_REMINDER.due_in(self._tx, first, last):
+            yield letter, row.optional_text("cancelled_reason")
 
     def vehicle_tax_reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, bool]]:
         """Vehicle tax reminders due in [first, last], addressed to the keeper, with whether the keeper died."""
-        columns = addressee_columns("d")
-        rows = self._tx.execute(
-            f"SELECT d.driver_id, v.tax_due_on, v.registration_mark, v.keeper_deceased, {columns} "  # noqa: S608
-            "FROM vehicles v JOIN drivers d ON d.driver_id = v.keeper_id "
-            "WHERE v.tax_due_on BETWEEN ? AND ? ORDER BY v.tax_due_on, v.registration_mark",
-            ((first + TAX_NOTICE).isoformat(), (last + TAX_NOTICE).isoformat()),
-        )
-        for row in rows:
-            due_on = date.fromisoformat(str(row[1])) - TAX_NOTICE
-            letter = scheduled_letter(
-                row[4:], record_id=str(row[0]), kind="vehicle-tax-reminder", due_on=due_on, reference=str(row[2])
-            )
-            yield letter, bool(row[3])
+        for letter, row in _VEHICLE_TAX_REMINDER.due_in(self._tx, first, last):
+            yield letter, bool(row.integer("keeper_deceased"))
 
 
 def _vehicle(item: str) -> tuple[str, date]:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
-    PERSON_COLUMNS,
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
-    RecordTable,
+    PersonRecords,
     optional_date,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes
 from consumers.runtime import Transaction
 
 __all__ = ["SCHEMA", "ElectoralRecords"]
@@ -31,9 +30,7 @@ CREATE TABLE IF NOT EXISTS electors (
     poll_card_on    TEXT,
     updated_at      TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS electors_name_birth ON electors (name_key, date_of_birth);
-CREATE INDEX IF NOT EXISTS electors_birth_postcode ON electors (date_of_birth, postcode_key);
-CREATE INDEX IF NOT EXISTS electors_name_postcode ON electors (name_key, postcode_key);
+{matching_indexes("electors")}
 CREATE INDEX IF NOT EXISTS electors_poll_card ON electors (poll_card_on);
 """
     + ENTRY_LOG_SCHEMA
@@ -42,16 +39,15 @@ CREATE INDEX IF NOT EXISTS electors_poll_card ON electors (poll_card_on);
 _SPECIFIC = ("status", "removed_reason", "removed_on", "poll_card_on")
 
 
-class ElectoralRecords:
+_POLL_CARD = LetterSchedule("poll-card", "electors", "elector_id", "poll_card_on", also=("removed_reason",))
+
+
+class ElectoralRecords(PersonRecords):
     """Reads and writes the electoral register inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "poll_card_on")
-
     def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-        self.people = PersonTable(transaction, "electors", "elector_id")
-        self.entries = EntryLog(transaction)
-        self.electors = RecordTable(transaction, "electors", "elector_id")
+        super().__init__(transaction, "electors", "elector_id")
+        self.electors = self.table
 
     def add(self, row: Mapping[str, str]) -> None:
         """One elector from a register row."""
@@ -76,24 +72,7 @@ class ElectoralRecords:
             elector_id, {"status": "removed", "removed_reason": reason, "removed_on": on.isoformat()}
         )
 
-    def change_surname(self, elector_id: str, new_surname: str) -> Snapshot:
-        """The elector's new surname."""
-        given = str(self.electors.fields(elector_id, "given_names")["given_names"])
-        return self.electors.update(elector_id, {"family_name": new_surname, "name_key": name_key(given, new_surname)})
-
-    def restore(self, elector_id: str, before: Snapshot) -> None:
-        """Put the fields an entry changed back as they were."""
-        self.electors.update(elector_id, before)
-
     def poll_cards_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
         """Poll cards due in [first, last], with the reason an elector was removed (if they were)."""
-        rows = self._tx.execute(
-            f"SELECT elector_id, poll_card_on, removed_reason, {ADDRESSEE_COLUMNS} FROM electors "  # noqa: S608
-            "WHERE poll_card_on BETWEEN ? AND ? ORDER BY poll_card_on, elector_id",
-            (first.isoformat(), last.isoformat()),
-        )
-        for row in rows:
-            letter = scheduled_letter(
-                row[3:], record_id=str(row[0]), kind="poll-card", due_on=date.fromisoformat(str(row[1]))
-            )
-            yield letter, None if row[2] is None else str(row[2])
+        for letter, row in _POLL_CARD.due_in(self._tx, first, last):
+            yield letter, row.optional_text("removed_reason")

@@ -16,8 +16,8 @@ from dataclasses import replace
 from datetime import date
 
 from consumers.electoral.records import SCHEMA, ElectoralRecords
-from consumers.letters import ScheduledLetter
-from consumers.life_events import LifeEvents, Partnership, Snapshot
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import LifeEvents, Partnership, Snapshot
 from consumers.runtime import Department, Result
 from schemas.models import DeathDetails
 from schemas.topics import Register

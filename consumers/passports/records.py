@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable
-from consumers.registers import (
-    PERSON_COLUMNS,
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
-    RecordTable,
+    PersonRecords,
     optional,
     optional_date,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes
 from consumers.runtime import Transaction
 from schemas.identifiers import normalise_passport_number
 
@@ -35,9 +34,7 @@ CREATE TABLE IF NOT EXISTS passports (
     updated_at        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passports_number ON passports (passport_number);
-CREATE INDEX IF NOT EXISTS passports_name_birth ON passports (name_key, date_of_birth);
-CREATE INDEX IF NOT EXISTS passports_birth_postcode ON passports (date_of_birth, postcode_key);
-CREATE INDEX IF NOT EXISTS passports_name_postcode ON passports (name_key, postcode_key);
+{matching_indexes("passports")}
 CREATE INDEX IF NOT EXISTS passports_expiry ON passports (expires_on);
 """
     + ENTRY_LOG_SCHEMA
@@ -49,18 +46,24 @@ RENEWAL_NOTICE = timedelta(days=90)
 _SPECIFIC = ("passport_number", "status", "cancelled_reason", "cancelled_on", "expires_on")
 
 
-class PassportRecords:
+_PASSPORT_RENEWAL_REMINDER = LetterSchedule(
+    "passport-renewal-reminder",
+    "passports",
+    "passport_id",
+    "expires_on",
+    notice=RENEWAL_NOTICE,
+    also=("cancelled_reason",),
+)
+
+
+class PassportRecords(PersonRecords):
     """Reads and writes HMPO's passport table inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "passport_number", "expires_on")
-
     def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-        self.people = PersonTable(
+        super().__init__(
             transaction, "passports", "passport_id", identifier=("passport_number", lambda ids: ids.passport_number)
         )
-        self.entries = EntryLog(transaction)
-        self.passports = RecordTable(transaction, "passports", "passport_id")
+        self.passports = self.table
 
     def add(self, row: Mapping[str, str]) -> None:
         """One passport from a register row."""
@@ -86,18 +89,7 @@ class PassportRecords:
             passport_id, {"status": "cancelled", "cancelled_reason": reason, "cancelled_on": on.isoformat()}
         )
 
-    def restore(self, passport_id: str, before: Snapshot) -> None:
-        """Put the fields an entry changed back as they were."""
-        self.passports.update(passport_id, before)
-
     def renewals_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str | None]]:
         """Renewal reminders due in [first, last], with the reason a passport was cancelled (if it was)."""
-        rows = self._tx.execute(
-            f"SELECT passport_id, expires_on, cancelled_reason, {ADDRESSEE_COLUMNS} FROM passports "  # noqa: S608
-            "WHERE expires_on BETWEEN ? AND ? ORDER BY expires_on, passport_id",
-            ((first + RENEWAL_NOTICE).isoformat(), (last + RENEWAL_NOTICE).isoformat()),
-        )
-        for row in rows:
-            due_on = date.fromisoformat(str(row[1])) - RENEWAL_NOTICE
-            letter = scheduled_letter(row[3:], record_id=str(row[0]), kind="passport-renewal-reminder", due_on=due_on)
-            yield letter, None if row[2] is None else str(row[2])
+        for letter, row in _PASSPORT_RENEWAL_REMINDER.due_in(self._tx, first, last):
+            yield letter, row.optional_text("cancelled_reason")

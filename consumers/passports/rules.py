@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 
-from consumers.letters import ScheduledLetter
-from consumers.life_events import LifeEvents, Snapshot
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import LifeEvents, Snapshot
 from consumers.passports.records import SCHEMA, PassportRecords
 from consumers.runtime import Department
 from schemas.models import DeathDetails

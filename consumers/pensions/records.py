@@ -6,21 +6,20 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
-    PERSON_COLUMNS,
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
-    RecordTable,
+    PersonRecords,
     optional,
     optional_date,
     required,
     required_choice,
     required_date,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes
 from consumers.runtime import Transaction
 from schemas.identifiers import normalise_nino
 from schemas.models import MaritalStatus
@@ -46,9 +45,7 @@ CREATE TABLE IF NOT EXISTS pensioners (
     updated_at           TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pensioners_nino ON pensioners (nino);
-CREATE INDEX IF NOT EXISTS pensioners_name_birth ON pensioners (name_key, date_of_birth);
-CREATE INDEX IF NOT EXISTS pensioners_birth_postcode ON pensioners (date_of_birth, postcode_key);
-CREATE INDEX IF NOT EXISTS pensioners_name_postcode ON pensioners (name_key, postcode_key);
+{matching_indexes("pensioners")}
 CREATE INDEX IF NOT EXISTS pensioners_statement ON pensioners (next_statement_on);
 """
     + ENTRY_LOG_SCHEMA
@@ -66,6 +63,11 @@ _SPECIFIC = (
     "overpayment_pence",
     "recovery",
     "next_statement_on",
+)
+
+
+_PENSION_STATEMENT = LetterSchedule(
+    "pension-statement", "pensioners", "pensioner_id", "next_statement_on", nino="nino", also=("status",)
 )
 
 
@@ -98,25 +100,12 @@ class PaymentSchedule:
         return max(days, 0) * self.weekly_amount_pence // 7
 
 
-class PensionRecords:
+class PensionRecords(PersonRecords):
     """Reads and writes DWP's pension tables inside one transaction."""
 
-    register_columns = (
-        *PERSON_COLUMNS,
-        "nino",
-        "marital_status",
-        "weekly_amount_pence",
-        "paid_every_days",
-        "payment_anchor_on",
-        "paid_in",
-        "next_statement_on",
-    )
-
     def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-        self.people = PersonTable(transaction, "pensioners", "pensioner_id", identifier=("nino", lambda ids: ids.nino))
-        self.entries = EntryLog(transaction)
-        self.pensioners = RecordTable(transaction, "pensioners", "pensioner_id")
+        super().__init__(transaction, "pensioners", "pensioner_id", identifier=("nino", lambda ids: ids.nino))
+        self.pensioners = self.table
 
     # Register -----------------------------------------------------------------------------------------------
 
@@ -184,8 +173,7 @@ class PensionRecords:
         """The new marital status, and the new surname when it changes."""
         changes: dict[str, str] = {"marital_status": status.value}
         if new_surname:
-            given = str(self.pensioners.fields(pensioner_id, "given_names")["given_names"])
-            changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
+            changes |= self.pensioners.surname(pensioner_id, new_surname)
         return self.pensioners.update(pensioner_id, changes)
 
     def marital_status(self, pensioner_id: str) -> MaritalStatus:
@@ -196,28 +184,12 @@ class PensionRecords:
         """Widowed or surviving civil partner from now on; returns the status as it was."""
         return self.pensioners.update(pensioner_id, {"marital_status": status.value})
 
-    def restore(self, pensioner_id: str, before: Snapshot) -> None:
-        """Put the fields an entry changed back as they were."""
-        self.pensioners.update(pensioner_id, before)
-
     # Correspondence -----------------------------------------------------------------------------------------
 
     def statements_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Annual State Pension statements scheduled in [first, last], with each pension's status."""
-        rows = self._tx.execute(
-            f"SELECT pensioner_id, next_statement_on, nino, status, {ADDRESSEE_COLUMNS} FROM pensioners "  # noqa: S608
-            "WHERE next_statement_on BETWEEN ? AND ? ORDER BY next_statement_on, pensioner_id",
-            (first.isoformat(), last.isoformat()),
-        )
-        for row in rows:
-            letter = scheduled_letter(
-                row[4:],
-                record_id=str(row[0]),
-                kind="pension-statement",
-                due_on=date.fromisoformat(str(row[1])),
-                nino=None if row[2] is None else str(row[2]),
-            )
-            yield letter, str(row[3])
+        for letter, row in _PENSION_STATEMENT.due_in(self._tx, first, last):
+            yield letter, row.text("status")
 
 
 def _positive(row: Mapping[str, str], column: str) -> int:

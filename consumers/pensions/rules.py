@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 
-from consumers.letters import ScheduledLetter
-from consumers.life_events import Bereavement, LifeEvents, Partnership, Snapshot
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import Bereavement, LifeEvents, Partnership, Snapshot
 from consumers.pensions.records import SCHEMA, PensionRecords
 from consumers.runtime import Department, Result
 from schemas.models import DeathDetails

@@ -43,6 +43,7 @@ from civreg.errors import CivregError
 from civreg.settings import PACKAGED_CONFIG
 from schemas.models import (
     EVENT_MODELS,
+    REGISTRATION_EVENTS,
     BirthDetails,
     BirthRegistered,
     Event,
@@ -71,12 +72,7 @@ AGREEMENTS_DIR = PACKAGED_CONFIG.agreements_dir
 WITHHELD_TYPE = "not-in-agreement"
 WITHHELD_STILLBIRTH = "stillbirth"
 
-_REGISTER_OF_TYPE = {
-    "BirthRegistered": Register.BIRTH,
-    "DeathRegistered": Register.DEATH,
-    "MarriageRegistered": Register.MARRIAGE,
-    "CivilPartnershipRegistered": Register.CIVIL_PARTNERSHIP,
-}
+_REGISTER_OF_TYPE = {model.event_type: register for register, model in REGISTRATION_EVENTS.items()}
 _FOLLOW_UPS = frozenset({"RegistrationCorrected", "RegistrationVoided"})
 _KEYS = frozenset(
     {"department", "controller", "purpose", "legal_gateway", "event_types", "stillbirths", "fields_excluded"}

@@ -9,35 +9,40 @@ A department module reads like a page of business rules::
         ...
 
 It never sees bytes, offsets or Kafka: the runtime decodes, de-duplicates, opens the transaction and records the
-outcome.
+outcome. The declaration is typed: ``Department[SuppressionList]`` takes only handlers of ``(the event type named in
+handles(...), SuppressionList)``, so mypy rejects a handler written for another event or another records class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from consumers.runtime.outcomes import Result
 from consumers.runtime.store import Transaction
-from schemas.models import EVENT_MODELS, Event, RegistrationCorrected, RegistrationVoided
+from schemas.models import EVENT_MODELS, REGISTRATION_EVENTS, Event, RegistrationCorrected, RegistrationVoided
 from schemas.topics import Register, dead_letter_topic, registration_topic
 
-__all__ = ["Department", "Handler"]
+__all__ = ["Decliner", "Department", "Handler", "Resolver"]
 
 RecordsT = TypeVar("RecordsT")
 EventT = TypeVar("EventT", bound=Event)
-Handler = Callable[[Any, Any], Result]
-Resolver = Callable[[Any, str, Any], Result]
-Decliner = Callable[[Any, str | None, Any], Result]
+Handler = Callable[[Event, RecordsT], Result]
+"""A rule as the runtime calls it: any event of the department's topics, and the department's records."""
+Resolver = Callable[[Event, str, RecordsT], Result]
+"""How a reviewed event is applied: the event, the record a reviewer chose, the department's records."""
+Decliner = Callable[[Event, str | None, RecordsT], Result]
+"""How a reviewer's "no record matches" is applied: the event, the person's role (or None), the records."""
 
-# Which event types travel on a register's topic: its own registration, and corrections and voids of its entries.
-_REGISTRATION_TYPE: dict[Register, str] = {
-    Register.BIRTH: "BirthRegistered",
-    Register.DEATH: "DeathRegistered",
-    Register.MARRIAGE: "MarriageRegistered",
-    Register.CIVIL_PARTNERSHIP: "CivilPartnershipRegistered",
-}
+
+def _only(event_types: tuple[type[EventT], ...], rule: str, event: Event) -> EventT:
+    """``event`` as the type its rule was declared for (the runtime routes by type, so this never fails there)."""
+    if not isinstance(event, event_types):
+        raise TypeError(
+            f"{rule} is declared for {', '.join(t.event_type for t in event_types)}, not {event.event_type}"
+        )
+    return event
 
 
 @dataclass
@@ -49,35 +54,51 @@ class Department(Generic[RecordsT]):
     schema: str
     records: Callable[[Transaction], RecordsT]
     legal_gateway: str = ""
-    handlers: dict[str, Handler] = field(default_factory=dict)
-    resolvers: dict[str, Resolver] = field(default_factory=dict)
-    decliners: dict[str, Decliner] = field(default_factory=dict)
+    handlers: dict[str, Handler[RecordsT]] = field(default_factory=dict)
+    resolvers: dict[str, Resolver[RecordsT]] = field(default_factory=dict)
+    decliners: dict[str, Decliner[RecordsT]] = field(default_factory=dict)
 
-    def handles(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, RecordsT], Result]], Any]:
-        """Register the decorated function as this department's handler for ``event_types``."""
+    def handles(
+        self, *event_types: type[EventT]
+    ) -> Callable[[Callable[[EventT, RecordsT], Result]], Callable[[EventT, RecordsT], Result]]:
+        """Register the decorated function as this department's handler for ``event_types`` (returned unchanged)."""
 
         def register(handler: Callable[[EventT, RecordsT], Result]) -> Callable[[EventT, RecordsT], Result]:
+            name = getattr(handler, "__qualname__", "a handler")
+
+            def run(event: Event, records: RecordsT) -> Result:
+                return handler(_only(event_types, name, event), records)
+
             for event_type in event_types:
                 if event_type.event_type in self.handlers:
                     raise ValueError(f"{self.name} already handles {event_type.event_type}")
-                self.handlers[event_type.event_type] = handler
+                self.handlers[event_type.event_type] = run
             return handler
 
         return register
 
-    def resolves(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, str, RecordsT], Result]], Any]:
+    def resolves(
+        self, *event_types: type[EventT]
+    ) -> Callable[[Callable[[EventT, str, RecordsT], Result]], Callable[[EventT, str, RecordsT], Result]]:
         """Register how a person's review decision is applied: the event, applied to the record they chose."""
 
         def register(
             resolver: Callable[[EventT, str, RecordsT], Result],
         ) -> Callable[[EventT, str, RecordsT], Result]:
+            name = getattr(resolver, "__qualname__", "a resolver")
+
+            def run(event: Event, record_id: str, records: RecordsT) -> Result:
+                return resolver(_only(event_types, name, event), record_id, records)
+
             for event_type in event_types:
-                self.resolvers[event_type.event_type] = resolver
+                self.resolvers[event_type.event_type] = run
             return resolver
 
         return register
 
-    def declines(self, *event_types: type[EventT]) -> Callable[[Callable[[EventT, str | None, RecordsT], Result]], Any]:
+    def declines(
+        self, *event_types: type[EventT]
+    ) -> Callable[[Callable[[EventT, str | None, RecordsT], Result]], Callable[[EventT, str | None, RecordsT], Result]]:
         """Register how a reviewer's "no record matches" is applied when the entry names several people.
 
         The decliner receives the person's role in the entry (None when the reviewer named none) and answers
@@ -87,8 +108,13 @@ class Department(Generic[RecordsT]):
         def register(
             decliner: Callable[[EventT, str | None, RecordsT], Result],
         ) -> Callable[[EventT, str | None, RecordsT], Result]:
+            name = getattr(decliner, "__qualname__", "a decliner")
+
+            def run(event: Event, party: str | None, records: RecordsT) -> Result:
+                return decliner(_only(event_types, name, event), party, records)
+
             for event_type in event_types:
-                self.decliners[event_type.event_type] = decliner
+                self.decliners[event_type.event_type] = run
             return decliner
 
         return register
@@ -112,7 +138,7 @@ class Department(Generic[RecordsT]):
     @property
     def event_types(self) -> frozenset[str]:
         """Every event type that arrives on this department's topics."""
-        types = {_REGISTRATION_TYPE[register] for register in self.registers}
+        types = {REGISTRATION_EVENTS[register].event_type for register in self.registers}
         types |= {RegistrationCorrected.event_type, RegistrationVoided.event_type}
         return frozenset(types)
 

@@ -6,7 +6,8 @@ The steps, in order, and why:
 2. an event id that already has an outcome is a **duplicate** (a redelivery): nothing is applied;
 3. an event claiming an entry version another event already holds is compared by content
    (``content_digest``: the event as the department received it, without ``event_id`` and ``recorded_at``):
-   the same content is a **duplicate** too (a register office re-sent it under a new id); other content is a
+   the same content is a **duplicate** too (a register office re-sent it under a new id: nothing is applied, and
+   it is recorded with the first event's outcome and the note "same content as event <id>"); other content is a
    **conflict**, dead-lettered with reason ``conflicting-entry-version``, never skipped and never applied by
    guess (two different facts cannot both be version N of one entry);
 4. otherwise the department's rule runs in a savepoint: a ``PermanentError`` (or a bug) undoes only this event and
@@ -75,11 +76,11 @@ class Dispatched:
     event: Event
     """The event as the department received it (minimised by its agreement)."""
     result: Result | None = None
-    """The recorded outcome; None when nothing was recorded (withheld, or a duplicate)."""
+    """The recorded outcome; None when nothing was recorded (withheld, or the same event id again)."""
     withheld: str | None = None
     """Why the agreement kept the event from the department."""
     duplicate_of: str | None = None
-    """The event id whose outcome already stands for this one (its own id on a redelivery)."""
+    """The event id whose outcome already stands for this one (its own id on a redelivery, with no result)."""
     error: Exception | None = None
     """Why it was dead-lettered (the runtime writes the dead letter from it)."""
     handler_seconds: float = 0.0
@@ -117,7 +118,24 @@ def dispatch(
     handler_seconds = 0.0
     holders = transaction.version_holders(event.entry.key, event.version, other_than=event_id)
     if any(held == digest for _, held in holders):
-        return Dispatched(event, duplicate_of=next(held_by for held_by, held in holders if held == digest))
+        # Re-sent under a new id: nothing is applied again, but this id gets its own outcome (the first one's),
+        # so trace and the acknowledgement answer it too.
+        first = next(held_by for held_by, held in holders if held == digest)
+        held_outcome = Outcome(transaction.outcome_of(first) or Outcome.APPLIED.value)
+        result = Result(held_outcome, f"same content as event {first}")
+        transaction.record_outcome(
+            event_id=event_id,
+            event_type=event.event_type,
+            entry_key=event.entry.key,
+            version=event.version,
+            outcome=result.outcome.value,
+            note=result.note,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            content_digest=digest,
+        )
+        return Dispatched(event, result, duplicate_of=first)
     if holders:
         held_by = holders[0][0]
         error = ConflictingEntryVersion(

@@ -22,30 +22,32 @@ its headers carry the original offset, so that duplicate is recognisable.
 
 from __future__ import annotations
 
-import signal
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
+    IsolationLevel,
     KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from civreg.codecs import open_codec
-from civreg.kafka_config import consumer_config, producer_config
+from civreg.codec_from_settings import open_codec
+from civreg.kafka_config import admin_config, department_consumer_config, producer_config
 from civreg.logs import get_logger
 from civreg.settings import Settings
+from civreg.stopping import install_stop_handlers, stop_requested, stop_signal
 from consumers.runtime.agreements import Agreement, agreement_for
 from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
@@ -128,7 +130,7 @@ class DepartmentConsumer:
         self.department = department
         self.settings = settings
         self.store = store
-        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codecs)
+        self.codec = codec or open_codec(settings)  # the registry when there is one (civreg.codec_from_settings)
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.max_attempts = max_attempts
@@ -136,9 +138,19 @@ class DepartmentConsumer:
         self._listeners: list[BatchListener] = []
         self._stopping = False
         self._assigned = False
+        self._owned: set[tuple[str, int]] = set()
+        self._applied_to: dict[tuple[str, int], int] = {}  # held partitions' stored next offsets, as last known
         prefix = settings.topic_prefix
         self._closed = False
-        self._consumer = Consumer(consumer_config(settings, department.group_id(prefix), role=department.name))
+        self._consumer = Consumer(
+            department_consumer_config(settings, department.group_id(prefix), role=department.name)
+        )
+        self._admin: AdminClient | None = None  # for the caught-up check: every partition's log end
+        self._held: list[Message] | None = None  # a batch waiting for the schema registry, its partitions paused
+        self._held_attempts = 0
+        self._retry_held_at = 0.0
+        self._waiting_said_at = -1e9
+        self._member_id: str | None = None
         self._dead_letters = DeadLetterWriter(
             producer_config(settings, role=f"dead-letters-{department.name}"),
             department.dead_letter_topic(prefix),
@@ -156,34 +168,41 @@ class DepartmentConsumer:
         """Finish the current batch, then return from ``run``."""
         self._stopping = True
 
+    @property
+    def _should_stop(self) -> bool:
+        """Asked to stop: by ``stop()``, or by SIGTERM/SIGINT through ``civreg.stopping``."""
+        return self._stopping or stop_requested()
+
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT finish the batch in hand and exit cleanly."""
-
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            self._log.info("stopping", signal=signal.Signals(signum).name)
-            self.stop()
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+        """SIGTERM and SIGINT finish the batch in hand and exit cleanly (``civreg.stopping``; idempotent)."""
+        install_stop_handlers()
 
     def run(self, *, until_caught_up: bool = False, max_idle_seconds: float | None = None) -> BatchReport:
-        """Consume until stopped; with ``until_caught_up``, return once every assigned partition is at its end."""
+        """Consume until stopped; with ``until_caught_up``, return once the store has read every partition of the
+        department's topics to its end, whoever holds them now (``_caught_up``)."""
         topics = self.department.topics(self.settings.topic_prefix)
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._log.info("consuming", topics=topics, group=self.department.group_id(self.settings.topic_prefix))
         idle_since = time.monotonic()
         try:
-            while not self._stopping:
+            while not self._should_stop:
+                if self._held is not None:
+                    self._poll_while_held()
+                    idle_since = time.monotonic()
+                    continue
                 messages = self._consumer.consume(self.batch_size, self.poll_timeout)
                 records = [message for message in messages if self._is_record(message)]
                 if records:
                     self._process(records)
                     idle_since = time.monotonic()
                     continue
-                if until_caught_up and self._caught_up():
+                self._store_positions_past_markers()
+                if until_caught_up and self._caught_up(topics):
                     break
                 if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
                     break
+            if stop_requested():
+                self._log.info("stopping", signal=stop_signal())
         finally:
             self.close()
         return self.totals
@@ -194,6 +213,7 @@ class DepartmentConsumer:
             self._closed = True
             self._consumer.close()
             self._dead_letters.close()
+            self._admin = None
             self._log.info("stopped", **_summary(self.totals))
 
     # Assignment: the database's offsets are the truth ------------------------------------------------------
@@ -203,35 +223,128 @@ class DepartmentConsumer:
         for partition in partitions:
             # A partition this database has never read starts at the beginning: a new department back-fills.
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
+            if partition.offset >= 0:
+                self._applied_to[(partition.topic, partition.partition)] = partition.offset
         consumer.incremental_assign(partitions)
+        if self._held is not None:  # waiting for the registry: new partitions wait too, in order
+            consumer.pause(partitions)
+        self._member_id = consumer.memberid()
+        self._owned.update((p.topic, p.partition) for p in partitions)
         self._assigned = True
         self._log.info("assigned", partitions=[f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._held is not None:  # their new holder reads them from the stored offsets
+            gone = {(p.topic, p.partition) for p in partitions}
+            self._held = [message for message in self._held if (message.topic(), message.partition()) not in gone]
         consumer.incremental_unassign(partitions)
-        self._assigned = bool(consumer.assignment())  # not ready while it holds no partitions
+        # Not ready while it holds no partitions. Counted here, not asked of the client: on close() a static
+        # member's handle is already being destroyed when this runs, and asking it raises.
+        self._owned.difference_update((p.topic, p.partition) for p in partitions)
+        for p in partitions:
+            self._applied_to.pop((p.topic, p.partition), None)
+        self._assigned = bool(self._owned)
         self._log.info("revoked", partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
 
-    def _caught_up(self) -> bool:
-        if not self._assigned:
-            return False
+    def _store_positions_past_markers(self) -> None:
+        """When idle, store (and commit) each held partition's position where it is past the stored offset.
+
+        A transactional writer ends each transaction with a commit marker: a control record that takes an offset
+        but is never delivered. The store's next offset then stops at the marker, one short of the log end, and
+        lag, alerts and ``--until-caught-up`` would wait for it forever. The consumer's position moves past
+        markers (and aborted records); here, with no batch in hand, everything before it has been applied, so
+        the position is the true next offset. Stored in the shared store, so every member of the group sees it.
+        """
         assignment = self._consumer.assignment()
-        if not assignment:
-            return False
-        stored = self.store.stored_offsets()
-        positions = self._consumer.position(assignment)
-        for partition in positions:
-            # The fetcher's cached watermarks are fresh (we only ask after an empty poll); a broker round trip per
-            # partition costs ~0.4 s, so it is the fallback for partitions not fetched yet.
+        if not assignment or self._held is not None:
+            return
+        ahead = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self._consumer.position(assignment)
+            if tp.offset > self._applied_to.get((tp.topic, tp.partition), 0)  # no position yet: negative
+        }
+        if not ahead:  # the usual idle poll: no store round trip
+            return
+        try:
+            with self.store.transaction() as transaction:
+                for (topic, partition), offset in ahead.items():
+                    transaction.save_offset(topic, partition, offset)
+        except TransientError as exc:  # nothing lost: the next idle poll tries again
+            self._log.warning("store-unavailable", doing="storing positions past commit markers", error=str(exc))
+            return
+        self._applied_to.update(ahead)
+        self._commit_to_kafka(ahead)
+        self._log.debug("stored-past-markers", partitions=len(ahead))
+
+    def _caught_up(self, topics: list[str]) -> bool:
+        """True when the store's offset has reached the last stable offset of EVERY partition of ``topics``.
+
+        Not only the assigned ones: after a crash the group may still give some partitions to the dead member
+        until its session times out, and "caught up" on half the log is how a back-fill stops early. A partition
+        never read counts from its log start (the low watermark: retention may have deleted the beginning). The
+        store is the truth, not the fetch position: what is read but not committed is not caught up. Commit
+        markers of transactional writers are passed by ``_store_positions_past_markers`` (each member stores its
+        own partitions' positions); for a partition held here the consumer's position counts too, so a marker
+        behind the last batch never makes this wait.
+        """
+        stored = dict(self.store.stored_offsets())
+        assignment = self._consumer.assignment()
+        if self._held is None:  # everything delivered before the position is applied
+            for tp in self._consumer.position(assignment) if assignment else []:
+                key = (tp.topic, tp.partition)
+                stored[key] = max(stored.get(key, tp.offset), tp.offset)
+        # Cheap first: an assigned partition behind by the fetcher's cached watermark means not yet.
+        for partition in assignment:
             low, high = self._consumer.get_watermark_offsets(partition, cached=True)
-            if high < 0:
-                low, high = self._consumer.get_watermark_offsets(partition, timeout=5.0, cached=False)
-            position = partition.offset
-            if position < 0:
-                position = stored.get((partition.topic, partition.partition), low)
-            if position < high:
+            if low >= 0 and high > max(stored.get((partition.topic, partition.partition), low), low):
                 return False
-        return True
+        ends = self._log_ends(topics)
+        behind: dict[tuple[str, int], int] = {}
+        for key, (low, high) in ends.items():
+            position = max(stored.get(key, low), low)  # below the log start: retention deleted the rest
+            if position < high:
+                behind[key] = high - position
+        if not behind:
+            return True
+        assigned = {(p.topic, p.partition) for p in assignment}
+        elsewhere = sorted(key for key in behind if key not in assigned)
+        now = time.monotonic()
+        if elsewhere and now - self._waiting_said_at >= 5.0:
+            self._waiting_said_at = now
+            self._log.info(
+                "waiting-for-partitions-held-elsewhere",
+                partitions=[f"{topic}[{partition}]" for topic, partition in elsewhere],
+                messages_behind=sum(behind[key] for key in elsewhere),
+                detail="not caught up: another (or a dead) member of the group holds these partitions until it "
+                "releases them or its session times out",
+            )
+        return False
+
+    def _log_ends(self, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+        """(log start, log end) of every partition of ``topics``, read committed, asked of the brokers."""
+        if self._admin is None:
+            self._admin = AdminClient(admin_config(self.settings))
+        metadata = self._admin.list_topics(timeout=10)
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        ]
+        if not partitions:
+            return {}
+        low = self._admin.list_offsets(
+            {tp: OffsetSpec.earliest() for tp in partitions},  # type: ignore[no-untyped-call]
+            isolation_level=IsolationLevel.READ_COMMITTED,
+        )
+        high = self._admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in partitions},  # type: ignore[no-untyped-call]
+            isolation_level=IsolationLevel.READ_COMMITTED,
+        )
+        return {
+            (tp.topic, tp.partition): (int(low[tp].result(timeout=15).offset), int(high[tp].result(timeout=15).offset))
+            for tp in partitions
+        }
 
     # One batch ---------------------------------------------------------------------------------------------
 
@@ -253,35 +366,67 @@ class DepartmentConsumer:
             return _Decoded(message, None, PoisonMessage(exc.reason, exc.detail))
 
     def _decode_batch(self, messages: Sequence[Message]) -> list[_Decoded] | None:
-        """Decode every message. While the schema registry cannot be asked about an id not cached yet, wait and
-        retry with backoff until stopped (None): never dead-letter for that, the id may well be valid. Ids already
-        met decode from the codec's cache whether the registry answers or not."""
-        retrying = Retrying(
-            retry=retry_if_exception_type(ResolverUnavailable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=10),
-            stop=lambda _state: self._stopping,
-            sleep=self._sleep_unless_stopping,
-            reraise=True,
-            before_sleep=lambda state: self._log.warning(
-                "schema-registry-unavailable",
-                attempt=state.attempt_number,
-                error=str(state.outcome.exception()) if state.outcome else None,
-            ),
-        )
+        """Decode every message, or None while the schema registry cannot be asked about an id not cached yet
+        (never dead-letter for that: the id may well be valid). Ids already met decode from the codec's cache
+        whether the registry answers or not."""
         try:
-            return retrying(lambda: [self._decode(message) for message in messages])
-        except ResolverUnavailable:
+            return [self._decode(message) for message in messages]
+        except ResolverUnavailable as exc:
+            self._log.warning(
+                "schema-registry-unavailable",
+                attempt=self._held_attempts + 1,
+                error=str(exc),
+                detail="partitions paused; the batch is retried while the consumer keeps polling",
+            )
             return None
-
-    def _sleep_unless_stopping(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping and time.monotonic() < deadline:
-            time.sleep(min(0.1, max(deadline - time.monotonic(), 0.0)))
 
     def _process(self, messages: Sequence[Message]) -> None:
         decoded = self._decode_batch(messages)
-        if decoded is None:  # stopped while the registry was away: nothing applied, the batch is read again
+        if decoded is None:
+            self._hold(messages)
             return
+        self._apply_and_commit(decoded)
+
+    def _hold(self, messages: Sequence[Message]) -> None:
+        """Keep the batch and pause every assigned partition until the registry answers.
+
+        Polling goes on meanwhile (``_poll_while_held``), so the group never sees this member exceed
+        ``max.poll.interval.ms`` and evict it; paused partitions fetch nothing, and on resume fetching continues
+        after the held batch. A stop while holding applies nothing: the batch is read again from the stored offsets.
+        """
+        self._held = list(messages)
+        self._held_attempts = 1
+        self._consumer.pause(self._consumer.assignment())
+        self._retry_held_at = time.monotonic() + self._backoff()
+
+    def _backoff(self) -> float:
+        """Exponential with jitter, 0.5 s doubling up to 10 s: the registry is not hammered while it restarts."""
+        return float(min(0.5 * 2 ** (self._held_attempts - 1), 10.0) * random.uniform(0.5, 1.0))
+
+    def _poll_while_held(self) -> None:
+        assert self._held is not None
+        wait = min(self.poll_timeout, max(self._retry_held_at - time.monotonic(), 0.0))
+        # Keeps the membership alive; a partition assigned and paused in the same rebalance may still hand over
+        # what it had fetched: it joins the held batch, after what is already there.
+        for message in self._consumer.consume(self.batch_size, wait):
+            if self._is_record(message):
+                self._held.append(message)
+        if self._should_stop or time.monotonic() < self._retry_held_at:
+            return
+        held = self._held
+        decoded = self._decode_batch(held) if held else []
+        if decoded is None:
+            self._held_attempts += 1
+            self._retry_held_at = time.monotonic() + self._backoff()
+            return
+        self._held = None
+        self._held_attempts = 0
+        if decoded:
+            self._apply_and_commit(decoded)
+        self._consumer.resume(self._consumer.assignment())
+        self._log.info("schema-registry-back", detail="partitions resumed")
+
+    def _apply_and_commit(self, decoded: list[_Decoded]) -> None:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             wait=wait_exponential_jitter(multiplier=0.2, max=10),
@@ -299,6 +444,7 @@ class DepartmentConsumer:
         report.seconds = time.monotonic() - started
         for listener in self._listeners:
             listener(report)
+        self._applied_to.update(report.next_offsets)
         self._commit_to_kafka(report.next_offsets)
         self._accumulate(report)
 
@@ -355,11 +501,11 @@ class DepartmentConsumer:
                 if done.withheld is not None:
                     report.withheld[(event.event_type, done.withheld)] += 1
                     continue
-                if done.result is None:
+                if done.result is None:  # the same event again: its outcome stands
                     report.duplicates += 1
-                    if done.duplicate_of != str(event.event_id):
-                        self._log.info("duplicate-content", event_id=str(event.event_id), same_as=done.duplicate_of)
                     continue
+                if done.duplicate_of is not None:  # the same content under a new id: its own outcome, the first's
+                    self._log.info("duplicate-content", event_id=str(event.event_id), same_as=done.duplicate_of)
                 result = done.result
                 if done.error is not None:
                     letters.append(self._dead_letter(message, event, done))
@@ -435,6 +581,17 @@ class DepartmentConsumer:
     def assigned(self) -> bool:
         """True once the group has given this consumer its partitions (readiness)."""
         return self._assigned and not self._closed
+
+    @property
+    def waiting_for_registry(self) -> bool:
+        """True while a batch waits for the schema registry (its partitions paused, the consumer still polling)."""
+        return self._held is not None
+
+    @property
+    def member_id(self) -> str | None:
+        """This consumer's member id in its group at its last assignment (a new one means it was evicted or
+        forgotten and joined again). Read in the consume thread: librdkafka's own call may block another thread."""
+        return self._member_id
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages not yet applied per assigned partition, from the fetcher's cached high watermarks."""

@@ -5,7 +5,8 @@ transaction holds an event's effects, its outcome (keyed by event id, so a redel
 next offset to read, and on restart the consumer seeks to the offsets stored there, not the group's.
 
 Department SQL is written once for both engines: ``?`` placeholders, ``INSERT ... ON CONFLICT``, types both
-understand (TEXT, INTEGER, BIGINT), partial indexes. Rows come back as tuples (index them by position).
+understand (TEXT, INTEGER, BIGINT), partial indexes. ``execute`` gives rows as tuples; ``select`` gives them by
+column name with typed reads (``NamedRow``), which is what department code uses.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-__all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "Row", "Store", "Transaction"]
+__all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "NamedRow", "Row", "Store", "Transaction"]
 
 Row = Sequence[Any]
 Params = Sequence[Any]
@@ -76,6 +77,44 @@ CREATE TABLE IF NOT EXISTS civreg_unacknowledged (
 RUNTIME_COLUMNS_ADDED: tuple[tuple[str, str, str], ...] = (("civreg_event_outcomes", "content_digest", "TEXT"),)
 """(table, column, type) added to the runtime tables since they were first created: each store adds them to an
 existing database at open (rows recorded before have NULL there)."""
+
+
+class NamedRow(Mapping[str, Any]):
+    """One row by column name, with typed reads: rules and kits never index a row by position nor cast by hand."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, column: str) -> Any:
+        return self._values[column]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def text(self, column: str) -> str:
+        """A column that is never NULL, as text."""
+        return str(self._values[column])
+
+    def optional_text(self, column: str) -> str | None:
+        """A column that may be NULL, as text."""
+        value = self._values[column]
+        return None if value is None else str(value)
+
+    def integer(self, column: str) -> int:
+        """A whole-number column (SQLite and PostgreSQL both give int; a flag is 0 or 1)."""
+        return int(self._values[column])
+
+    def day(self, column: str) -> date:
+        """A date column (stored as ISO text)."""
+        return date.fromisoformat(str(self._values[column]))
+
+    def optional_day(self, column: str) -> date | None:
+        """A date column that may be NULL."""
+        value = self._values[column]
+        return None if value is None else date.fromisoformat(str(value))
 
 
 def now_iso() -> str:
@@ -149,6 +188,12 @@ class Transaction(ABC):
         rows = self.execute(sql, params)
         return rows[0] if rows else None
 
+    def select(self, columns: Sequence[str], rest: str, params: Params = ()) -> list[NamedRow]:
+        """``SELECT columns rest`` with each row by column name (``a.x AS y`` is named ``y``, ``a.x`` is ``x``)."""
+        names = [column.rsplit(" AS ", 1)[-1].rsplit(".", 1)[-1].strip() for column in columns]
+        rows = self.execute(f"SELECT {', '.join(columns)} {rest}", params)
+        return [NamedRow(dict(zip(names, row, strict=True))) for row in rows]
+
     def scalar(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row, or None."""
         row = self.one(sql, params)
@@ -189,6 +234,7 @@ class Transaction(ABC):
                 digest = None if row[4] is None else str(row[4])
                 index.holders.setdefault((entry_key, version), []).append((event_id, digest, outcome))
         index.event_ids.update(ids)
+        index.event_ids.update(found)  # their outcomes are known too (a re-sent copy asks for its first's)
         index.entries.update(keys)
         self._batch = index
 

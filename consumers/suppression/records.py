@@ -8,10 +8,11 @@ also remembered in ``voided_entries``, listed or not: a void can arrive before t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
-from consumers.matching import name_key, postcode_key
+from consumers.kit.matching import name_key, postcode_key
 from consumers.runtime import Transaction
+from consumers.runtime.store import now_iso
 from schemas.models import DeathDetails, EntryReference
 
 __all__ = ["SCHEMA", "Listing", "SuppressionList"]
@@ -121,7 +122,7 @@ class SuppressionList:
                 entry.register_number,
                 entry.entry_number,
                 entry.year_of_registration,
-                _now(),
+                now_iso(),
             ),
         )
         self._history(entry, version, "suppress", event_id)
@@ -130,11 +131,11 @@ class SuppressionList:
         """Take a voided death entry off the list (kept as history), and remember the void for a late death."""
         self._tx.execute(
             "UPDATE do_not_contact SET status = 'voided', entry_version = ?, updated_at = ? WHERE entry_key = ?",
-            (version, _now(), entry.key),
+            (version, now_iso(), entry.key),
         )
         self._tx.execute(
             "INSERT INTO voided_entries VALUES (?, ?, ?) ON CONFLICT (entry_key) DO NOTHING",
-            (entry.key, version, _now()),
+            (entry.key, version, now_iso()),
         )
         self._history(entry, version, "void", event_id)
 
@@ -215,9 +216,6 @@ class SuppressionList:
 
     def _history(self, entry: EntryReference, version: int, action: str, event_id: str) -> None:
         self._tx.execute(
-            "INSERT INTO do_not_contact_history VALUES (?, ?, ?, ?, ?)", (entry.key, version, action, event_id, _now())
+            "INSERT INTO do_not_contact_history VALUES (?, ?, ?, ?, ?)",
+            (entry.key, version, action, event_id, now_iso()),
         )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

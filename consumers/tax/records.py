@@ -5,20 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 
-from consumers.letters import ADDRESSEE_COLUMNS, ScheduledLetter, addressee_columns, scheduled_letter
-from consumers.life_events import ENTRY_LOG_SCHEMA, EntryLog, Snapshot
-from consumers.matching import PersonTable, name_key
-from consumers.registers import (
-    PERSON_COLUMNS,
+from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
     STORED_PERSON_COLUMNS,
     PersonColumns,
-    RecordTable,
+    PersonRecords,
     optional,
     optional_date,
     required,
     required_choice,
 )
+from consumers.kit.letters import LetterSchedule, ScheduledLetter
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
+from consumers.kit.matching import matching_indexes, name_key
 from consumers.runtime import Transaction
 from consumers.runtime.store import now_iso
 from schemas.identifiers import normalise_nino
@@ -41,9 +40,7 @@ CREATE TABLE IF NOT EXISTS taxpayers (
     updated_at        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS taxpayers_nino ON taxpayers (nino);
-CREATE INDEX IF NOT EXISTS taxpayers_name_birth ON taxpayers (name_key, date_of_birth);
-CREATE INDEX IF NOT EXISTS taxpayers_birth_postcode ON taxpayers (date_of_birth, postcode_key);
-CREATE INDEX IF NOT EXISTS taxpayers_name_postcode ON taxpayers (name_key, postcode_key);
+{matching_indexes("taxpayers")}
 CREATE INDEX IF NOT EXISTS taxpayers_reminder ON taxpayers (next_reminder_on) WHERE self_assessment = 1;
 CREATE TABLE IF NOT EXISTS child_benefit_invitations (
     taxpayer_id          TEXT NOT NULL,
@@ -64,16 +61,34 @@ CREATE INDEX IF NOT EXISTS child_benefit_invitations_due ON child_benefit_invita
 _SPECIFIC = ("nino", "marital_status", "self_assessment", "sa_reminders", "next_reminder_on", "status", "date_of_death")
 
 
-class TaxRecords:
+_SELF_ASSESSMENT_REMINDER = LetterSchedule(
+    "self-assessment-reminder",
+    "taxpayers",
+    "taxpayer_id",
+    "next_reminder_on",
+    where="self_assessment = 1",
+    nino="nino",
+    also=("status",),
+)
+_CHILD_BENEFIT_INVITATION = LetterSchedule(
+    "child-benefit-invitation",
+    "child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id",
+    "t.taxpayer_id",
+    "i.invite_on",
+    person="t",
+    where="i.status = 'due'",
+    nino="t.nino",
+    also=("t.status",),
+    order="i.invite_on, t.taxpayer_id, i.child_key",
+)
+
+
+class TaxRecords(PersonRecords):
     """Reads and writes HMRC's tables inside one transaction."""
 
-    register_columns = (*PERSON_COLUMNS, "nino", "marital_status", "self_assessment", "next_reminder_on")
-
     def __init__(self, transaction: Transaction) -> None:
-        self._tx = transaction
-        self.people = PersonTable(transaction, "taxpayers", "taxpayer_id", identifier=("nino", lambda ids: ids.nino))
-        self.entries = EntryLog(transaction)
-        self.taxpayers = RecordTable(transaction, "taxpayers", "taxpayer_id")
+        super().__init__(transaction, "taxpayers", "taxpayer_id", identifier=("nino", lambda ids: ids.nino))
+        self.taxpayers = self.table
 
     # Register -----------------------------------------------------------------------------------------------
 
@@ -113,8 +128,7 @@ class TaxRecords:
         """The new marital status, and the new surname when it changes."""
         changes: dict[str, str] = {"marital_status": status.value}
         if new_surname:
-            given = str(self.taxpayers.fields(taxpayer_id, "given_names")["given_names"])
-            changes |= {"family_name": new_surname, "name_key": name_key(given, new_surname)}
+            changes |= self.taxpayers.surname(taxpayer_id, new_surname)
         return self.taxpayers.update(taxpayer_id, changes)
 
     def marital_status(self, taxpayer_id: str) -> MaritalStatus:
@@ -124,10 +138,6 @@ class TaxRecords:
     def record_bereavement(self, taxpayer_id: str, status: MaritalStatus) -> Snapshot:
         """Widowed or surviving civil partner from now on; returns the status as it was."""
         return self.taxpayers.update(taxpayer_id, {"marital_status": status.value})
-
-    def restore(self, taxpayer_id: str, before: Snapshot) -> None:
-        """Put the fields an entry changed back as they were."""
-        self.taxpayers.update(taxpayer_id, before)
 
     def invite_child_benefit_claim(self, taxpayer_id: str, child: Person, invite_on: date) -> Snapshot:
         """Plan a Child Benefit claim invitation for the child's mother; returns how to withdraw it."""
@@ -161,36 +171,10 @@ class TaxRecords:
 
     def reminders_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Self-assessment reminders scheduled in [first, last], with each taxpayer's status."""
-        rows = self._tx.execute(
-            f"SELECT taxpayer_id, next_reminder_on, nino, status, {ADDRESSEE_COLUMNS} FROM taxpayers "  # noqa: S608
-            "WHERE self_assessment = 1 AND next_reminder_on BETWEEN ? AND ? ORDER BY next_reminder_on, taxpayer_id",
-            (first.isoformat(), last.isoformat()),
-        )
-        for row in rows:
-            letter = scheduled_letter(
-                row[4:],
-                record_id=str(row[0]),
-                kind="self-assessment-reminder",
-                due_on=date.fromisoformat(str(row[1])),
-                nino=None if row[2] is None else str(row[2]),
-            )
-            yield letter, str(row[3])
+        for letter, row in _SELF_ASSESSMENT_REMINDER.due_in(self._tx, first, last):
+            yield letter, row.text("status")
 
     def invitations_due(self, first: date, last: date) -> Iterator[tuple[ScheduledLetter, str]]:
         """Child Benefit claim invitations planned in [first, last], with the mother's status."""
-        columns = addressee_columns("t")
-        rows = self._tx.execute(
-            f"SELECT t.taxpayer_id, i.invite_on, t.nino, t.status, {columns} "  # noqa: S608
-            "FROM child_benefit_invitations i JOIN taxpayers t ON t.taxpayer_id = i.taxpayer_id "
-            "WHERE i.status = 'due' AND i.invite_on BETWEEN ? AND ? ORDER BY i.invite_on, t.taxpayer_id, i.child_key",
-            (first.isoformat(), last.isoformat()),
-        )
-        for row in rows:
-            letter = scheduled_letter(
-                row[4:],
-                record_id=str(row[0]),
-                kind="child-benefit-invitation",
-                due_on=date.fromisoformat(str(row[1])),
-                nino=None if row[2] is None else str(row[2]),
-            )
-            yield letter, str(row[3])
+        for letter, row in _CHILD_BENEFIT_INVITATION.due_in(self._tx, first, last):
+            yield letter, row.text("status")

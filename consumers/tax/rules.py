@@ -21,8 +21,8 @@ from dataclasses import replace
 from datetime import date
 from itertools import chain
 
-from consumers.letters import ScheduledLetter
-from consumers.life_events import Bereavement, LifeEvents, Partnership, Snapshot
+from consumers.kit.letters import ScheduledLetter
+from consumers.kit.life_events import Bereavement, LifeEvents, Partnership, Snapshot
 from consumers.runtime import Department, Result
 from consumers.tax.records import SCHEMA, TaxRecords
 from schemas.models import BirthDetails, DeathDetails

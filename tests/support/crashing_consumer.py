@@ -11,7 +11,7 @@ import sys
 
 from civreg.settings import load_settings
 from consumers.departments import department_named
-from consumers.running import open_store
+from consumers.operations.running import open_store
 from consumers.runtime import BatchReport, DepartmentConsumer
 
 

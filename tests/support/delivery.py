@@ -2,7 +2,7 @@
 
 The same steps as ``DepartmentConsumer._apply_batch`` for one event: the data-sharing agreement withholds or
 minimises it, the rule runs in a savepoint, a needs-review result is queued with the (minimised) event, and the
-outcome is recorded, so ``consumers.runtime.review.resolve_review`` works on what it left. The Kafka tests run the
+outcome is recorded, so ``consumers.runtime.review_queue.resolve_review`` works on what it left. The Kafka tests run the
 real consumer.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from consumers.registers import load_register
+from consumers.kit.customer_records import load_customer_records
 from consumers.runtime import Department, Result, Store
 from consumers.runtime.agreements import agreement_for
 from schemas.models import Event
@@ -53,4 +53,4 @@ def deliver(store: Store, department: Department[Any], event: Event) -> Result |
 
 def load_rows(store: Store, department: Department[Any], rows: Sequence[Mapping[str, str]]) -> None:
     """Load register rows into the department's store."""
-    load_register(store, department, rows)
+    load_customer_records(store, department, rows)

@@ -12,11 +12,12 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from deploy.local.jvm import free_port
 
 __all__ = ["LocalPostgres", "PostgresUnavailable", "find_bindir"]
 
@@ -45,13 +46,6 @@ def find_bindir() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class LocalPostgres:
     """One server in its own directory; ``start`` returns a superuser DSN (password authentication over TCP)."""
@@ -64,7 +58,7 @@ class LocalPostgres:
     @classmethod
     def create(cls) -> LocalPostgres:
         """A server description with binaries found, a free port, a fresh directory and a random password."""
-        return cls(find_bindir(), _free_port(), Path(tempfile.mkdtemp(prefix="civreg-pg-")), secrets.token_hex(16))
+        return cls(find_bindir(), free_port(), Path(tempfile.mkdtemp(prefix="civreg-pg-")), secrets.token_hex(16))
 
     @property
     def data_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""What a department is written with: life events, person matching, letters due, customer records."""

@@ -1,0 +1,1 @@
+"""Whole processes end to end: the consumer process, backfill, operators' commands."""

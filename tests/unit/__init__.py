@@ -1,0 +1,1 @@
+"""Pure logic: no broker, schema registry or PostgreSQL (``make unit`` runs these and contract/)."""
