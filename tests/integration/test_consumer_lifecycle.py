@@ -25,9 +25,10 @@ from civreg.settings import Settings
 from consumers.departments import department_named
 from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
+from deploy.local.jvm import free_port
 from producers.publisher import Publisher
 from schemas.topics import registration_topics
-from tests.support.environment import REPO, free_port, settings_env
+from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_death, make_person
 
 pytestmark = pytest.mark.kafka
