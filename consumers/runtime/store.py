@@ -207,6 +207,7 @@ class Transaction(ABC):
         From here on ``outcome_of`` and ``version_holders`` answer from memory for these ids and entries, and
         ``record_outcome`` queues its rows until ``flush`` (the runtime flushes before storing the offsets).
         """
+        self._claim_outcomes()
         index = _BatchIndex()
         ids, keys = sorted(set(event_ids)), sorted(set(entry_keys))
         found: dict[str, Row] = {}  # by event id: a row may match an id in one chunk and an entry in another
@@ -237,6 +238,10 @@ class Transaction(ABC):
         index.event_ids.update(found)  # their outcomes are known too (a re-sent copy asks for its first's)
         index.entries.update(keys)
         self._batch = index
+
+    def _claim_outcomes(self) -> None:
+        """Lock the outcome table for writing before the batch's first statement, where the engine needs it."""
+        return  # SQLite: one writer at a time already
 
     def flush(self) -> None:
         """Write the outcome and acknowledgement rows queued since ``preload`` (one ``execute_many`` each)."""
