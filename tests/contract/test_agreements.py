@@ -179,10 +179,9 @@ def test_an_agreement_that_does_not_fit_its_department_says_how(tmp_path: Path) 
 @pytest.mark.parametrize("name", sorted(DEPARTMENTS))
 def test_minimising_without_revalidation_gives_what_deleting_the_keys_and_validating_gives(name: str) -> None:
     """The fast path (fields set back to their defaults on the model) equals the reference: dump, delete, validate."""
-    from producers.simulation import simulate_registrations
-
     from consumers.runtime.agreements import _remove
     from consumers.runtime.dispatch import content_digest
+    from producers.simulation import simulate_registrations
 
     agreement = agreement_for(name)
     patterns = [pattern.split(".") for pattern in agreement.fields_excluded]
