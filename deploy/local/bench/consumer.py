@@ -135,7 +135,8 @@ def _raw(settings: Settings, topics: list[str], expected: int, batch_size: int) 
     seen, size, first = 0, 0, 0.0
     try:
         while seen < expected:
-            for message in consumer.consume(batch_size, 1.0):
+            # Never ask for more than remain: a short last batch would otherwise wait out the whole timeout.
+            for message in consumer.consume(min(batch_size, expected - seen), 1.0):
                 if message.error() is not None:
                     continue
                 if not seen:
