@@ -36,8 +36,12 @@ _DRIVING_LICENCE = re.compile(r"^[A-Z9]{5}[0-9]{6}[A-Z9]{2}[0-9][A-Z0-9]{2}$")
 _PASSPORT = re.compile(r"^[0-9]{9}$")
 
 
+_SPACES = re.compile(r"\s+")
+_NINO_SHAPE = re.compile(r"[A-Z]{2}[0-9]{6}[A-Z]")
+
+
 def _compact(value: str) -> str:
-    return re.sub(r"\s+", "", value).upper()
+    return _SPACES.sub("", value).upper()
 
 
 def normalise_nino(value: str) -> str:
@@ -45,7 +49,7 @@ def normalise_nino(value: str) -> str:
     nino = _compact(value)
     if len(nino) != 9:
         raise ValueError("NINO must be 2 letters, 6 digits and a suffix letter (9 characters)")
-    if not re.fullmatch(r"[A-Z]{2}[0-9]{6}[A-Z]", nino):
+    if not _NINO_SHAPE.fullmatch(nino):
         raise ValueError("NINO must be 2 letters, 6 digits and a suffix letter")
     if not _NINO.fullmatch(nino):
         if nino[8] not in "ABCD":

@@ -18,7 +18,7 @@ __all__ = ["bench"]
 
 def bench(
     suites: Annotated[
-        list[str] | None, typer.Argument(help="Suites to run (default: all), e.g. 'codec'.", show_default=False)
+        list[str] | None, typer.Argument(help="Suites to run (default: all): 'codec', 'consumer'.", show_default=False)
     ] = None,
     events: Annotated[int, typer.Option(min=10, help="Events in each suite's workload.")] = 2000,
     rounds: Annotated[int, typer.Option(min=1, help="Timed passes per case (the best is reported).")] = 7,

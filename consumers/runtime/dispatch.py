@@ -11,7 +11,10 @@ The steps, in order, and why:
    **conflict**, dead-lettered with reason ``conflicting-entry-version``, never skipped and never applied by
    guess (two different facts cannot both be version N of one entry);
 4. otherwise the department's rule runs in a savepoint: a ``PermanentError`` (or a bug) undoes only this event and
-   dead-letters it, a ``TransientError`` rolls the whole batch back for a retry;
+   dead-letters it, a ``TransientError`` rolls the whole batch back for a retry. The runtime may ask for no
+   savepoint (``isolated=False``: most batches have no failing event, and a savepoint costs round trips); then
+   a failing rule raises ``EventFailed`` instead, and the runtime rolls the batch back and runs it again with
+   savepoints, so the outcome is the same as if every event had had one;
 5. a needs-review result is queued with the event; the outcome is recorded with the content digest.
 
 ``DepartmentConsumer`` runs this for each message of a batch (and writes the dead letters); tests drive departments
@@ -33,7 +36,14 @@ from consumers.runtime.outcomes import Outcome, Result
 from consumers.runtime.store import Transaction
 from schemas.models import Event
 
-__all__ = ["CONFLICTING_ENTRY_VERSION", "ConflictingEntryVersion", "Dispatched", "content_digest", "dispatch"]
+__all__ = [
+    "CONFLICTING_ENTRY_VERSION",
+    "ConflictingEntryVersion",
+    "Dispatched",
+    "EventFailed",
+    "content_digest",
+    "dispatch",
+]
 
 CONFLICTING_ENTRY_VERSION = "conflicting-entry-version"
 
@@ -53,6 +63,10 @@ def content_digest(event: Event) -> str:
     content = event.model_dump(mode="json", exclude={"event_id", "recorded_at"}, exclude_defaults=True)
     text = json.dumps({"event_type": event.event_type, **content}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class EventFailed(Exception):
+    """A rule failed for one event run without a savepoint: the batch must be run again with savepoints."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ def dispatch(
     topic: str,
     partition: int,
     offset: int,
+    isolated: bool = True,
 ) -> Dispatched:
     """Withhold, de-duplicate, check the entry version, apply and record one event (see the module docstring)."""
     withheld = agreement.withheld_because(event)
@@ -130,11 +145,16 @@ def dispatch(
     else:
         started = time.perf_counter()
         try:
-            with transaction.savepoint():
+            if isolated:
+                with transaction.savepoint():
+                    result = department.apply(event, transaction)
+            else:
                 result = department.apply(event, transaction)
         except TransientError:
             raise
         except Exception as exc:  # PermanentError, or a bug in a rule: never stop the department
+            if not isolated:
+                raise EventFailed(type(exc).__name__) from exc
             error = exc
             result = Result(Outcome.DEAD_LETTERED, exc.reason if isinstance(exc, PermanentError) else "handler-crashed")
         handler_seconds = time.perf_counter() - started

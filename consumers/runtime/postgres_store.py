@@ -153,6 +153,15 @@ class PostgresTransaction(Transaction):
         except psycopg.Error as exc:
             raise PostgresStatementError(exc) from None
 
+    def _claim_outcomes(self) -> None:
+        """Take the outcome table's write lock before anything else the batch touches.
+
+        The batch writes department tables first and its outcome rows together at the end; a process opening the
+        store meanwhile (its ``CREATE INDEX IF NOT EXISTS`` takes the tables in script order, outcomes first) could
+        otherwise hold outcomes while waiting for a department table this batch holds: a deadlock.
+        """
+        self.execute("LOCK TABLE civreg_event_outcomes IN ROW EXCLUSIVE MODE")
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested transaction: SAVEPOINT, ROLLBACK TO SAVEPOINT if the block raises, RELEASE.

@@ -5,9 +5,12 @@ Order of a batch, and why it is safe at every instant:
 1. decode each message; one that cannot be decoded becomes a dead letter (PoisonMessage);
 2. in ONE database transaction: each event goes through ``dispatch`` (agreement; an event id that already has an
    outcome is skipped, so a redelivery applies once; an entry version already held by another event is a duplicate
-   if the content is the same and a ``conflicting-entry-version`` dead letter if not; each new event applied in a
-   savepoint, so a PermanentError undoes only that event and dead-letters it; its outcome recorded), then the next
-   offset per partition is stored;
+   if the content is the same and a ``conflicting-entry-version`` dead letter if not; each new event applied, its
+   outcome recorded), then the next offset per partition is stored. The work is set-based: one query reads the
+   outcomes and entry versions the whole batch is checked against, outcome and acknowledgement rows are written
+   with one ``execute_many`` each. Events run without savepoints; if a rule fails for one (PermanentError or a
+   bug), the transaction is rolled back and the batch run again with a savepoint per event, so that failure undoes
+   only its event and dead-letters it;
 3. before that transaction commits, write the batch's dead letters and wait for the broker's acknowledgement;
 4. commit the transaction; only then commit offsets to Kafka (for lag monitoring: the database is the truth, and
    on (re)assignment the consumer seeks to the offsets stored there).
@@ -54,7 +57,7 @@ from civreg.stopping import install_stop_handlers, stop_requested, stop_signal
 from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, agreement_for
 from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
-from consumers.runtime.dispatch import Dispatched, dispatch
+from consumers.runtime.dispatch import Dispatched, EventFailed, dispatch
 from consumers.runtime.errors import PermanentError, PoisonMessage, TransientError
 from consumers.runtime.outcomes import Outcome
 from consumers.runtime.store import Store
@@ -506,9 +509,20 @@ class DepartmentConsumer:
         self._accumulate(report)
 
     def _apply_batch(self, decoded: list[_Decoded]) -> BatchReport:
+        """The batch without per-event savepoints; if a rule fails for one event, all of it again with them."""
+        try:
+            return self._apply_batch_once(decoded, isolated=False)
+        except EventFailed:
+            self._log.info("batch-rerun-with-savepoints", messages=len(decoded))
+            return self._apply_batch_once(decoded, isolated=True)
+
+    def _apply_batch_once(self, decoded: list[_Decoded], *, isolated: bool) -> BatchReport:
         report = BatchReport(messages=len(decoded))
         letters: list[DeadLetter] = []
         with self.store.transaction() as transaction:
+            # One query for every outcome and entry version the batch's events will be checked against.
+            events = [item.event for item in decoded if item.event is not None]
+            transaction.preload([str(event.event_id) for event in events], [event.entry.key for event in events])
             for item in decoded:
                 message = item.message
                 topic, partition, offset = _position(message)
@@ -541,6 +555,7 @@ class DepartmentConsumer:
                     topic=topic,
                     partition=partition,
                     offset=offset,
+                    isolated=isolated,
                 )
                 event = done.event
                 if done.withheld is not None:
@@ -573,8 +588,8 @@ class DepartmentConsumer:
                         handler_seconds=done.handler_seconds,
                     )
                 )
-            for (topic, partition), next_offset in report.next_offsets.items():
-                transaction.save_offset(topic, partition, next_offset)
+            transaction.flush()
+            transaction.save_offsets(report.next_offsets)
             self._dead_letters.write(letters)
             report.dead_letters = len(letters)
         return report

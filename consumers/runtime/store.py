@@ -122,8 +122,54 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+_CHUNK = 400
+"""Ids per ``IN (...)`` list: well inside SQLite's parameter limit (999 on old builds) and PostgreSQL's."""
+
+_RECORD_OUTCOME = (
+    "INSERT INTO civreg_event_outcomes (event_id, event_type, entry_key, version, outcome, note, topic, "
+    'partition, "offset", processed_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
+    "ON CONFLICT (event_id) DO UPDATE SET outcome = excluded.outcome, note = excluded.note, "
+    'topic = excluded.topic, partition = excluded.partition, "offset" = excluded."offset", '
+    "processed_at = excluded.processed_at, content_digest = excluded.content_digest"
+)
+_QUEUE_ACKNOWLEDGEMENT = (
+    "INSERT INTO civreg_unacknowledged VALUES (?, ?) ON CONFLICT (event_id) DO UPDATE SET token = excluded.token"
+)
+_SAVE_OFFSET = (
+    "INSERT INTO civreg_offsets VALUES (?, ?, ?) "
+    "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = CASE "
+    "WHEN excluded.next_offset > civreg_offsets.next_offset THEN excluded.next_offset "
+    "ELSE civreg_offsets.next_offset END"
+)
+
+
+class _BatchIndex:
+    """What the outcome table says about one batch's event ids and entries, read in one query and kept current.
+
+    Every outcome the batch records goes through ``record``, so the index answers for later events of the same
+    batch exactly as the table would; the rows themselves are written together by ``Transaction.flush``.
+    """
+
+    def __init__(self) -> None:
+        self.event_ids: set[str] = set()
+        self.entries: set[str] = set()
+        self.outcomes: dict[str, str] = {}
+        self.holders: dict[tuple[str, int], list[tuple[str, str | None, str]]] = {}
+        self.outcome_rows: list[Params] = []
+        self.acknowledgement_rows: list[Params] = []
+
+    def record(self, event_id: str, entry_key: str, version: int, outcome: str, digest: str | None) -> None:
+        self.outcomes[event_id] = outcome
+        held = [holder for holder in self.holders.get((entry_key, version), []) if holder[0] != event_id]
+        held.append((event_id, digest, outcome))  # the newest processed_at: last in the table's order
+        self.holders[(entry_key, version)] = held
+        self.event_ids.add(event_id)
+
+
 class Transaction(ABC):
     """One open transaction: what handlers (through their department's records) and the runtime write with."""
+
+    _batch: _BatchIndex | None = None
 
     @abstractmethod
     def execute(self, sql: str, params: Params = ()) -> list[Row]:
@@ -155,8 +201,66 @@ class Transaction(ABC):
 
     # Runtime bookkeeping -----------------------------------------------------------------------------------
 
+    def preload(self, event_ids: Sequence[str], entry_keys: Sequence[str]) -> None:
+        """Read, in one query per few hundred ids, the outcomes and entry-version holders a batch will ask about.
+
+        From here on ``outcome_of`` and ``version_holders`` answer from memory for these ids and entries, and
+        ``record_outcome`` queues its rows until ``flush`` (the runtime flushes before storing the offsets).
+        """
+        self._claim_outcomes()
+        index = _BatchIndex()
+        ids, keys = sorted(set(event_ids)), sorted(set(entry_keys))
+        found: dict[str, Row] = {}  # by event id: a row may match an id in one chunk and an entry in another
+        for start in range(0, max(len(ids), len(keys)), _CHUNK):
+            some_ids, some_keys = ids[start : start + _CHUNK], keys[start : start + _CHUNK]
+            where = " OR ".join(
+                clause
+                for clause, values in (
+                    (f"event_id IN ({', '.join('?' for _ in some_ids)})", some_ids),
+                    (f"entry_key IN ({', '.join('?' for _ in some_keys)})", some_keys),
+                )
+                if values
+            )
+            for row in self.execute(
+                "SELECT event_id, entry_key, version, outcome, content_digest, processed_at "  # noqa: S608
+                f"FROM civreg_event_outcomes WHERE {where}",
+                (*some_ids, *some_keys),
+            ):
+                found[str(row[0])] = row
+        wanted = set(keys)
+        for row in sorted(found.values(), key=lambda row: (str(row[5]), str(row[0]))):  # the table's order
+            event_id, entry_key, version, outcome = str(row[0]), str(row[1]), int(row[2]), str(row[3])
+            index.outcomes[event_id] = outcome
+            if entry_key in wanted:
+                digest = None if row[4] is None else str(row[4])
+                index.holders.setdefault((entry_key, version), []).append((event_id, digest, outcome))
+        index.event_ids.update(ids)
+        index.event_ids.update(found)  # their outcomes are known too (a re-sent copy asks for its first's)
+        index.entries.update(keys)
+        self._batch = index
+
+    def _claim_outcomes(self) -> None:
+        """Lock the outcome table for writing before the batch's first statement, where the engine needs it."""
+        return  # SQLite: one writer at a time already
+
+    def flush(self) -> None:
+        """Write the outcome and acknowledgement rows queued since ``preload`` (one ``execute_many`` each)."""
+        index = self._batch
+        if index is None:
+            return
+        if index.outcome_rows:
+            self.execute_many(_RECORD_OUTCOME, index.outcome_rows)
+            index.outcome_rows = []
+        if index.acknowledgement_rows:
+            self.execute_many(_QUEUE_ACKNOWLEDGEMENT, index.acknowledgement_rows)
+            index.acknowledgement_rows = []
+
     def outcome_of(self, event_id: str) -> str | None:
         """The outcome already recorded for ``event_id``, or None if this department has not seen it."""
+        if self._batch is not None:
+            if event_id in self._batch.event_ids:
+                return self._batch.outcomes.get(event_id)
+            self.flush()  # not preloaded: the table must hold what this batch recorded before it is asked
         outcome = self.scalar("SELECT outcome FROM civreg_event_outcomes WHERE event_id = ?", (event_id,))
         return None if outcome is None else str(outcome)
 
@@ -179,27 +283,27 @@ class Transaction(ABC):
         ``content_digest`` (``consumers.runtime.versions``) is what tells a second event claiming the same entry
         version apart: the same content is a duplicate, other content a conflict.
         """
-        self.execute(
-            "INSERT INTO civreg_event_outcomes (event_id, event_type, entry_key, version, outcome, note, topic, "
-            'partition, "offset", processed_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
-            "ON CONFLICT (event_id) DO UPDATE SET outcome = excluded.outcome, note = excluded.note, "
-            'topic = excluded.topic, partition = excluded.partition, "offset" = excluded."offset", '
-            "processed_at = excluded.processed_at, content_digest = excluded.content_digest",
-            (
-                event_id,
-                event_type,
-                entry_key,
-                version,
-                outcome,
-                note,
-                topic,
-                partition,
-                offset,
-                now_iso(),
-                content_digest,
-            ),
+        row = (
+            event_id,
+            event_type,
+            entry_key,
+            version,
+            outcome,
+            note,
+            topic,
+            partition,
+            offset,
+            now_iso(),
+            content_digest,
         )
-        self.queue_acknowledgement(event_id)
+        index = self._batch
+        if index is None:
+            self.execute(_RECORD_OUTCOME, row)
+            self.queue_acknowledgement(event_id)
+            return
+        index.record(event_id, entry_key, version, outcome, content_digest)
+        index.outcome_rows.append(row)
+        index.acknowledgement_rows.append((event_id, uuid.uuid4().hex))
 
     def version_holders(self, entry_key: str, version: int, *, other_than: str) -> list[tuple[str, str | None]]:
         """(event id, content digest) of the other events whose outcome stands for this entry version.
@@ -207,6 +311,14 @@ class Transaction(ABC):
         Dead-lettered events are not counted: they were never applied, and a re-drive is checked again. A digest
         is None for events recorded before digests were kept.
         """
+        index = self._batch
+        if index is not None and entry_key in index.entries:
+            return [
+                (held_by, digest)
+                for held_by, digest, outcome in index.holders.get((entry_key, version), [])
+                if held_by != other_than and outcome != "dead_lettered"
+            ]
+        self.flush()
         rows = self.execute(
             "SELECT event_id, content_digest FROM civreg_event_outcomes WHERE entry_key = ? AND version = ? "
             "AND event_id <> ? AND outcome <> 'dead_lettered' ORDER BY processed_at, event_id",
@@ -221,11 +333,7 @@ class Transaction(ABC):
         the commit leaves the row, and the next publisher run sends it. A new token marks a newer outcome (a
         review decision), so deleting the row for an older, already published one cannot lose it.
         """
-        self.execute(
-            "INSERT INTO civreg_unacknowledged VALUES (?, ?) "
-            "ON CONFLICT (event_id) DO UPDATE SET token = excluded.token",
-            (event_id, uuid.uuid4().hex),
-        )
+        self.execute(_QUEUE_ACKNOWLEDGEMENT, (event_id, uuid.uuid4().hex))
 
     def record_undecodable(self, *, topic: str, partition: int, offset: int, reason: str, error_class: str) -> None:
         """Record a message that never became an event (it has gone to the dead-letter topic)."""
@@ -247,13 +355,12 @@ class Transaction(ABC):
     def save_offset(self, topic: str, partition: int, next_offset: int) -> None:
         """Store the next offset to read, in the same transaction as the effects."""
         # Never backwards: a consumer that lost its partitions (a zombie) must not rewind its successor's progress.
-        self.execute(
-            "INSERT INTO civreg_offsets VALUES (?, ?, ?) "
-            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = CASE "
-            "WHEN excluded.next_offset > civreg_offsets.next_offset THEN excluded.next_offset "
-            "ELSE civreg_offsets.next_offset END",
-            (topic, partition, next_offset),
-        )
+        self.execute(_SAVE_OFFSET, (topic, partition, next_offset))
+
+    def save_offsets(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        """``save_offset`` for every partition of a batch in one ``execute_many``."""
+        rows = [(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
+        self.execute_many(_SAVE_OFFSET, rows)
 
 
 class Store(Protocol):

@@ -1,44 +1,271 @@
-"""Consumer suite: the department runtime against the consumer people usually write by hand.
+"""Consumer suite: consume + decode + apply for every department, against what the raw client and the stock path do.
 
-Both sides read the same deaths from a real broker, decode them with the same codec and apply the same
-letter-suppression rule to a fresh SQLite database. They differ only in how they make the work durable:
+One run, one broker, one registry, one simulated population: its events are published once (every event type)
+and each department holds a register drawn from the same population (so matching does real work). Then, each
+over the same messages, timed from the first record received to the last one applied (the group join and the
+first fetch excluded alike):
 
-- **civreg**: one database transaction per batch holding the effects, every event's outcome (de-duplication by
-  event id) and the offsets; the Kafka commit after it. A crash at any instant applies nothing twice.
-- **hand-written**: the usual "safe" loop: poll one message, apply it in its own transaction, commit the offset
-  synchronously. It pays a database commit and a broker round trip per event, and it is still not safe: a crash
-  between its database commit and its offset commit applies that event again on restart.
+- **raw ceiling**: a plain confluent-kafka loop, ``consume(num_messages=...)`` batches, touching each value;
+- **civreg**: ``DepartmentConsumer`` on SQLite and on PostgreSQL (when ``CIVREG_POSTGRES_DSN`` is set);
+- **stock**: ``DeserializingConsumer`` + ``AvroDeserializer``, the same rules through ``dispatch`` (agreement,
+  de-duplication, entry versions, a savepoint per event) in one transaction per batch of the same size with the
+  offsets, then a synchronous offset commit: what a careful user would write with the stock client;
+- **scaling**: one process, then two processes of one department in one group (separate processes: the GIL);
+- **back-fill**: the rate of the scaling run, projected to 15 million events (a projection, labelled as one).
 
-Each pass starts from an empty database and reads the whole topic, so group join time is included on both sides.
+Every figure is a measurement of this run; targets are ratios of figures of the same run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, DeserializingConsumer, Message, TopicPartition
 from rich.console import Console
 
-from civreg.kafka_config import consumer_config
+from civreg.codec_from_settings import open_registry_resolver
+from civreg.kafka_config import admin_config, consumer_config
 from civreg.settings import Settings
-from consumers.runtime import DepartmentConsumer, SqliteStore
-from consumers.suppression import department as suppression
-from deploy.local.bench.harness import BenchCase, BenchOptions, SuiteResult, run_cases
+from consumers.departments import DEPARTMENTS, department_named
+from consumers.kit.customer_records import load_customer_records
+from consumers.runtime import DepartmentConsumer, SqliteStore, Store
+from consumers.runtime.agreements import agreement_for
+from consumers.runtime.dispatch import dispatch
+from consumers.runtime.postgres_store import PostgresStore
+from deploy.local.bench.codec import _registry
+from deploy.local.bench.harness import BenchOptions, Rate, SuiteResult, Target
 from deploy.local.jvm import free_port
 from deploy.local.kafka import LocalKafka
 from deploy.topics import apply_topics
+from producers.customer_records import simulate_customer_records
 from producers.publisher import Publisher
-from producers.simulation import simulate_registrations
-from schemas.codec import Codec, LocalSchemaCatalogue
-from schemas.models import DeathRegistered
-from schemas.topics import Register, registration_topic
+from producers.simulation import simulate_population
+from schemas.codec import Codec
+from schemas.models import EVENT_MODELS
 
-__all__ = ["run_consumer_suite"]
+__all__ = ["ConsumerBenchOptions", "run_consumer_suite"]
+
+BACKFILL_EVENTS = 15_000_000
+BACKFILL_GOAL_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class ConsumerBenchOptions:
+    """What the consumer suite runs besides the shared options."""
+
+    departments: tuple[str, ...] = tuple(DEPARTMENTS)
+    scaling_department: str = "tax"
+    batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class _Run:
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+class _TimedConsumer(DepartmentConsumer):
+    """The runtime, noting when its first batch of records arrived and when its last batch was committed.
+
+    Every path is timed the same way, from the first record received to the last one handled: the group join and
+    the broker's first fetch after assignment (about a second, whatever the path) are outside the timing, so
+    ratios to the raw ceiling stay fair at small sizes.
+    """
+
+    first: float | None = None
+    last: float = 0.0
+
+    def _process(self, messages: Any) -> None:
+        if self.first is None and messages:
+            self.first = time.time()
+        super()._process(messages)
+        self.last = time.time()
+
+
+def _fresh_store(settings: Settings, department: str, engine: str, workdir: Path) -> Store:
+    declared = department_named(department)
+    if engine == "postgres":
+        assert settings.postgres_dsn is not None
+        schema = f"bench_{department}_{uuid.uuid4().hex[:8]}"
+        return PostgresStore(settings.postgres_dsn.get_secret_value(), schema, declared.schema)
+    return SqliteStore(workdir / f"{department}-{uuid.uuid4().hex}.sqlite3", declared.schema)
+
+
+def _drop(store: Store) -> None:
+    if isinstance(store, PostgresStore):
+        with contextlib.suppress(Exception):
+            store.read().execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
+    store.close()
+
+
+def _store_with_register(
+    settings: Settings, department: str, engine: str, workdir: Path, rows: list[dict[str, str]]
+) -> Store:
+    store = _fresh_store(settings, department, engine, workdir)
+    if rows:
+        load_customer_records(store, department_named(department), rows)
+    return store
+
+
+def _civreg(settings: Settings, department: str, store: Store, codec: Codec, batch_size: int) -> _Run:
+    """The runtime on a fresh store: it starts every partition at the beginning (the store holds no offsets)."""
+    consumer = _TimedConsumer(department_named(department), settings, store, codec=codec, batch_size=batch_size)
+    report = consumer.run(until_caught_up=True)
+    return _Run(report.messages, consumer.last - (consumer.first or consumer.last))
+
+
+def _raw(settings: Settings, topics: list[str], expected: int, batch_size: int) -> _Run:
+    """The ceiling: a plain consume loop over the same topics, touching every value."""
+    consumer = Consumer({**consumer_config(settings, f"bench-raw-{uuid.uuid4().hex}"), "auto.offset.reset": "earliest"})
+    consumer.subscribe(topics)
+    seen, size, first = 0, 0, 0.0
+    try:
+        while seen < expected:
+            # Never ask for more than remain: a short last batch would otherwise wait out the whole timeout.
+            for message in consumer.consume(min(batch_size, expected - seen), 1.0):
+                if message.error() is not None:
+                    continue
+                if not seen:
+                    first = time.time()
+                size += len(message.value() or b"")
+                seen += 1
+        return _Run(seen, time.time() - first)
+    finally:
+        consumer.close()
+
+
+def _stock(
+    settings: Settings, department: str, topics: list[str], *, expected: int, store: Store, batch_size: int
+) -> _Run:
+    """``DeserializingConsumer`` + ``AvroDeserializer``, the same rules, a transaction per batch, sync commits."""
+    from confluent_kafka.schema_registry import topic_record_subject_name_strategy
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+    from schemas.registry import registry_client
+
+    assert settings.registry_url is not None
+    password = settings.registry_password.get_secret_value() if settings.registry_password else None
+    client = registry_client(settings.registry_url, username=settings.registry_username, password=password)
+    config = consumer_config(settings, f"bench-stock-{uuid.uuid4().hex}")
+    config["value.deserializer"] = AvroDeserializer(
+        client, conf={"subject.name.strategy": topic_record_subject_name_strategy}
+    )
+    consumer = DeserializingConsumer({**config, "auto.offset.reset": "earliest"})
+    consumer.subscribe(topics)
+    declared = department_named(department)
+    agreement = agreement_for(department, settings.config_files.agreements_dir)
+    seen, first = 0, 0.0
+    try:
+        while seen < expected:
+            batch: list[Message] = []
+            while len(batch) < batch_size and seen + len(batch) < expected:
+                message = consumer.poll(1.0)
+                if message is None or message.error() is not None:
+                    if batch:
+                        break
+                    continue
+                if not seen and not batch:
+                    first = time.time()
+                batch.append(message)
+            if not batch:
+                continue
+            offsets: dict[tuple[str, int], int] = {}
+            with store.transaction() as transaction:
+                for message in batch:
+                    header = dict(message.headers() or [])["event_type"]
+                    event_type = header.decode() if isinstance(header, bytes) else str(header)
+                    event = EVENT_MODELS[event_type].model_validate(message.value())
+                    topic, partition, offset = str(message.topic()), int(message.partition() or 0), message.offset()
+                    assert offset is not None
+                    dispatch(declared, agreement, transaction, event, topic=topic, partition=partition, offset=offset)
+                    offsets[(topic, partition)] = offset + 1
+                for (topic, partition), offset in offsets.items():
+                    transaction.save_offset(topic, partition, offset)
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+            seen += len(batch)
+        return _Run(seen, time.time() - first)
+    finally:
+        consumer.close()
+
+
+def _scaling_worker(settings: Settings, department: str, engine: str, path: str, results: Any) -> None:
+    """One process of a department in ``group`` (the scaling case); reports (messages, first, last)."""
+    declared = department_named(department)
+    if engine == "postgres":
+        assert settings.postgres_dsn is not None
+        store: Store = PostgresStore(settings.postgres_dsn.get_secret_value(), path, declared.schema)
+    else:
+        store = SqliteStore(Path(path), declared.schema)
+    from civreg.codec_from_settings import open_codec
+
+    consumer = _TimedConsumer(declared, settings, store, codec=open_codec(settings))
+    report = consumer.run(until_caught_up=True, max_idle_seconds=20)
+    store.close()
+    results.put((report.messages, consumer.first, consumer.last))
+
+
+def _scaling(settings: Settings, department: str, engine: str, store: Store, *, processes: int, expected: int) -> _Run:
+    """``processes`` consumers of one department in one group over one store, timed across all of them."""
+    path = store.schema if isinstance(store, PostgresStore) else str(getattr(store, "path", ""))
+    store.close()
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    workers = [
+        spawn.Process(target=_scaling_worker, args=(settings, department, engine, path, results))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [results.get(timeout=1800) for _ in workers]
+    for worker in workers:
+        worker.join()
+    messages = sum(report[0] for report in reports)
+    starts = [report[1] for report in reports if report[1] is not None]
+    last = max(report[2] for report in reports)
+    if messages < expected:
+        raise RuntimeError(f"scaling run applied {messages} of {expected} messages")
+    return _Run(messages, last - min(starts))
+
+
+def _delete_topics(settings: Settings) -> None:
+    """Delete the run's topics (best effort): a small-heap broker must not keep every run's partitions."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(admin_config(settings))
+    with contextlib.suppress(Exception):
+        names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(f"{settings.topic_prefix}.")]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=30).values():
+                future.result()
+
+
+def _counts(settings: Settings, topics: list[str]) -> int:
+    """Messages in ``topics`` (high minus low watermark per partition)."""
+    consumer = Consumer(consumer_config(settings, f"bench-count-{uuid.uuid4().hex}"))
+    try:
+        total = 0
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            for partition in metadata.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                total += high - low
+        return total
+    finally:
+        consumer.close()
 
 
 @contextlib.contextmanager
@@ -65,77 +292,151 @@ def _broker(settings: Settings, console: Console) -> Iterator[tuple[Settings, st
         shutil.rmtree(home, ignore_errors=True)
 
 
-def run_consumer_suite(settings: Settings, options: BenchOptions, console: Console) -> SuiteResult:
-    """Publish ``options.events`` deaths once, then time both consumers reading and applying all of them."""
-    with _broker(settings, console) as (broker_settings, description):
+def run_consumer_suite(
+    settings: Settings, options: BenchOptions, console: Console, extra: ConsumerBenchOptions | None = None
+) -> SuiteResult:
+    """Publish one population's events once, then time every path over them (see the module docstring)."""
+    extra = extra or ConsumerBenchOptions()
+    engines = ["sqlite"] + (["postgres"] if settings.postgres_dsn is not None else [])
+    with (
+        _broker(settings, console) as (broker_settings, broker),
+        _registry(broker_settings, console) as (url, registry),
+    ):
         workdir = Path(tempfile.mkdtemp(prefix="civreg-bench-consumer-"))
         bench = broker_settings.model_copy(
-            update={"topic_prefix": f"bench-{uuid.uuid4().hex[:8]}", "database_dir": workdir}
+            update={
+                "topic_prefix": f"bench-{uuid.uuid4().hex[:8]}",
+                "database_dir": workdir,
+                "registry_url": url,
+                "registry_auto_register": True,
+            }
         )
+        rates: list[Rate] = []
         try:
-            apply_topics(bench, (suppression.name,), replication_factor=1, profile="local")
-            codec = Codec(LocalSchemaCatalogue())
-            deaths = [
-                e for e in simulate_registrations(options.events * 3, options.seed) if isinstance(e, DeathRegistered)
-            ]
-            deaths = deaths[: options.events]
-            with console.status(f"publishing {len(deaths)} deaths"), Publisher(bench, codec=codec) as publisher:
-                for death in deaths:
-                    publisher.publish(death)
-            topic = registration_topic(Register.DEATH, bench.topic_prefix)
-
-            def ours() -> int:
-                path = workdir / f"ours-{uuid.uuid4().hex}.sqlite3"
-                store = SqliteStore(path, suppression.schema)
-                try:
-                    return DepartmentConsumer(suppression, bench, store, codec=codec).run(until_caught_up=True).messages
-                finally:
-                    store.close()
-
-            def hand_written() -> int:
-                return _hand_written_consumer(bench, topic, codec, workdir, len(deaths))
-
-            with console.status("timing both consumers"):
-                cases = run_cases(
-                    [
-                        BenchCase(
-                            "apply deaths to the suppression list",
-                            ours,
-                            hand_written,
-                            "same decode and rule; civreg: batch transaction with offsets, exactly-once effect",
-                        )
-                    ],
-                    max(1, min(options.rounds, 3)),
-                )
+            apply_topics(bench, tuple(DEPARTMENTS), replication_factor=1, profile="local")
+            resolver = open_registry_resolver(bench, url)
+            codec = Codec(resolver, topic_prefix=bench.topic_prefix)
+            with console.status(f"simulating {options.events} events and their population"):
+                population = simulate_population(options.events, options.seed)
+            with console.status(f"publishing {len(population.events)} events"), Publisher(bench, codec=codec) as pub:
+                for event in population.events:
+                    pub.publish(event)
+            seed = options.seed
+            registers = {
+                name: []
+                if name == "suppression"
+                else [r.row for r in simulate_customer_records(population, name, seed)]
+                for name in extra.departments
+            }
+            rates += _department_rates(
+                bench, codec, registers=registers, engines=engines, extra=extra, workdir=workdir, console=console
+            )
+            scale_engine = engines[-1]
+            name = extra.scaling_department
+            expected = _counts(bench, department_named(name).topics(bench.topic_prefix))
+            scaling: dict[int, _Run] = {}
+            for processes in (1, 2):
+                store = _store_with_register(bench, name, scale_engine, workdir, registers.get(name) or [])
+                with console.status(f"{name}: {processes} process(es) in one group on {scale_engine}"):
+                    scaling[processes] = _scaling(
+                        bench, name, scale_engine, store, processes=processes, expected=expected
+                    )
+                _drop(_reopen(bench, store, name, scale_engine))
+                run = scaling[processes]
+                rates.append(Rate(name, f"{processes} process(es) {scale_engine}", run.messages, run.seconds, run.rate))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            _delete_topics(bench)
+    targets = _targets(rates, scaling, scale_engine, name, engines)
     return SuiteResult(
         suite="consumer",
-        title=f"Department consumer: {len(deaths)} deaths read and applied (SQLite, real broker)",
+        title=f"Department consumers: {len(population.events)} events consumed, decoded and applied (real broker)",
         ours_label="civreg runtime",
-        baseline_label="hand-written loop",
-        cases=cases,
-        context={"events": len(deaths), "broker": description, "database": "SQLite (WAL, synchronous=FULL)"},
+        baseline_label="raw consume",
+        rates=rates,
+        targets=targets,
+        context={
+            "events": len(population.events),
+            "broker": broker,
+            "registry": registry,
+            "engines": engines,
+            "batch_size": extra.batch_size,
+            "scaling": f"{name} on {scale_engine}",
+            "cpus": os.cpu_count(),
+        },
     )
 
 
-def _hand_written_consumer(settings: Settings, topic: str, codec: Codec, workdir: Path, expected: int) -> int:
-    """Poll one message, apply it in its own transaction, commit its offset synchronously: the common pattern."""
-    store = SqliteStore(workdir / f"hand-{uuid.uuid4().hex}.sqlite3", suppression.schema)
-    consumer = Consumer(consumer_config(settings, f"bench-hand-{uuid.uuid4().hex}"))
-    consumer.subscribe([topic])
-    applied = 0
-    try:
-        while applied < expected:
-            message = consumer.poll(1.0)
-            if message is None or message.error() is not None:
-                continue
-            event = codec.decode(message.value())
-            with store.transaction() as tx:
-                suppression.apply(event, tx)
-            consumer.commit(message=message, asynchronous=False)
-            applied += 1
-    finally:
-        consumer.close()
-        store.close()
-    return applied
+def _department_rates(
+    bench: Settings,
+    codec: Codec,
+    *,
+    registers: dict[str, list[dict[str, str]]],
+    engines: list[str],
+    extra: ConsumerBenchOptions,
+    workdir: Path,
+    console: Console,
+) -> list[Rate]:
+    """Raw ceiling, civreg on each engine and the stock path, for every department, over the same messages."""
+    rates: list[Rate] = []
+    ceilings: dict[tuple[str, ...], _Run] = {}
+    for name in extra.departments:
+        topics = department_named(name).topics(bench.topic_prefix)
+        expected = _counts(bench, topics)
+        if tuple(topics) not in ceilings:
+            with console.status(f"raw consume of {expected} messages"):
+                ceilings[tuple(topics)] = _raw(bench, topics, expected, extra.batch_size)
+        raw = ceilings[tuple(topics)]
+        rates.append(Rate(name, "raw consume (ceiling)", raw.messages, raw.seconds, raw.rate))
+        for engine in engines:
+            store = _store_with_register(bench, name, engine, workdir, registers[name])
+            try:
+                with console.status(f"{name}: civreg on {engine}"):
+                    run = _civreg(bench, name, store, codec, extra.batch_size)
+            finally:
+                _drop(store)
+            rates.append(Rate(name, f"civreg {engine}", run.messages, run.seconds, run.rate, raw.rate))
+        store = _store_with_register(bench, name, "sqlite", workdir, registers[name])
+        try:
+            with console.status(f"{name}: stock DeserializingConsumer on sqlite"):
+                run = _stock(bench, name, topics, expected=expected, store=store, batch_size=extra.batch_size)
+        finally:
+            _drop(store)
+        rates.append(Rate(name, "stock sqlite", run.messages, run.seconds, run.rate, raw.rate))
+    return rates
+
+
+def _reopen(settings: Settings, store: Store, department: str, engine: str) -> Store:
+    declared = department_named(department)
+    if isinstance(store, PostgresStore):
+        assert settings.postgres_dsn is not None
+        return PostgresStore(settings.postgres_dsn.get_secret_value(), store.schema, declared.schema)
+    assert isinstance(store, SqliteStore)
+    return SqliteStore(store.path, declared.schema)
+
+
+def _targets(rates: list[Rate], scaling: dict[int, _Run], engine: str, name: str, engines: list[str]) -> list[Target]:
+    found: list[Target] = []
+    by = {(rate.department, rate.path): rate for rate in rates}
+    for rate in rates:
+        if rate.path == "civreg sqlite" and rate.ceiling:
+            goal = 0.20 if rate.department == "suppression" else 0.12
+            found.append(
+                Target(f"{rate.department}: civreg ÷ raw ceiling (SQLite)", rate.rate / rate.ceiling, goal, "ratio")
+            )
+        if rate.path == "civreg postgres" and (lite := by.get((rate.department, "civreg sqlite"))) and lite.rate:
+            found.append(Target(f"{rate.department}: PostgreSQL ÷ SQLite", rate.rate / lite.rate, 0.5, "ratio"))
+    if scaling[1].rate:
+        found.append(Target(f"{name}: two processes ÷ one ({engine})", scaling[2].rate / scaling[1].rate, 1.7, "ratio"))
+    processes = min(os.cpu_count() or 1, 2)
+    best = scaling[processes].rate
+    if best:
+        found.append(
+            Target(
+                f"{name}: 15M-event back-fill, {processes} process(es) — PROJECTION from the measured rate",
+                BACKFILL_EVENTS / best,
+                BACKFILL_GOAL_SECONDS,
+                "s",
+            )
+        )
+    return found

@@ -29,10 +29,12 @@ __all__ = [
     "BenchCase",
     "BenchOptions",
     "CaseResult",
+    "Rate",
     "SuiteResult",
     "Target",
     "measure",
     "print_suite",
+    "write_rates_chart",
     "write_suite",
 ]
 
@@ -107,6 +109,23 @@ class Target:
         )
 
 
+@dataclass(frozen=True)
+class Rate:
+    """One measured throughput: a path over a department's messages, and the raw ceiling of the same run."""
+
+    department: str
+    path: str
+    messages: int
+    seconds: float
+    rate: float
+    ceiling: float | None = None
+
+    @property
+    def share(self) -> float | None:
+        """The rate as a share of the ceiling measured in the same run."""
+        return None if not self.ceiling else self.rate / self.ceiling
+
+
 @dataclass
 class SuiteResult:
     """One suite's results and the facts needed to read them."""
@@ -118,6 +137,8 @@ class SuiteResult:
     cases: list[CaseResult] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
+    rates: list[Rate] = field(default_factory=list)
+    """Throughputs (events/s) of a suite timed as whole runs rather than µs per event, e.g. the consumer suite."""
 
 
 class Suite(Protocol):
@@ -148,27 +169,77 @@ def run_cases(cases: list[BenchCase], rounds: int) -> list[CaseResult]:
 
 
 def print_suite(result: SuiteResult, console: Console) -> None:
-    """The suite as a table: µs/event for each side and the ratio."""
-    table = Table(title=result.title)
-    table.add_column("case")
-    table.add_column(f"{result.ours_label}\nµs/event", justify="right")
-    table.add_column(f"{result.baseline_label}\nµs/event", justify="right")
-    table.add_column("baseline ÷\ncivreg", justify="right")
-    table.add_column("note")
-    for case in result.cases:
-        ratio = case.ratio
-        table.add_row(
-            case.name,
-            f"{case.ours_us:.1f}",
-            "-" if case.baseline_us is None else f"{case.baseline_us:.1f}",
-            "-" if ratio is None else f"{ratio:.1f}x",
-            case.note,
-        )
-    console.print(table)
-    if result.targets:
-        console.print(targets_table(result.targets, f"{result.suite}: targets"))
+    """The suite as a table: µs/event for each side and the ratio, or events/s per path for a suite of rates.
+
+    Targets are not printed here: ``run_suites`` prints every suite's targets in one table."""
+    if result.rates:
+        _print_rates(result, console)
+    if result.cases:
+        table = Table(title=result.title)
+        table.add_column("case")
+        table.add_column(f"{result.ours_label}\nµs/event", justify="right")
+        table.add_column(f"{result.baseline_label}\nµs/event", justify="right")
+        table.add_column("baseline ÷\ncivreg", justify="right")
+        table.add_column("note")
+        for case in result.cases:
+            ratio = case.ratio
+            table.add_row(
+                case.name,
+                f"{case.ours_us:.1f}",
+                "-" if case.baseline_us is None else f"{case.baseline_us:.1f}",
+                "-" if ratio is None else f"{ratio:.1f}x",
+                case.note,
+            )
+        console.print(table)
     facts = ", ".join(f"{key}: {value}" for key, value in result.context.items() if not isinstance(value, dict))
     console.print(f"[dim]{facts}[/]", highlight=False)
+
+
+def _print_rates(result: SuiteResult, console: Console) -> None:
+    table = Table(title=result.title)
+    for column in ("department", "path", "messages", "seconds", "events/s", "share of raw"):
+        table.add_column(column, justify="left" if column in ("department", "path") else "right")
+    for rate in result.rates:
+        share = rate.share
+        table.add_row(
+            rate.department,
+            rate.path,
+            str(rate.messages),
+            f"{rate.seconds:.2f}",
+            f"{rate.rate:,.0f}",
+            "-" if share is None else f"{share:.1%}",
+        )
+    console.print(table)
+
+
+def write_rates_chart(result: SuiteResult, out_dir: Path) -> Path | None:
+    """``<out_dir>/<suite>.png``: events/s per department and path (None when the suite has no rates)."""
+    if not result.rates:
+        return None
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    departments = list(dict.fromkeys(rate.department for rate in result.rates))
+    paths = list(dict.fromkeys(rate.path for rate in result.rates))
+    by = {(rate.department, rate.path): rate.rate for rate in result.rates}
+    width = 0.8 / len(paths)
+    figure, axes = plt.subplots(figsize=(max(8.0, 1.6 * len(departments) + 3), 5))
+    for index, path in enumerate(paths):
+        xs = [d + index * width for d in range(len(departments))]
+        axes.bar(xs, [by.get((department, path), 0.0) for department in departments], width, label=path)
+    axes.set_xticks([d + 0.4 - width / 2 for d in range(len(departments))], departments)
+    axes.set_ylabel("events per second")
+    axes.set_yscale("log")
+    axes.set_title(result.title, fontsize=9)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chart = out_dir / f"{result.suite}.png"
+    figure.savefig(chart, dpi=110)
+    plt.close(figure)
+    return chart
 
 
 def targets_table(targets: list[Target], title: str) -> Table:
@@ -198,6 +269,7 @@ def write_suite(result: SuiteResult, out_dir: Path) -> Path:
         "baseline": result.baseline_label,
         "context": result.context,
         "cases": [{**asdict(case), "ratio": case.ratio} for case in result.cases],
+        "rates": [{**asdict(rate), "share": rate.share} for rate in result.rates],
         "targets": [{**asdict(target), "met": target.met} for target in result.targets],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -19,6 +19,7 @@ from deploy.local.bench.harness import (
     SuiteResult,
     print_suite,
     targets_table,
+    write_rates_chart,
     write_suite,
 )
 from deploy.local.bench.publish import run_publish_suite
@@ -46,6 +47,9 @@ def run_suites(settings: Settings, names: list[str], options: BenchOptions, cons
         result = SUITES[name](settings, options, console)
         print_suite(result, console)
         written.append(write_suite(result, options.out_dir))
+        chart = write_rates_chart(result, options.out_dir)
+        if chart is not None:
+            written.append(chart)
         results.append(result)
     targets = [target for result in results for target in result.targets]
     if targets:
