@@ -26,10 +26,11 @@ from consumers.departments import department_named
 from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer
 from deploy.local.jvm import free_port
-from schemas.topics import registration_topics
+from schemas.topics import department_topic
 from tests.support.environment import REPO, settings_env
 from tests.support.factories import make_death, make_person
 from tests.support.publishing import publish_deaths
+from tests.support.routing import route
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -192,6 +193,7 @@ def test_a_registry_outage_longer_than_the_poll_interval_keeps_the_consumer_in_i
 
         proxy.stop()  # the consumer has met no schema id yet: it must ask the registry for the first one
         publish_deaths(registry_settings, 30)  # straight to the registry, not through the proxy
+        route(registry_settings)  # departments read their own topics, written by the router
         wait_for(lambda: consumer.waiting_for_registry, "the consumer to wait for the registry")
         # Longer than max.poll.interval.ms with the registry away: a consumer that stopped polling is evicted now.
         deadline = time.monotonic() + 2 * settings.max_poll_interval_ms / 1000
@@ -220,6 +222,7 @@ def test_until_caught_up_waits_for_partitions_another_member_holds(
 ) -> None:
     settings = bus_store_settings
     publish_deaths(settings, 120)
+    route(settings)  # departments read their own topics, written by the router
     open_store(settings, "suppression").close()  # the store's tables exist before anyone polls them
     group = department_named("suppression").group_id(settings.topic_prefix)
     topics = department_named("suppression").topics(settings.topic_prefix)
@@ -270,8 +273,9 @@ def test_until_caught_up_counts_a_partition_emptied_by_retention_as_read(bus_set
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
     publish_deaths(bus_settings, 40)
+    route(bus_settings)  # departments read their own topics, written by the router
     admin = AdminClient(admin_config(bus_settings))
-    (topic,) = [t for t in department_named("suppression").topics(bus_settings.topic_prefix) if "death" in t]
+    (topic,) = department_named("suppression").topics(bus_settings.topic_prefix)
     partitions = [TopicPartition(topic, p) for p in admin.list_topics(topic, timeout=10).topics[topic].partitions]
     ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions})  # type: ignore[no-untyped-call]
     for future in admin.delete_records(
@@ -294,7 +298,6 @@ def publish_deaths_in_transactions(settings: Settings, transactions: int, per_tr
     a commit marker, one offset no consumer is ever given. One more transaction is aborted (never delivered).
     Returns how many deaths were committed."""
     codec = open_codec(settings, publishing=True)
-    topics = registration_topics(settings.topic_prefix)
     producer = Producer(
         producer_config(settings, role="test-transactions", **{"transactional.id": f"{settings.topic_prefix}-tx"})
     )
@@ -304,7 +307,7 @@ def publish_deaths_in_transactions(settings: Settings, transactions: int, per_tr
         producer.begin_transaction()
         for _ in range(per_transaction):
             event = make_death(entry_number=number, deceased=make_person(given_names=f"Person{number}"))
-            topic = topics[event.family]
+            topic = department_topic("suppression", settings.topic_prefix)  # the router's own kind of writes
             producer.produce(topic, value=codec.encode(event, topic), key=event.entry.key)
             number += 1
         if transaction == 1:
@@ -423,6 +426,7 @@ def test_a_consumer_killed_mid_stream_and_restarted_at_once_applies_every_event(
     settings = bus_store_settings
     published = 1500
     publish_deaths(settings, published)
+    route(settings)  # departments read their own topics, written by the router
     open_store(settings, "suppression").close()  # the store's tables exist before anyone polls them
     env = settings_env(settings)
     # Static membership, and a session timeout no test waits out: the restart gets the partitions back because
