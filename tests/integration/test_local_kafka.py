@@ -165,7 +165,8 @@ def test_apply_topics_is_idempotent_and_repairs_drift(broker: LocalKafka) -> Non
     settings = broker.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}"})
 
     first = apply_topics(settings, ["suppression", "tax"])
-    assert len(first.created) == 4 + 2 + 1
+    # 4 registration topics; per department its dead-letter and own topic; acknowledgements, ledger, router DLQ
+    assert len(first.created) == 4 + 2 * 2 + 3
     second = apply_topics(settings, ["suppression", "tax"])
     assert not second.changed
     assert all(change.actions == (TopicAction.UNCHANGED,) for change in second.changes)
