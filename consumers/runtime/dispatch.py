@@ -117,12 +117,9 @@ def dispatch(
     error: Exception | None = None
     handler_seconds = 0.0
     holders = transaction.version_holders(event.entry.key, event.version, other_than=event_id)
-    if any(held == digest for _, held in holders):
-        # Re-sent under a new id: nothing is applied again, but this id gets its own outcome (the first one's),
-        # so trace and the acknowledgement answer it too.
-        first = next(held_by for held_by, held in holders if held == digest)
-        held_outcome = Outcome(transaction.outcome_of(first) or Outcome.APPLIED.value)
-        result = Result(held_outcome, f"same content as event {first}")
+
+    def record(result: Result) -> None:
+        """The event's one outcome row, with its entry, version and content digest."""
         transaction.record_outcome(
             event_id=event_id,
             event_type=event.event_type,
@@ -135,6 +132,14 @@ def dispatch(
             offset=offset,
             content_digest=digest,
         )
+
+    if any(held == digest for _, held in holders):
+        # Re-sent under a new id: nothing is applied again, but this id gets its own outcome (the first one's),
+        # so trace and the acknowledgement answer it too.
+        first = next(held_by for held_by, held in holders if held == digest)
+        held_outcome = Outcome(transaction.outcome_of(first) or Outcome.APPLIED.value)
+        result = Result(held_outcome, f"same content as event {first}")
+        record(result)
         return Dispatched(event, result, duplicate_of=first)
     if holders:
         held_by = holders[0][0]
@@ -167,16 +172,5 @@ def dispatch(
             candidates=result.candidates,
             event_json=event.model_dump_json(),
         )
-    transaction.record_outcome(
-        event_id=event_id,
-        event_type=event.event_type,
-        entry_key=event.entry.key,
-        version=event.version,
-        outcome=result.outcome.value,
-        note=result.note,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        content_digest=digest,
-    )
+    record(result)
     return Dispatched(event, result, error=error, handler_seconds=handler_seconds)
