@@ -6,16 +6,23 @@ Kafka client's own exception, and consumers may not import ``deploy`` (the impor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from civreg.errors import CivregError, MissingTopics
 from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import Settings
 
-__all__ = ["ClusterUnreachable", "require_topics"]
+__all__ = ["ClusterUnreachable", "require_topics", "watermarks"]
+
+
+# Answers a partition gives while its leadership is still moving (a topic just created, a broker just restarted).
+_LEADER_MOVING = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
 
 
 class ClusterUnreachable(CivregError, RuntimeError):
@@ -34,3 +41,22 @@ def require_topics(settings: Settings, topics: Sequence[str], *, timeout: float 
     missing = [name for name in topics if name not in existing or existing[name].error is not None]
     if missing:
         raise MissingTopics(missing, settings.topic_prefix)
+
+
+def watermarks(consumer: Consumer, topic: str, partition: int, *, timeout: float = 10.0) -> tuple[int, int]:
+    """(low, high) offsets of one partition, asking again while its leadership settles.
+
+    A topic created a moment ago, or a partition whose broker just restarted, answers "not leader" for a short
+    while; a one-shot question would make "caught up" and report commands fail on a healthy cluster.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            moving = isinstance(error, KafkaError) and (error.retriable() or error.code() in _LEADER_MOVING)
+            if not moving or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

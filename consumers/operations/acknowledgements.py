@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from civreg.cluster import watermarks
 from civreg.codec_from_settings import open_acknowledgement_codec
 from civreg.errors import CivregError
 from civreg.kafka_config import consumer_config, producer_config
@@ -354,7 +355,7 @@ def _ranges(
     starts = _start_offsets(consumer, topic, list(partitions), since, timeout)
     ranges: dict[int, tuple[int, int]] = {}
     for partition in partitions:
-        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        _low, high = watermarks(consumer, topic, partition, timeout=timeout)
         if starts[partition] < high:
             ranges[partition] = (starts[partition], high)
     return ranges
@@ -365,14 +366,14 @@ def _start_offsets(
 ) -> dict[int, int]:
     """Where to start reading each partition: its first offset, or the first at or after ``since``."""
     if since is None:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[0] for p in partitions}
+        return {p: watermarks(consumer, topic, p, timeout=timeout)[0] for p in partitions}
     millis = int(since.timestamp() * 1000)
     found = consumer.offsets_for_times([TopicPartition(topic, p, millis) for p in partitions], timeout=timeout)
     starts: dict[int, int] = {}
     for tp in found:
         # -1 (OFFSET_END): no message at or after ``since``: nothing to read there.
         starts[tp.partition] = (
-            consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)[1]
+            watermarks(consumer, topic, tp.partition, timeout=timeout)[1]
             if tp.offset in (-1, OFFSET_END)
             else tp.offset
         )

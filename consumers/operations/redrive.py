@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
+from civreg.cluster import watermarks
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.settings import Settings
 from schemas.topics import dead_letter_topic
@@ -80,7 +81,7 @@ def _read(settings: Settings, department: str, timeout: float) -> list[Message]:
         ends: dict[int, int] = {}
         starts: list[TopicPartition] = []
         for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            low, high = watermarks(consumer, topic, partition, timeout=timeout)
             if high > low:
                 ends[partition] = high
                 starts.append(TopicPartition(topic, partition, low))

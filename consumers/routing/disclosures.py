@@ -19,6 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from civreg.cluster import watermarks
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
 from schemas.topics import disclosure_topic
@@ -103,7 +104,7 @@ def entry_disclosures(settings: Settings, entry_key: str, *, timeout: float = 30
         if metadata.error is not None:
             raise RuntimeError(f"ledger topic {topic} is not readable: {metadata.error}")
         partition = murmur2_partition(entry_key.encode(), len(metadata.partitions))
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        low, high = watermarks(consumer, topic, partition, timeout=timeout)
         consumer.assign([TopicPartition(topic, partition, low)])
         found: list[Disclosure] = []
         while low < high:  # to the end of the partition (read_committed: aborted writes are never seen)

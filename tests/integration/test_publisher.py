@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from civreg.cluster import watermarks
 from civreg.kafka_config import admin_config, consumer_config
 from civreg.settings import Settings
 from producers.event_files import EventFileReader, event_to_json_line, write_event_file
@@ -57,23 +57,10 @@ def _message_count(settings: Settings) -> int:
         for topic in registration_topics(settings.topic_prefix).values():
             partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
             for partition in partitions:
-                total += _high_watermark(consumer, TopicPartition(topic, partition))
+                total += watermarks(consumer, topic, partition)[1]
         return total
     finally:
         consumer.close()
-
-
-def _high_watermark(consumer: Any, partition: TopicPartition) -> int:
-    """A brand-new topic's partition may briefly have no leader: ask again."""
-    for _ in range(40):
-        try:
-            _, high = consumer.get_watermark_offsets(partition, timeout=10)
-            return int(high)
-        except KafkaException as exc:
-            if not exc.args[0].retriable() and exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION:
-                raise
-            time.sleep(0.25)
-    raise AssertionError(f"no leader for {partition}")
 
 
 def _histories() -> list[Event]:

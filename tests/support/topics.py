@@ -7,6 +7,7 @@ import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
+from civreg.cluster import watermarks
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
 from schemas.topics import registration_topics
@@ -20,7 +21,7 @@ def on_topics(settings: Settings) -> list[tuple[str, str]]:
         ends: dict[tuple[str, int], int] = {}
         for topic in registration_topics(settings.topic_prefix).values():
             for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                low, high = watermarks(consumer, topic, partition)
                 if high > low:
                     ends[(topic, partition)] = high
         consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
