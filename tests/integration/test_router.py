@@ -14,18 +14,18 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema
 
 from civreg.codec_from_settings import open_codec, open_registry_resolver
-from civreg.kafka_config import consumer_config, producer_config
+from civreg.kafka_config import producer_config
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure, entry_disclosures, render_html
 from consumers.routing.router import Router
 from consumers.runtime.agreements import load_agreements
+from deploy.local.faults.reading import read_topic
 from producers.publisher import Publisher
 from schemas.catalogue import event_schema
 from schemas.codec import Codec, to_avro
@@ -37,26 +37,6 @@ from tests.support.factories import all_event_examples, make_death
 from tests.support.routing import route
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None, list[Any]]]:
-    config = consumer_config(settings, f"reader-{time.monotonic_ns()}")
-    consumer = Consumer({**config, "enable.partition.eof": True})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        done: set[int] = set()
-        found = []
-        while len(done) < len(partitions):
-            message = consumer.poll(10)
-            assert message is not None, f"timed out reading {topic}"
-            if message.error() is not None:
-                done.add(message.partition() or 0)
-                continue
-            found.append((message.key(), message.value(), list(message.headers() or [])))
-        return found
-    finally:
-        consumer.close()
 
 
 def _leaves(record: dict[str, object], prefix: str = "") -> set[str]:
@@ -99,7 +79,7 @@ def test_each_department_topic_holds_exactly_its_agreed_events_and_fields(regist
     agreements = load_agreements()
     for name, agreement in agreements.items():
         expected = {str(e.event_id) for e in events if agreement.withheld_because(e) is None}
-        messages = _read_all(registry_settings, department_topic(name, registry_settings.topic_prefix))
+        messages = read_topic(registry_settings, department_topic(name, registry_settings.topic_prefix))
         ids = []
         for _key, value, _headers in messages:
             assert value is not None
@@ -121,7 +101,7 @@ def test_the_ledger_records_one_disclosure_per_delivery_and_the_report_lists_the
     route(registry_settings)
     ledger = [
         Disclosure.from_json(v or b"")
-        for _, v, _ in _read_all(registry_settings, disclosure_topic(registry_settings.topic_prefix))
+        for _, v, _ in read_topic(registry_settings, disclosure_topic(registry_settings.topic_prefix))
     ]
     agreements = load_agreements()
     expected = Counter(
@@ -156,13 +136,13 @@ def test_a_router_killed_at_random_moments_neither_loses_nor_duplicates(registry
     codec = Codec(open_codec(registry_settings).resolver)
     ledger = Counter(
         (Disclosure.from_json(v or b"").event_id, Disclosure.from_json(v or b"").department)
-        for _, v, _ in _read_all(registry_settings, disclosure_topic(registry_settings.topic_prefix))
+        for _, v, _ in read_topic(registry_settings, disclosure_topic(registry_settings.topic_prefix))
     )
     for name, agreement in agreements.items():
         expected = Counter(str(e.event_id) for e in events if agreement.withheld_because(e) is None)
         delivered = Counter(
             str(codec.decode(v).event_id)
-            for _, v, _ in _read_all(registry_settings, department_topic(name, registry_settings.topic_prefix))
+            for _, v, _ in read_topic(registry_settings, department_topic(name, registry_settings.topic_prefix))
         )
         assert delivered == expected, name
         assert Counter({i: n for (i, d), n in ledger.items() if d == name}) == expected, name
@@ -228,7 +208,7 @@ def test_a_new_optional_field_in_the_contract_reaches_no_department_topic(regist
     assert receivers
     for name in agreements:
         received = set()
-        for _key, value, _headers in _read_all(settings, department_topic(name, prefix)):
+        for _key, value, _headers in read_topic(settings, department_topic(name, prefix)):
             assert value is not None
             assert b"NEWFIELD" not in value, name
             writer = codec.resolver.writer_schema(int.from_bytes(value[1:5], "big"))

@@ -30,7 +30,7 @@ def broker_loss(lab: Lab) -> FaultResult:
         cluster.kill(2)
         cluster.kill(3)  # two of three: no quorum, no in-sync majority: producers must see errors
         producing.limit = 2 * third  # the second third is published while two brokers are down
-        time.sleep(25)
+        time.sleep(lab.options.two_brokers_down_seconds)
         failed_during = producing.failed_deliveries - failed_before
         run.notes.append(f"two brokers down: {failed_during} deliveries failed and were retried")
         if failed_during == 0 and not producing.is_alive():

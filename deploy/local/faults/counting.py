@@ -21,13 +21,14 @@ from civreg.kafka_config import admin_config
 from civreg.settings import Settings
 from consumers.runtime import DepartmentConsumer, SqliteStore
 from consumers.runtime.agreements import agreement_for
+from consumers.runtime.department import Department
 from consumers.runtime.postgres_store import schema_for
 from consumers.suppression import department as suppression
 from deploy.local.faults.lab import CLEAN, DEPARTMENT
-from deploy.local.faults.producing import Producing
 from deploy.local.faults.results import FaultResult
 from schemas.codec import Codec
 from schemas.models import Event
+from schemas.topics import department_topic
 
 _SKIPPED_TABLES = {"civreg_offsets", "civreg_unacknowledged", "civreg_undecodable_messages"}
 _BOOKKEEPING_COLUMNS = {"topic", "partition", "offset", "processed_at"}  # where an event was read, and when
@@ -106,9 +107,18 @@ def read_store(settings: Settings) -> StoreSnapshot:
     return read_sqlite(settings.department_database(DEPARTMENT))
 
 
+class _Reference(Department[Any]):
+    """The department under test under another name (its own group, store and dead letters) reading the same
+    topic: the router's delivery to the department under test."""
+
+    def topics(self, prefix: str) -> list[str]:
+        return [department_topic(DEPARTMENT, prefix)]
+
+
 def clean_pass(settings: Settings, codec: Codec, workdir: Path) -> StoreSnapshot:
-    """One uninterrupted in-process pass over the same topic into a fresh SQLite store: the reference."""
-    department = dataclasses.replace(suppression, name=CLEAN)
+    """One uninterrupted in-process pass over the department's topic into a fresh SQLite store: the reference."""
+    fields = {f.name: getattr(suppression, f.name) for f in dataclasses.fields(suppression) if f.init}
+    department = _Reference(**{**fields, "name": CLEAN})
     agreement = dataclasses.replace(agreement_for(DEPARTMENT, settings.config_files.agreements_dir), department=CLEAN)
     path = workdir / f"clean-{uuid.uuid4().hex[:8]}.sqlite3"
     store = SqliteStore(path, department.schema)
@@ -140,17 +150,17 @@ def wait_until_applied(settings: Settings, expected: set[str], timeout: float) -
 def compare(
     name: str,
     settings: Settings,
-    producing: Producing,
+    events: Sequence[Event],
+    acknowledged: set[str],
+    *,
     codec: Codec,
     workdir: Path,
-    *,
     recovery_seconds: float,
     faults: int,
     notes: list[str],
 ) -> FaultResult:
     """Count lost and doubled: the acknowledged ids and a clean pass against what the store holds."""
-    acknowledged = producing.ids_acknowledged()
-    expected = expected_ids(producing.events, acknowledged)
+    expected = expected_ids(events, acknowledged)
     store = read_store(settings)
     reference = clean_pass(settings, codec, workdir)
     missing_events = len(expected - store.outcome_ids)
@@ -166,7 +176,7 @@ def compare(
         notes.append(f"{missing_rows} department rows of the clean pass are missing")
     return FaultResult(
         scenario=name,
-        events=len(producing.events),
+        events=len(events),
         acknowledged=len(acknowledged),
         applied=len(expected & store.outcome_ids),
         lost=max(missing_events, missing_rows),
@@ -196,6 +206,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.5) -
             return True
         time.sleep(step)
     return False
+
+
+def grows(measure: Callable[[], int]) -> Callable[[], bool]:
+    """A predicate true once ``measure()`` exceeds what it is now (a service has made progress)."""
+    before = measure()
+    return lambda: measure() > before
 
 
 def applied_count(settings: Settings) -> int:

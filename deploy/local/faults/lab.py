@@ -21,7 +21,7 @@ from deploy.local.cluster import LocalKafkaCluster, NodePorts
 from deploy.local.faults.results import FaultOptions
 from deploy.local.jvm import free_port
 from deploy.local.kafka import LocalKafka
-from deploy.topics import apply_topics
+from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
 
 DEPARTMENT = suppression.name
 CLEAN = f"{DEPARTMENT}-clean"
@@ -119,18 +119,35 @@ class Lab:
             self._registry = registry
         return str(self._registry.url)
 
-    def scenario(self, settings: Settings, name: str, *, profile: str = "local") -> Settings:
-        """Settings for one scenario: unique topics (created), its own database directory and home."""
+    def scenario(
+        self, settings: Settings, name: str, *, profile: str = "local", every_department: bool = False
+    ) -> Settings:
+        """Settings for one scenario: unique topics (created), its own database directory, home and config.
+
+        The scenario's router routes what its config's agreements name: only the department under test (a copy of
+        the deployment config with that one agreement), or, with ``every_department``, every agreement.
+        """
         scenario = settings.model_copy(
             update={
                 "topic_prefix": f"f{uuid.uuid4().hex[:10]}",
                 "database_dir": self.workdir / name / "departments",
                 "home": self.workdir / name / "home",
+                "config_dir": settings.config_dir if every_department else self._one_department_config(settings, name),
             }
         )
         rf = None if profile == "production" else 1
-        apply_topics(scenario, (DEPARTMENT, CLEAN), rf, profile=profile)
+        departments = (*DEFAULT_DEPARTMENTS, CLEAN) if every_department else (DEPARTMENT, CLEAN)
+        apply_topics(scenario, departments, rf, profile=profile)
         return scenario
+
+    def _one_department_config(self, settings: Settings, name: str) -> Path:
+        """A copy of the deployment config whose only agreement is the department under test's."""
+        files = settings.config_files
+        target = self.workdir / name / "config"
+        (target / "agreements").mkdir(parents=True, exist_ok=True)
+        for path in (files.topics, files.compatibility_policy, files.agreements_dir / f"{DEPARTMENT}.yaml"):
+            shutil.copy2(path, target / path.relative_to(files.root))
+        return target
 
     def close(self) -> None:
         """Stop everything the suite started and remove its directory."""

@@ -41,31 +41,56 @@ class FaultResult:
         return {**dataclasses.asdict(self), "ok": self.ok}
 
 
+SIZES = ("full", "quick", "ci")
+"""``full``: the issue's sizes (``make faults``); ``quick``: reduced (``make faults-quick``); ``ci``: the smallest
+run of every scenario that still kills and interrupts each service several times (``make test``)."""
+
+
 @dataclass(frozen=True)
 class FaultOptions:
-    """Sizes: the issue's full sizes by default, ``quick`` for CI."""
+    """Sizes: the issue's full sizes by default, ``quick`` and ``ci`` for fewer events, kills and shorter outages."""
 
-    quick: bool = False
+    size: str = "full"
     seed: int = 2016
     out_dir: Path = Path("bench-results")
     registry_url: str | None = None
 
+    def _pick(self, full: float, quick: float, ci: float) -> float:
+        return {"full": full, "quick": quick, "ci": ci}[self.size]
+
     @property
     def events(self) -> int:
-        """Events per scenario (the crash scenario has its own, larger, stream)."""
-        return 1_500 if self.quick else 20_000
+        """Events per scenario (the crash scenarios have their own, larger, streams)."""
+        return int(self._pick(20_000, 1_500, 400))
 
     @property
     def crash_events(self) -> int:
-        return 3_000 if self.quick else 100_000
+        return int(self._pick(100_000, 3_000, 800))
 
     @property
     def crash_kills(self) -> int:
-        return 5 if self.quick else 20
+        return int(self._pick(20, 5, 3))
+
+    @property
+    def router_events(self) -> int:
+        """Events of every register for the router crash (each goes to several departments and the ledger)."""
+        return int(self._pick(20_000, 2_000, 600))
+
+    @property
+    def router_kills(self) -> int:
+        return int(self._pick(20, 5, 3))
+
+    @property
+    def outbox_rows(self) -> int:
+        return int(self._pick(20_000, 2_000, 600))
+
+    @property
+    def relay_kills(self) -> int:
+        return int(self._pick(20, 6, 3))
 
     @property
     def database_outage_seconds(self) -> float:
-        return 10.0 if self.quick else 30.0
+        return self._pick(30.0, 10.0, 6.0)
 
     @property
     def max_poll_interval_ms(self) -> int:
@@ -73,7 +98,11 @@ class FaultOptions:
 
     @property
     def registry_outage_seconds(self) -> float:
-        return 8.0 if self.quick else 20.0
+        return self._pick(20.0, 8.0, 7.0)
+
+    @property
+    def two_brokers_down_seconds(self) -> float:
+        return self._pick(25.0, 25.0, 15.0)
 
 
 def results_table(results: Sequence[FaultResult]) -> Table:

@@ -14,7 +14,9 @@ from deploy.local.faults.database_outage import database_outage
 from deploy.local.faults.lab import Lab
 from deploy.local.faults.rebalance import rebalance
 from deploy.local.faults.registry_outage import registry_outage
+from deploy.local.faults.relay_crash import relay_crash
 from deploy.local.faults.results import FaultOptions, FaultResult, results_table
+from deploy.local.faults.router_crash import router_crash
 
 Scenario = Callable[[Lab], FaultResult]
 
@@ -24,9 +26,11 @@ SCENARIOS: dict[str, Scenario] = {
     "database-outage": database_outage,
     "rebalance": rebalance,
     "registry-outage": registry_outage,
+    "relay-crash": relay_crash,
+    "router-crash": router_crash,
 }
-"""Every scenario by name, run in this order. Relay and router crash scenarios are added here once they exist: a
-function taking the ``Lab`` and returning a ``FaultResult`` counted from acknowledgements and store tables."""
+"""Every scenario by name, run in this order: a function taking the ``Lab`` and returning a ``FaultResult`` counted
+from acknowledgements (or the outbox's committed rows) against stores and topics."""
 
 
 def run_suite(
