@@ -39,7 +39,7 @@ integration: install ## Tests on the real parts and whole processes (tests/integ
 bench: install ## Codec and consumer benchmarks: prints a table, writes bench-results/*.json
 	$(BIN)/civreg bench
 
-faults: install ## Fault suite at full size (broker loss, consumer SIGKILLs, DB and registry outages): table + bench-results/faults.json
+faults: install ## Fault suite at full size (broker loss, consumer, relay and router SIGKILLs, DB and registry outages): table + bench-results/faults.json
 	$(BIN)/python -m deploy.local.faults
 
 down: ## Stop the local broker if one is running
