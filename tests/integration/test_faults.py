@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.registry]
 
 
 def _run_suite(size: str, registry_url: str, out_dir: Path) -> None:
+    command = [sys.executable, "-m", "deploy.local.faults", f"--{size}", "--out-dir", str(out_dir)]
     run = subprocess.run(
-        [sys.executable, "-m", "deploy.local.faults", f"--{size}", "--out-dir", str(out_dir)]
-        + ["--registry-url", registry_url],
+        [*command, "--registry-url", registry_url],
         cwd=REPO,
         capture_output=True,
         text=True,
