@@ -21,7 +21,7 @@ demo: install ## Run the whole bus locally: broker, simulated registrations, sup
 test: install lint ## Lint, type-check, then every test but the fault suite (starts its own Kafka broker)
 	$(BIN)/pytest -m "not faults"
 
-faults-quick: install ## The reduced fault suite as a test (0 lost, 0 doubled per scenario): about 6 minutes
+faults-quick: install ## The reduced fault suite as a test (0 lost, 0 doubled per scenario): about 7 minutes
 	$(BIN)/pytest -m faults
 
 lint: install ## ruff, mypy (strict) and the import contracts (which way dependencies point: README, Layout)
