@@ -143,7 +143,7 @@ def _sample(resolver: Any, agreement: Agreement, partition: int, offset: int, da
     carried: dict[str, str] = {}
     _leaves(record, "", carried)
     name = str(writer.get("name", ""))
-    event_type = name.split(".")[-1]
+    event_type = name.rsplit(".", maxsplit=1)[-1]
     allowed = agreement.fields_allowed.get(event_type, frozenset())
     contract = contract_paths(event_type, agreement.registers) if event_type in agreement.event_types else {}
     records = {path.rsplit(".", 1)[0] for path in contract if "." in path}

@@ -56,10 +56,10 @@ def sample_table(sample: SampledMessage, agreement: Agreement, principal: str | 
     table.add_column("in the message (shape, never the value)")
     for path in sorted(set(sample.allowed) | set(sample.carried)):
         carried = sample.carried.get(path)
-        verdict = "[green]allowed[/]" if sample.is_allowed(path) else "[bold red]NOT IN THE AGREEMENT[/]"
-        table.add_row(path, verdict, carried if carried is not None else "[dim]not carried[/]")
+        allowed = "[green]allowed[/]" if sample.is_allowed(path) else "[bold red]NOT IN THE AGREEMENT[/]"
+        table.add_row(path, allowed, carried if carried is not None else "[dim]not carried[/]")
     outside = sample.outside_agreement
-    verdict = (
+    summary = (
         Text(f"every field in the message is in {agreement.department}'s agreement", style="green")
         if not outside
         else Text(f"{len(outside)} field(s) outside the agreement: {', '.join(outside)}", style="bold red")
@@ -69,4 +69,4 @@ def sample_table(sample: SampledMessage, agreement: Agreement, principal: str | 
         f"withheld by the agreement, absent from the bytes: {len(sample.withheld)} field(s) of the contract's "
         f"{sample.event_type}" + (f" ({shown})" if shown else "")
     )
-    return Group(table, verdict, withheld)
+    return Group(table, summary, withheld)
