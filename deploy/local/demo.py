@@ -579,7 +579,7 @@ def _print(console: Console, summary: DemoSummary) -> None:
 
 def _print_roles(console: Console, summary: DemoSummary) -> None:
     """Who ran each step, the operator's view of lag, and one department's message beside its agreement."""
-    ran_as = Table(title="Who ran as whom: one login per role")
+    ran_as = Table(title="Who ran as whom" + (": one login per role" if summary.security.startswith("SASL") else ""))
     ran_as.add_column("step")
     ran_as.add_column("principal")
     for step, principal in summary.ran_as.items():
