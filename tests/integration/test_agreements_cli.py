@@ -73,9 +73,9 @@ def test_validate_names_the_file_and_line_of_a_broken_agreement(tmp_path: Path) 
     config = tmp_path / "config"
     shutil.copytree(PACKAGED_CONFIG.root / "agreements", config / "agreements")
     path = config / "agreements" / "dvla.yaml"
-    path.write_text(
-        path.read_text().replace('"death.{date_of_registration,', '"death.{cause_of_death,date_of_registration,')
-    )
+    text = path.read_text().replace('"death.{date_of_registration,', '"death.{cause_of_death,date_of_registration,')
+    path.write_text(text)
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "cause_of_death" in row)
     broken = _civreg(settings, "agreements", "validate", CIVREG_CONFIG_DIR=str(config))
     assert broken.returncode == 1
-    assert "dvla.yaml:27: 'death.cause_of_death' is not a field of DeathRegistered" in broken.stderr
+    assert f"dvla.yaml:{line}: 'death.cause_of_death' is not a field of DeathRegistered" in broken.stderr
