@@ -221,10 +221,12 @@ def _start_broker(broker: LocalKafka, console: Console, started_here: list[Local
     with console.status("starting the local Kafka broker (first run downloads it with Maven)"):
         broker.ensure_jars()
         running = broker.status().running
-        if running and broker.security is not None and not broker.security.exists():
+        made_plain = running or (broker.data_dir / "meta.properties").is_file()
+        if broker.security is not None and not broker.security.exists() and made_plain:
             raise LocalKafkaError(
-                f"the local broker on {broker.bootstrap} runs without TLS, SASL or ACLs; stop it ('civreg dev "
-                "down') and run the demo with another CIVREG_HOME, or run 'civreg demo --plaintext'"
+                f"the local broker under {broker.base_dir} was set up without TLS, SASL or ACLs (plain 'civreg dev "
+                "up'): run 'civreg demo --plaintext', or for the secure demo another CIVREG_HOME (or 'civreg dev "
+                "down' and delete that directory)"
             )
         if not running:
             started_here.append(broker)
