@@ -76,6 +76,10 @@ def agreements_show(
             "principal, and check every field they carry against the agreement (values are never shown).",
         ),
     ] = 0,
+    event_type: Annotated[
+        str | None,
+        typer.Option("--event-type", help="Sample only messages of this event type, e.g. DeathRegistered."),
+    ] = None,
 ) -> None:
     """Print a department's agreement: controller, purpose, legal gateway, event types and allowed fields.
 
@@ -94,7 +98,7 @@ def agreements_show(
         return
     reader = principal_for(settings, department)
     try:
-        samples = sample_department_topic(reader, agreement, sample)
+        samples = sample_department_topic(reader, agreement, sample, event_type=event_type)
     except LookupError as exc:
         raise typer.BadParameter(str(exc), param_hint="DEPARTMENT") from None
     if not samples:

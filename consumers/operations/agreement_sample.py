@@ -90,10 +90,15 @@ def _leaves(record: Any, prefix: str, found: dict[str, str]) -> None:
 
 
 def sample_department_topic(
-    settings: Settings, agreement: Agreement, count: int = 1, *, timeout: float = 10.0
+    settings: Settings,
+    agreement: Agreement,
+    count: int = 1,
+    *,
+    event_type: str | None = None,
+    timeout: float = 10.0,
 ) -> list[SampledMessage]:
-    """Up to ``count`` messages from the start of the department's topic, read with ``settings``' principal
-    (the department's own login on a secure broker: nobody else may read its topic).
+    """Up to ``count`` messages from the start of the department's topic (only those of ``event_type``, if given),
+    read with ``settings``' principal (the department's own login on a secure broker: nobody else may read it).
 
     Reads by assignment in the department's own group (the only group its ACLs allow) and commits nothing, so the
     department's consumer loses no position. Raises LookupError when the topic does not exist or is not visible.
@@ -118,7 +123,7 @@ def sample_department_topic(
         consumer.assign(starts)
         sampled: list[SampledMessage] = []
         while ends and len(sampled) < count:
-            messages = consumer.consume(min(count - len(sampled), 100), timeout)
+            messages = consumer.consume(100, timeout)
             if not messages:
                 break
             for message in messages:
@@ -128,7 +133,9 @@ def sample_department_topic(
                 if partition in ends and offset + 1 >= ends[partition]:
                     del ends[partition]
                 if len(sampled) < count:
-                    sampled.append(_sample(codec.resolver, agreement, partition, offset, message.value() or b""))
+                    sample = _sample(codec.resolver, agreement, partition, offset, message.value() or b"")
+                    if event_type is None or sample.event_type == event_type:
+                        sampled.append(sample)
         return sampled
     finally:
         consumer.close()

@@ -448,8 +448,9 @@ def _sample(principals: Principals, department_name: str, summary: DemoSummary) 
     summary.ran_as[f"{department_name} topic sampled"] = principals.name(department_name)
     settings = principals.of(department_name)
     agreement = agreement_for(department_name, settings.config_files.agreements_dir)
-    samples = sample_department_topic(settings, agreement, 50)
-    chosen = next((s for s in samples if s.event_type == DeathRegistered.event_type), samples[0] if samples else None)
+    samples = sample_department_topic(settings, agreement, 1, event_type=DeathRegistered.event_type)
+    samples = samples or sample_department_topic(settings, agreement, 1)  # a department without deaths
+    chosen = samples[0] if samples else None
     if chosen is not None:
         summary.sample = sample_table(chosen, agreement, settings.sasl_username if principals.secure else None)
         summary.sample_outside_agreement = len(chosen.outside_agreement)
