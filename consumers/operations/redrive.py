@@ -12,7 +12,7 @@ The router's dead letters (``-d router``, topic ``<prefix>.dead-letter.router``)
 decode (an unknown schema id, a contract violation): each of its lanes reading that register writes one, naming
 itself in ``civreg.department``. Re-driven (``include_undecodable``, after the fix: the schema registered, the
 producer mended) each goes back ONCE to the registration topic it came from, and every lane routes it afresh. The
-dead-letter topics are written in Kafka transactions, so reading one to its end allows for commit markers.
+router writes its dead letters in its Kafka transactions, so reading its topic to the end allows for commit markers.
 """
 
 from __future__ import annotations
