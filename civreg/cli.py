@@ -64,6 +64,9 @@ def _register_commands() -> None:
     from civreg.commands.acls import acls_app
 
     app.add_typer(acls_app, name="acls")
+    from civreg.commands.agreements import agreements_app
+
+    app.add_typer(agreements_app, name="agreements")
     from civreg.commands.bench import bench
 
     app.command("bench")(bench)

@@ -242,6 +242,18 @@ class Settings(BaseSettings):
             return SecretStr(lines[0])
         raise CredentialsError(f"CIVREG_SASL_PASSWORD_FILE {path} has no password for user {self.sasl_username!r}")
 
+    def as_principal(self, name: str) -> Settings:
+        """These settings logged in as principal ``name``, its password looked up in ``sasl_password_file``.
+
+        Why: one credentials file (``civreg dev up --secure`` writes one, a vault can mount one) serves every role,
+        and a process picks its role by name alone (``CIVREG_SASL_USERNAME=tax``); the demo runs each step so.
+        """
+        if self.sasl_password_file is None:
+            raise CredentialsError(
+                f"running as principal {name!r} needs CIVREG_SASL_PASSWORD_FILE ('name=password' lines)"
+            )
+        return self.model_copy(update={"sasl_username": name, "sasl_password": None})
+
     def state_path(self, *parts: str) -> Path:
         """A path under the local state directory (created on demand by its user)."""
         return self.home.joinpath(*parts)

@@ -10,7 +10,7 @@ Principals (``user_prefix`` + role; locally no prefix, in Kubernetes ``civreg-``
 - ``register-office``: writes the registration topics, nothing else (reads nothing).
 - ``router``: reads the registration topics in its groups (one per department lane, ``<prefix>.router.<department>``),
   writes every department topic, the disclosure ledger and its own dead-letter topic in transactions (transactional
-  ids under the router's group name).
+  ids under the router's group name); reads its dead-letter topic back (``civreg dead-letters list -d router``).
 - each department (``tax``, ...): reads its own department topic in its own group; writes its dead-letter topic
   and the acknowledgements; reads its own dead-letter topic (``civreg dead-letters list``, run as the department).
 - ``operator``: read-only metadata and lag (describes the cluster, topics, groups and topic configs) and reads the
@@ -174,7 +174,9 @@ def acl_rules(departments: Iterable[str], prefix: str, user_prefix: str = "") ->
     for department in sorted(set(departments)):
         rules += _topic(router, department_topic(department, prefix), "Describe", "Write")
     rules += _topic(router, disclosure_topic(prefix), "Describe", "Write")
-    rules += _topic(router, dead_letter_topic(ROUTER, prefix), "Describe", "Write")
+    # its dead-letter topic: written in its transactions, read back by ``civreg dead-letters list -d router``
+    rules += _topic(router, dead_letter_topic(ROUTER, prefix), "Describe", "Read", "Write")
+    rules += _group(router, dead_letter_reader_groups(prefix), "Read", pattern=Pattern.PREFIXED)
     rules += [
         AclRule(router, Resource.TRANSACTIONAL_ID, router_group(prefix), Pattern.PREFIXED, op)
         for op in ("Describe", "Write")

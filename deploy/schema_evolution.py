@@ -7,8 +7,12 @@ before registering: a refusal at publish time (or in production) is too late and
 names the field; the check runs in CI and names subject, field and rule.
 
 Register sets each subject's compatibility level from the policy first (so the rule holds from version 1 on any
-registry, whatever its global default), then registers the schema. The registry is the authority: if it refuses,
-the refusal is reported with this checker's field-level explanation next to it.
+registry, whatever its global default), then registers the schema. Besides the contract's subjects it registers
+each department's projections, derived from the agreements, under the subjects the router writes with
+(``<prefix>.department.<name>-<record>``, keyed ``department.<name>-<record>`` in the policy): an operator
+publishes them ahead of the router, checked, and production runs the router with auto-registration off.
+The registry is the authority: if it refuses, the refusal is reported with this checker's field-level explanation
+next to it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from civreg.errors import CivregError
+from consumers.runtime.agreements import Agreement
+from consumers.runtime.projection import projection, projection_subject
 from deploy.schema_policy import CompatibilityPolicy, load_policy
 from schemas.acknowledgements import ACTION_TAKEN
 from schemas.catalogue import AVRO_DIR, EVENT_TYPES
@@ -34,6 +40,7 @@ from schemas.registry import (
     contract_schema,
     contract_subjects,
 )
+from schemas.topics import department_topic
 
 __all__ = [
     "CheckReport",
@@ -43,6 +50,7 @@ __all__ = [
     "SubjectCheck",
     "check_against_git",
     "check_against_registry",
+    "projection_subjects",
     "register_schemas",
     "working_tree_schemas",
 ]
@@ -219,15 +227,37 @@ def check_against_git(
     return report
 
 
+def projection_subjects(
+    agreements: Mapping[str, Agreement], topic_prefix: str
+) -> list[tuple[ContractSubject, str, AvroSchema]]:
+    """Each department's projection of each agreed event type: its subject (the one the router writes with), its
+    schema text as the router registers it, and that schema for the compatibility checker."""
+    found: list[tuple[ContractSubject, str, AvroSchema]] = []
+    for name, agreement in sorted(agreements.items()):
+        topic = department_topic(name, topic_prefix)
+        for event_type in sorted(agreement.event_types):
+            derived = projection(agreement, event_type)
+            subject = projection_subject(name, event_type, topic_prefix)
+            key = subject[len(topic_prefix) + 1 :]
+            found.append(
+                (ContractSubject(topic, event_type, subject, key), derived.schema_str, AvroSchema(derived.schema))
+            )
+    return found
+
+
 def _register_one(
-    resolver: RegistrySchemaResolver, subject: ContractSubject, level: CompatibilityLevel, current: AvroSchema
+    resolver: RegistrySchemaResolver,
+    subject: ContractSubject,
+    level: CompatibilityLevel,
+    current: AvroSchema,
+    schema_str: str | None = None,
 ) -> RegisteredSubject:
     from confluent_kafka.schema_registry import Schema
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     client = resolver.client
     name = subject.subject
-    schema = Schema(contract_schema(subject.event_type).schema_str, "AVRO")
+    schema = Schema(schema_str or contract_schema(subject.event_type).schema_str, "AVRO")
     resolver.call(lambda: client.set_compatibility(subject_name=name, level=level.value))
     status = "unchanged"
     try:
@@ -250,13 +280,21 @@ def _register_one(
 
 
 def register_schemas(
-    resolver: RegistrySchemaResolver, topic_prefix: str, *, policy: CompatibilityPolicy | None = None
+    resolver: RegistrySchemaResolver,
+    topic_prefix: str,
+    *,
+    policy: CompatibilityPolicy | None = None,
+    agreements: Mapping[str, Agreement] | None = None,
 ) -> RegisterReport:
-    """Set each subject's level from the policy, then register this checkout's schema under it."""
+    """Set each subject's level from the policy, then register this checkout's schema under it; with
+    ``agreements``, each department's projection too (the policy's key: ``department.<name>-<record>``)."""
     policy = policy or load_policy()
     current = working_tree_schemas()
     report = RegisterReport(resolver.url)
     for subject in contract_subjects(topic_prefix):
         level = policy.level_for(subject.key)
         report.subjects.append(_register_one(resolver, subject, level, current[subject.event_type]))
+    for subject, schema_str, schema in projection_subjects(agreements or {}, topic_prefix):
+        level = policy.level_for(subject.key)
+        report.subjects.append(_register_one(resolver, subject, level, schema, schema_str))
     return report

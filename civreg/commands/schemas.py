@@ -119,14 +119,22 @@ def _print_register(report: RegisterReport) -> None:
 
 @schemas_app.command("register")
 def schemas_register() -> None:
-    """Publish this checkout's schemas: set each subject's rule from schema-compatibility.yaml, register."""
+    """Publish this checkout's schemas: set each subject's rule from schema-compatibility.yaml, register.
+
+    Registers the contract's subjects and each department's projections derived from the agreements in
+    CIVREG_CONFIG_DIR, under the subjects the router writes with (<prefix>.department.<name>-<record>), so the
+    router can run with CIVREG_REGISTRY_AUTO_REGISTER=false.
+    """
+    from consumers.runtime.agreements import load_agreements
+
     settings = load_settings()
     try:
+        agreements = load_agreements(settings.config_files.agreements_dir)
         policy = load_policy(settings.config_files.compatibility_policy)
         resolver = open_registry_resolver(settings)
         if resolver is None:
             raise _fail("no schema registry is configured or running (set CIVREG_REGISTRY_URL or run 'civreg dev up')")
-        report = register_schemas(resolver, settings.topic_prefix, policy=policy)
+        report = register_schemas(resolver, settings.topic_prefix, policy=policy, agreements=agreements)
     except _CANNOT_RUN as exc:
         raise _fail(str(exc)) from None
     _print_register(report)

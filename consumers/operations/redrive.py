@@ -7,10 +7,17 @@ to the registration topic they came from: the department applies them again (an 
 ``dead_lettered`` is not treated as a duplicate), while every other department, having already applied the event,
 skips it by its event id. Messages that never decoded are left out unless asked for: re-driving them would only
 dead-letter them again in every department.
+
+The router's dead letters (``-d router``, topic ``<prefix>.dead-letter.router``) are registrations it could not
+decode (an unknown schema id, a contract violation): each of its lanes reading that register writes one, naming
+itself in ``civreg.department``. Re-driven (``include_undecodable``, after the fix: the schema registered, the
+producer mended) each goes back ONCE to the registration topic it came from, and every lane routes it afresh. The
+router writes its dead letters in its Kafka transactions, so reading its topic to the end allows for commit markers.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +47,13 @@ class DeadLetterInfo:
     dead_lettered_at: str
     event_id: str | None
     event_type: str | None
+    department: str = ""
+    """Who dead-lettered it: the department, or on the router's topic the lane (the department it was routing for)."""
+
+    @property
+    def original(self) -> tuple[str, int, int]:
+        """Where the message was read: one registration copied back once, whichever lanes dead-lettered it."""
+        return (self.original_topic, self.original_partition, self.original_offset)
 
 
 def _headers(message: Message) -> dict[str, str]:
@@ -63,6 +77,7 @@ def _info(message: Message) -> DeadLetterInfo:
         dead_lettered_at=headers.get("civreg.dead-lettered-at", ""),
         event_id=headers.get("civreg.event-id"),
         event_type=headers.get("civreg.event-type"),
+        department=headers.get("civreg.department", ""),
     )
 
 
@@ -89,14 +104,25 @@ def _read(settings: Settings, department: str, timeout: float) -> list[Message]:
             return []
         consumer.assign(starts)
         messages: list[Message] = []
+        idle_since = time.monotonic()
         while ends:
-            for message in consumer.consume(500, timeout):
+            batch = consumer.consume(500, min(timeout, 1.0))
+            for message in batch:
                 if message.error() is not None:
                     continue
                 partition, offset = message.partition() or 0, message.offset() or 0
                 messages.append(message)
                 if partition in ends and offset + 1 >= ends[partition]:
                     del ends[partition]
+            if batch:
+                idle_since = time.monotonic()
+                continue
+            # Nothing more to read: a transactional topic's last offset is a commit marker, never a message.
+            for position in consumer.position([TopicPartition(topic, partition) for partition in ends]):
+                if position.offset >= ends[position.partition]:
+                    del ends[position.partition]
+            if time.monotonic() - idle_since >= timeout:
+                break
         return sorted(messages, key=lambda m: (m.partition() or 0, m.offset() or 0))
     finally:
         consumer.close()
@@ -117,19 +143,22 @@ def redrive(
 ) -> list[DeadLetterInfo]:
     """Copy dead letters (all decodable ones, or those of ``event_ids``) back to their original topics.
 
-    Returns the letters re-driven. Each copy keeps the key and body and carries ``civreg.redriven-from`` naming
-    the dead letter it came from; the broker's acknowledgement is awaited before returning.
+    Returns the letters re-driven: one per original message (the router's lanes each dead-letter the same one).
+    Each copy keeps the key and body and carries ``civreg.redriven-from`` naming the dead letter it came from; the
+    broker's acknowledgement is awaited before returning.
     """
     wanted = None if event_ids is None else {str(uuid.UUID(event_id)) for event_id in event_ids}
     chosen: list[tuple[Message, DeadLetterInfo]] = []
+    originals: set[tuple[str, int, int]] = set()
     for message in _read(settings, department, timeout):
         info = _info(message)
         if info.event_id is None and not include_undecodable:
             continue
         if wanted is not None and info.event_id not in wanted:
             continue
-        if not info.original_topic:
+        if not info.original_topic or info.original in originals:
             continue
+        originals.add(info.original)
         chosen.append((message, info))
     if not chosen:
         return []

@@ -35,6 +35,7 @@ from civreg.logs import get_logger
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure
 from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, load_agreements
+from consumers.runtime.dead_letters import DeadLetter
 from consumers.runtime.projection import ProjectionWriter
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
 from schemas.topics import (
@@ -124,16 +125,21 @@ class _Lane:
         try:
             event = self.codec.decode(message.value())
         except DecodeError as exc:
-            letter: list[tuple[str, str | bytes | None]] = [
-                ("civreg.reason", exc.reason),
-                ("civreg.error.class", type(exc).__name__),
-                ("civreg.error.message", exc.detail),
-                ("civreg.original.topic", str(message.topic())),
-                ("civreg.original.partition", str(message.partition())),
-                ("civreg.original.offset", str(message.offset())),
-                ("civreg.department", self.department),
-            ]
-            self.producer.produce(self.dead_letters, key=message.key(), value=message.value(), headers=letter)
+            # The headers every dead letter carries (``civreg dead-letters list -d router`` reads them), with the
+            # lane that met it as ``civreg.department``: each lane of the message's register writes its own.
+            letter = DeadLetter(
+                topic=str(message.topic()),
+                partition=message.partition() or 0,
+                offset=message.offset() or 0,
+                key=message.key(),
+                value=message.value(),
+                reason=exc.reason,
+                error_class=type(exc).__name__,
+                error_message=exc.detail,
+            )
+            self.producer.produce(
+                self.dead_letters, key=letter.key, value=letter.value, headers=letter.headers(self.department)
+            )
             report.dead_letters[exc.reason] += 1
             log.warning("dead-lettered", department=self.department, reason=exc.reason, offset=message.offset())
             return

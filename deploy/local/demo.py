@@ -1,6 +1,13 @@
 """``civreg demo``: the whole bus on the local embedded broker, end to end, in about a minute.
 
-1. start the local Kafka broker and schema registry (unless the settings name your own) and create the topics;
+The local broker runs secured by default, as production does (``civreg dev up --secure``): TLS, one SASL/SCRAM
+login per principal and ACLs generated from the agreements (``deploy.acls``), and every step runs as its role: the
+register office publishes, the router routes, each department reads its own topic with its own login, an operator
+traces and reads lag, the super user only creates topics and ACLs. Passwords stay in the 0600 credentials file
+under ``CIVREG_HOME``; nothing prints them. ``--plaintext`` runs without security (one anonymous client).
+
+1. start the local Kafka broker and schema registry (unless the settings name your own), create the logins, the
+   ACLs for this run's topics, and the topics;
 2. publish a few thousand simulated registrations (births, deaths, marriages, civil partnerships, corrections,
    voids in England-and-Wales proportions) through the idempotent publisher;
 3. load each department's simulated customer register (tax, pensions, DVLA, electoral register, passports: the
@@ -11,7 +18,9 @@
    caught up;
 5. filter a simulated mailing list through the suppression service, and run each department's scheduled letters
    for the first four weeks; check both against the simulation's answer key (nobody dead is written to);
-6. trace one death through the acknowledgement topic: which services received it and what each did;
+6. trace one death through the acknowledgement topic: which services received it and what each did; read every
+   group's lag as the operator; decode one message of one department's topic (as that department) beside its
+   agreement;
 7. print what happened, and stop the broker and registry it started (unless asked to keep them running).
 
 Each run uses its own topic prefix and database, so runs never mix.
@@ -29,23 +38,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-from rich.console import Console
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from civreg.kafka_config import quiet_admin_config
+from civreg.kafka_config import admin_config, quiet_admin_config
 from civreg.settings import Settings
 from consumers.departments import CORRESPONDENCE, DEPARTMENTS
 from consumers.kit.customer_records import load_customer_records
 from consumers.kit.letters import run_letters
 from consumers.operations.acknowledgements import AcknowledgementPublisher, EventTrace, trace_event
+from consumers.operations.agreement_sample import sample_department_topic
 from consumers.operations.running import open_store
-from consumers.routing.router import Router, RouterReport
+from consumers.routing.router import Router, RouterReport, lane_group
 from consumers.runtime import BatchReport, Department, DepartmentConsumer
+from consumers.runtime.agreements import agreement_for
 from consumers.suppression import Action, department, filter_mailing
-from deploy.local.kafka import LocalKafka
+from deploy.acls import OPERATOR, REGISTER_OFFICE, ROUTER, agreement_departments, secure_local_broker
+from deploy.local.agreement_view import sample_table
+from deploy.local.kafka import LocalKafka, LocalKafkaError
 from deploy.local.registry import LocalRegistry, own_registry_url
 from deploy.topics import DEFAULT_DEPARTMENTS, apply_topics
 from producers.customer_records import simulate_customer_records
@@ -55,7 +68,27 @@ from producers.simulation import SimulatedPopulation, simulate_population
 from schemas.models import DeathRegistered
 from schemas.registry import redact_url
 
-__all__ = ["DemoSummary", "run_demo", "settings_to_keep_using"]
+__all__ = ["DemoSummary", "Principals", "run_demo", "settings_to_keep_using"]
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principals:
+    """Who each step runs as. On a secure broker: one login per role, looked up by name in the credentials file
+    (``Settings.as_principal``); otherwise every step uses the settings as given."""
+
+    settings: Settings
+    """The super user's settings (topics and ACLs), or everyone's without security."""
+    secure: bool
+
+    def of(self, principal: str) -> Settings:
+        """The settings of ``principal`` (a role or a department)."""
+        return self.settings.as_principal(principal) if self.secure else self.settings
+
+    def name(self, principal: str) -> str:
+        """What the summary says ran a step."""
+        return principal if self.secure else "(no login: plaintext)"
 
 
 @dataclass
@@ -84,6 +117,15 @@ class DemoSummary:
     routed_dead_letters: int = 0
     trace: EventTrace | None = None
     """One death's acknowledgements: which services received it and what each did."""
+    security: str = "PLAINTEXT"
+    """How clients reached the broker: PLAINTEXT, or SASL_SSL with one login per role and ACLs."""
+    ran_as: dict[str, str] = field(default_factory=dict)
+    """Step -> the principal it ran as."""
+    lag: dict[str, int] = field(default_factory=dict)
+    """Consumer group -> messages behind the end of its topics, as the operator reads it."""
+    sample: RenderableType | None = None
+    """One department's message decoded beside its agreement (field names and shapes, never values)."""
+    sample_outside_agreement: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -100,14 +142,23 @@ def run_demo(
     mailing_size: int = 2000,
     seed: int = 2016,
     keep_running: bool = False,
+    secure: bool = True,
+    sample_department: str = "dvla",
     console: Console | None = None,
 ) -> DemoSummary:
-    """Run the demo; returns its summary (also printed to ``console``)."""
+    """Run the demo; returns its summary (also printed to ``console``).
+
+    ``secure``: the local broker runs with TLS, SASL/SCRAM and ACLs and every step as its own principal (a broker
+    already set up secure stays so either way). Your own cluster (``CIVREG_BOOTSTRAP_SERVERS``) is used with the
+    settings as given.
+    """
     console = console or Console()
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     prefix = f"{settings.topic_prefix}-demo-{stamp}"
     workdir = settings.state_path("demo", stamp)
     settings = settings.model_copy(update={"topic_prefix": prefix, "database_dir": workdir})
+    if secure and settings.uses_local_broker:
+        settings = settings.model_copy(update={"local_secure": True})
     summary = DemoSummary(prefix, workdir)
     broker = LocalKafka(settings) if settings.uses_local_broker else None
     registry = LocalRegistry(settings) if settings.uses_local_broker and not own_registry_url(settings) else None
@@ -115,11 +166,7 @@ def run_demo(
     try:
         started = time.monotonic()
         if broker is not None:
-            with console.status("starting the local Kafka broker (first run downloads it with Maven)"):
-                broker.ensure_jars()
-                if not broker.status().running:
-                    started_here.append(broker)
-                broker.start(timeout=120)
+            settings = _start_broker(broker, console, started_here)
         if registry is not None:
             with console.status("starting the local schema registry (first run downloads it with Maven)"):
                 registry.ensure_installed()
@@ -127,21 +174,31 @@ def run_demo(
                     started_here.append(registry)
                 registry.start()
             settings = settings.model_copy(update={"registry_url": registry.url})  # every service below uses it
+        principals = Principals(settings, secure=broker is not None and broker.security is not None)
+        summary.ran_as["topics and ACLs"] = principals.name(ADMIN)
         apply_topics(settings, DEFAULT_DEPARTMENTS, profile=_topic_profile(settings))
         summary.seconds["broker, registry and topics"] = time.monotonic() - started
         summary.schema_ids = f"registry {settings.registry_url}" if settings.registry_url else "local schema catalogue"
+        summary.security = (
+            f"{settings.security_protocol} (TLS, SASL/{settings.sasl_mechanism}, one login per principal, ACLs from "
+            "the agreements)"
+            if principals.secure
+            else settings.security_protocol
+        )
         console.print(
-            f"[bold]Kafka[/] {settings.effective_bootstrap_servers}, topics prefixed [bold]{prefix}[/]; "
-            f"schema ids from the {summary.schema_ids}"
+            f"[bold]Kafka[/] {settings.effective_bootstrap_servers} over {summary.security}, topics prefixed "
+            f"[bold]{prefix}[/]; schema ids from the {summary.schema_ids}"
         )
 
-        population = _publish(settings, count, seed, console, summary)
+        population = _publish(principals, count, seed, console, summary)
         truth = _load_registers(settings, population, seed, summary)
-        _route(settings, console, summary, population)
-        _consume(settings, console, summary, population)
+        _route(principals, console, summary, population)
+        _consume(principals, console, summary, population)
         _mail(settings, population, mailing_size, seed, summary)
         _letters(settings, population, truth, summary)
-        _trace(settings, population, summary)
+        _trace(principals, population, summary)
+        _lag(principals, summary)
+        _sample(principals, sample_department, summary)
         _print(console, summary)
         return summary
     finally:
@@ -154,6 +211,31 @@ def run_demo(
             for service in reversed(started_here):
                 with console.status(f"stopping the {'broker' if isinstance(service, LocalKafka) else 'registry'}"):
                     service.stop()
+
+
+def _start_broker(broker: LocalKafka, console: Console, started_here: list[LocalKafka | LocalRegistry]) -> Settings:
+    """Start the local broker (unless it runs); when secure, a login per principal and this run's ACLs.
+
+    Returns the settings of its super user (or the plain settings without security).
+    """
+    with console.status("starting the local Kafka broker (first run downloads it with Maven)"):
+        broker.ensure_jars()
+        running = broker.status().running
+        made_plain = running or (broker.data_dir / "meta.properties").is_file()
+        if broker.security is not None and not broker.security.exists() and made_plain:
+            raise LocalKafkaError(
+                f"the local broker under {broker.base_dir} was set up without TLS, SASL or ACLs (plain 'civreg dev "
+                "up'): run 'civreg demo --plaintext', or for the secure demo another CIVREG_HOME (or 'civreg dev "
+                "down' and delete that directory)"
+            )
+        if not running:
+            started_here.append(broker)
+        broker.start(timeout=120)
+    if broker.security is None:
+        return broker.settings
+    with console.status("one login per principal, ACLs from the agreements for this run's topics"):
+        secure_local_broker(broker, agreement_departments(broker.settings.config_files.agreements_dir))
+    return broker.client_settings()  # the super user: topics and ACLs only
 
 
 def _topic_profile(settings: Settings) -> str | None:
@@ -174,17 +256,27 @@ def settings_to_keep_using(settings: Settings) -> list[str]:
     The demo uses its own topic prefix and database directory, so ``civreg consume`` with default settings would
     find no topics. Secrets are never printed: with your own credentials, keep them set as they are.
     """
+    secured = settings.security_protocol != "PLAINTEXT"
     values = {
         "CIVREG_TOPIC_PREFIX": settings.topic_prefix,
         "CIVREG_DATABASE_DIR": str(settings.database_dir),
         "CIVREG_HOME": str(settings.home),
         "CIVREG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "CIVREG_REGISTRY_URL": redact_url(settings.registry_url) if settings.registry_url else None,
+        "CIVREG_SECURITY_PROTOCOL": settings.security_protocol if secured else None,
+        "CIVREG_SSL_CA_LOCATION": str(settings.ssl_ca_location) if settings.ssl_ca_location else None,
+        "CIVREG_SASL_USERNAME": settings.sasl_username,
+        # the file's path, never a password: pick another principal by CIVREG_SASL_USERNAME
+        "CIVREG_SASL_PASSWORD_FILE": str(settings.sasl_password_file) if settings.sasl_password_file else None,
     }
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items() if value]
 
 
-def _publish(settings: Settings, count: int, seed: int, console: Console, summary: DemoSummary) -> SimulatedPopulation:
+def _publish(
+    principals: Principals, count: int, seed: int, console: Console, summary: DemoSummary
+) -> SimulatedPopulation:
+    settings = principals.of(REGISTER_OFFICE)
+    summary.ran_as["publish registrations"] = principals.name(REGISTER_OFFICE)
     started = time.monotonic()
     population = simulate_population(count, seed)
     with _progress(console) as progress, Publisher(settings) as publisher:
@@ -218,10 +310,11 @@ def _load_registers(
     return truth
 
 
-def _route(settings: Settings, console: Console, summary: DemoSummary, population: SimulatedPopulation) -> None:
+def _route(principals: Principals, console: Console, summary: DemoSummary, population: SimulatedPopulation) -> None:
     """The router until it has caught up: the departments read only what it writes to their topics."""
     started = time.monotonic()
-    router = Router(settings)
+    summary.ran_as["route (six lanes)"] = principals.name(ROUTER)
+    router = Router(principals.of(ROUTER))
     with _progress(console) as progress:
         read = sum(1 for a in router.agreements.values() for e in population.events if e.family in a.registers)
         task = progress.add_task("router (six lanes)", total=read)
@@ -242,14 +335,17 @@ def _route(settings: Settings, console: Console, summary: DemoSummary, populatio
     summary.seconds["route (one lane per department)"] = time.monotonic() - started
 
 
-def _consume(settings: Settings, console: Console, summary: DemoSummary, population: SimulatedPopulation) -> None:
-    """All six services side by side, each until it has caught up (one progress bar each)."""
+def _consume(principals: Principals, console: Console, summary: DemoSummary, population: SimulatedPopulation) -> None:
+    """All six services side by side, each until it has caught up (one progress bar each), each as itself."""
     started = time.monotonic()
+    for name in DEPARTMENTS:
+        summary.ran_as[f"{name} consumer"] = principals.name(name)
     with _progress(console) as progress, ThreadPoolExecutor(max_workers=len(DEPARTMENTS)) as pool:
 
         def run(service: Department[Any]) -> BatchReport:
             expected = summary.routed.get(service.name, Counter())["routed"]
             task = progress.add_task(f"{service.name} catching up", total=expected)
+            settings = principals.of(service.name)
             store = open_store(settings, service.name)
             acknowledgements = AcknowledgementPublisher(settings, service.name, store)
             try:
@@ -309,13 +405,56 @@ def _letters(
     summary.seconds["letters runs"] = time.monotonic() - started
 
 
-def _trace(settings: Settings, population: SimulatedPopulation, summary: DemoSummary) -> None:
+def _trace(principals: Principals, population: SimulatedPopulation, summary: DemoSummary) -> None:
     """Follow the first registered death through the acknowledgement topic (what ``civreg trace`` shows)."""
     started = time.monotonic()
+    summary.ran_as["trace one death"] = principals.name(OPERATOR)
     death = next((event for event in population.events if isinstance(event, DeathRegistered)), None)
     if death is not None:
-        summary.trace = trace_event(settings, str(death.event_id))
+        summary.trace = trace_event(principals.of(OPERATOR), str(death.event_id))
     summary.seconds["trace one death"] = time.monotonic() - started
+
+
+def _lag(principals: Principals, summary: DemoSummary) -> None:
+    """Every router lane's and department's group lag, read as the operator (describe only: no personal data)."""
+    started = time.monotonic()
+    summary.ran_as["lag of every group"] = principals.name(OPERATOR)
+    settings = principals.of(OPERATOR)
+    prefix = settings.topic_prefix
+    groups = {f"router lane {name}": lane_group(name, prefix) for name in sorted(DEPARTMENTS)}
+    groups |= {f"{name} consumer": service.group_id(prefix) for name, service in DEPARTMENTS.items()}
+    admin = AdminClient(admin_config(settings, role="operator-lag"))
+    latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    for label, group in groups.items():
+        futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=15)
+        committed = [tp for tp in futures[group].result().topic_partitions or [] if tp.offset >= 0]
+        if not committed:
+            continue
+        ends = admin.list_offsets(
+            {TopicPartition(tp.topic, tp.partition): latest for tp in committed},
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=15,
+        )
+        summary.lag[label] = sum(
+            max(0, int(ends[TopicPartition(tp.topic, tp.partition)].result().offset) - tp.offset) for tp in committed
+        )
+    summary.seconds["lag as the operator"] = time.monotonic() - started
+
+
+def _sample(principals: Principals, department_name: str, summary: DemoSummary) -> None:
+    """One message of a department's topic (a death, if it has one), read as that department, beside its
+    agreement: the bytes carry its agreed fields and nothing else."""
+    started = time.monotonic()
+    summary.ran_as[f"{department_name} topic sampled"] = principals.name(department_name)
+    settings = principals.of(department_name)
+    agreement = agreement_for(department_name, settings.config_files.agreements_dir)
+    samples = sample_department_topic(settings, agreement, 1, event_type=DeathRegistered.event_type)
+    samples = samples or sample_department_topic(settings, agreement, 1)  # a department without deaths
+    chosen = samples[0] if samples else None
+    if chosen is not None:
+        summary.sample = sample_table(chosen, agreement, settings.sasl_username if principals.secure else None)
+        summary.sample_outside_agreement = len(chosen.outside_agreement)
+    summary.seconds[f"sample {department_name}'s topic"] = time.monotonic() - started
 
 
 def _mail(settings: Settings, population: SimulatedPopulation, size: int, seed: int, summary: DemoSummary) -> None:
@@ -430,10 +569,33 @@ def _print(console: Console, summary: DemoSummary) -> None:
         for name in summary.trace.awaiting:
             trace.add_row(name, "[red]not acknowledged[/]", "")
 
-    for table in (published, routing, outcomes, mailing, letters, trace, timings):
+    for table in (published, routing, outcomes, mailing, letters, trace):
         console.print(table)
+    _print_roles(console, summary)
+    console.print(timings)
     console.print(f"schema ids: {summary.schema_ids}")
     console.print(
         f"files: {summary.workdir}/recipients.csv, sendable.csv, suppression-report.csv, "
         "<department>-letters.csv, <department>-letters-held.csv"
     )
+
+
+def _print_roles(console: Console, summary: DemoSummary) -> None:
+    """Who ran each step, the operator's view of lag, and one department's message beside its agreement."""
+    ran_as = Table(title="Who ran as whom" + (": one login per role" if summary.security.startswith("SASL") else ""))
+    ran_as.add_column("step")
+    ran_as.add_column("principal")
+    for step, principal in summary.ran_as.items():
+        ran_as.add_row(step, principal)
+    ran_as.caption = "passwords: the 0600 credentials file under CIVREG_HOME, never printed"
+
+    lag = Table(title="Lag of every group, as the operator reads it (describe only)")
+    lag.add_column("group")
+    lag.add_column("behind", justify="right")
+    for group, behind in summary.lag.items():
+        lag.add_row(group, str(behind))
+
+    console.print(ran_as)
+    console.print(lag)
+    if summary.sample is not None:
+        console.print(summary.sample)

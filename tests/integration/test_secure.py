@@ -271,6 +271,13 @@ def test_the_router_writes_a_department_topic_and_the_ledger_in_one_transaction(
     )
 
 
+def test_the_router_lists_its_own_dead_letters_and_a_department_may_not(secure_kafka: LocalKafka) -> None:
+    router = secure_kafka.client_settings("router")
+    assert isinstance(list_dead_letters(router, "router"), list)  # `civreg dead-letters list -d router`, as router
+    with pytest.raises(LookupError):  # the broker hides the router's dead letters from a department
+        list_dead_letters(secure_kafka.client_settings("tax"), "router")
+
+
 def test_the_router_may_not_use_another_transactional_id(secure_kafka: LocalKafka) -> None:
     router = secure_kafka.client_settings("router")
     producer = Producer(producer_config(router, role="router", **{"transactional.id": f"{PREFIX}.someone-else"}))

@@ -74,7 +74,9 @@ def test_the_register_office_only_writes_registrations() -> None:
 
 def test_the_router_reads_registrations_and_writes_department_topics_and_the_ledger_in_transactions() -> None:
     grants = _of(acl_rules(DEPARTMENTS, PREFIX), "router")
-    assert _topics(grants, "Read") == set(registration_topics(PREFIX).values())
+    # the registrations, and its own dead letters (`civreg dead-letters list -d router`, in throw-away groups)
+    assert _topics(grants, "Read") == set(registration_topics(PREFIX).values()) | {dead_letter_topic("router", PREFIX)}
+    assert (Resource.GROUP, f"{PREFIX}.dead-letter-reader.", Pattern.PREFIXED, "Read") in grants
     assert _topics(grants, "Write") == {department_topic(d, PREFIX) for d in DEPARTMENTS} | {
         disclosure_topic(PREFIX),
         dead_letter_topic("router", PREFIX),
