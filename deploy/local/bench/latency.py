@@ -1,0 +1,423 @@
+"""Latency suite: publish to applied, in every service, at a fixed rate with the whole topology running.
+
+The topology as it runs in production, each service in its own process (the GIL): the router (``civreg route``,
+``run_router``) and the six department consumers (``civreg consume``, ``run_department``, acknowledgements on),
+each department on its own store holding a register drawn from the published population. This process publishes
+with ``Publisher`` at a paced fixed rate for a fixed time (a warm-up first, not counted), then waits until the
+router and every department have applied everything, stops the services with SIGTERM and reads the figures.
+
+Latency of an event in a department = the ``processed_at`` of its row in that department's store
+(``civreg_event_outcomes``, written in the batch's database transaction, just before its commit) minus the time
+this process handed the event to ``Publisher.publish`` (the send time: what a registrar would see as "submitted").
+Both are wall-clock times of one machine. The applied time is what the store recorded, not what a service said
+about itself. Reported per department and over all of them (every (event, department) pair), and per event as
+the time until the LAST entitled department applied it, which is the target's figure ("applied in all services").
+The broker's acknowledgement of each publish is measured too (send to delivery report), as context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from rich.console import Console
+from rich.table import Table
+
+from civreg.codec_from_settings import open_registry_resolver
+from civreg.kafka_config import admin_config, consumer_config
+from civreg.settings import Settings
+from consumers.departments import DEPARTMENTS, department_named
+from consumers.kit.customer_records import load_customer_records
+from consumers.operations.running import open_store
+from consumers.routing.router import lane_group
+from consumers.runtime.agreements import load_agreements
+from consumers.runtime.postgres_store import PostgresStore
+from deploy.local.bench.codec import _registry
+from deploy.local.bench.consumer import _broker, _delete_topics
+from deploy.local.bench.harness import BenchOptions, SuiteResult, Target
+from deploy.topics import apply_topics
+from producers.customer_records import simulate_customer_records
+from producers.publisher import DeliveryReport, Publisher
+from producers.simulation import simulate_population
+from schemas.codec import Codec
+from schemas.topics import registration_topic
+
+__all__ = ["LatencyBenchOptions", "Percentiles", "percentiles", "run_latency_suite"]
+
+P99_GOAL_SECONDS = 0.250
+ALL = "all services (last to apply)"
+"""The row whose p99 is the target: per event, the time until every entitled department had applied it."""
+
+
+@dataclass(frozen=True)
+class LatencyBenchOptions:
+    """What the latency suite runs besides the shared options (rate and duration come from ``BenchOptions``)."""
+
+    departments: tuple[str, ...] = tuple(DEPARTMENTS)
+    warmup_seconds: float = 3.0
+    engine: str = "sqlite"
+    """``sqlite`` (a file per department) or ``postgres`` (a schema per department; needs ``CIVREG_POSTGRES_DSN``)."""
+    start_timeout: float = 120.0
+    settle_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Latencies of one row, in milliseconds."""
+
+    samples: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+def percentiles(seconds: list[float]) -> Percentiles:
+    """p50/p95/p99 (inclusive method: a percentile is never beyond the samples) and the maximum, in ms."""
+    if not seconds:
+        return Percentiles(0, 0.0, 0.0, 0.0, 0.0)
+    ms = sorted(s * 1000 for s in seconds)
+    if len(ms) == 1:
+        return Percentiles(1, ms[0], ms[0], ms[0], ms[0])
+    cuts = statistics.quantiles(ms, n=100, method="inclusive")
+    return Percentiles(len(ms), cuts[49], cuts[94], cuts[98], ms[-1])
+
+
+# The services, each in its own process ---------------------------------------------------------------------
+
+
+def _department_service(settings: Settings, department: str) -> None:
+    """``civreg consume --department <department>``: store, codec, runtime, acknowledgements; SIGTERM stops it."""
+    from civreg.logs import configure_logging
+    from consumers.operations.running import run_department
+
+    configure_logging("WARNING")
+    run_department(settings, department, metrics_port=0)
+
+
+def _router_service(settings: Settings) -> None:
+    """``civreg route``: one transactional lane per department; SIGTERM stops it."""
+    from civreg.logs import configure_logging
+    from consumers.routing.router import run_router
+
+    configure_logging("WARNING")
+    run_router(settings, metrics_port=0)
+
+
+class _Services:
+    """The router and the department consumers as separate processes, stopped with SIGTERM (a clean stop)."""
+
+    def __init__(self, settings: Settings, departments: tuple[str, ...]) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.processes: dict[str, multiprocessing.process.BaseProcess] = {
+            "router": spawn.Process(target=_router_service, args=(settings,), name="router")
+        }
+        for name in departments:
+            self.processes[name] = spawn.Process(target=_department_service, args=(settings, name), name=name)
+
+    def start(self) -> None:
+        for process in self.processes.values():
+            process.start()
+
+    def check_alive(self) -> None:
+        dead = [name for name, process in self.processes.items() if not process.is_alive()]
+        if dead:
+            raise RuntimeError(f"service(s) exited during the latency run: {', '.join(dead)}")
+
+    def stop(self) -> None:
+        started = [process for process in self.processes.values() if process.pid is not None]
+        for process in started:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: finish the batch in hand, leave the group
+        for process in started:
+            process.join(60)
+            if process.is_alive():
+                process.kill()
+                process.join(10)
+
+
+# Waiting on the broker: assignment before publishing, the end of every log after ----------------------------
+
+
+def _wait_assigned(settings: Settings, groups: list[str], services: _Services, timeout: float) -> None:
+    """Until every group (each router lane, each department) is stable with partitions assigned to a member."""
+    admin = AdminClient(admin_config(settings, role="bench"))
+    deadline = time.monotonic() + timeout
+    while True:
+        services.check_alive()
+        ready = 0
+        with contextlib.suppress(Exception):
+            for future in admin.describe_consumer_groups(groups, request_timeout=10).values():
+                described = future.result()
+                if any(member.assignment.topic_partitions for member in described.members):
+                    ready += 1
+        if ready == len(groups):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(groups) - ready} of {len(groups)} consumer groups not assigned in {timeout} s")
+        time.sleep(0.5)
+
+
+def _log_ends(admin: AdminClient, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Last stable offset of every partition of ``topics`` (read committed: commit markers included)."""
+    metadata = admin.list_topics(timeout=10)
+    partitions = [TopicPartition(t, p) for t in topics for p in metadata.topics[t].partitions]
+    latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    found = admin.list_offsets(dict.fromkeys(partitions, latest), isolation_level=IsolationLevel.READ_COMMITTED)
+    return {(tp.topic, tp.partition): int(found[tp].result(timeout=15).offset) for tp in partitions}
+
+
+def _wait_settled(
+    settings: Settings, departments: tuple[str, ...], services: _Services, stores: dict[str, Any], timeout: float
+) -> None:
+    """Until the router has routed every registration and each department's store has applied its whole topic.
+
+    Exact, not a quiet period: each router lane's committed offsets (committed in its transactions) reach the end
+    of the registration topics it reads, and then each store's offsets (the consumer's truth) reach the last
+    stable offset of its department topic.
+    """
+    admin = AdminClient(admin_config(settings, role="bench"))
+    agreements = load_agreements(settings.config_files.agreements_dir)
+    deadline = time.monotonic() + timeout
+    pending = list(departments)
+    behind = ""
+    while pending:
+        services.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not settled in {timeout} s: {', '.join(pending)} ({behind})")
+        name = pending[0]
+        lane_topics = sorted(registration_topic(r, settings.topic_prefix) for r in agreements[name].registers)
+        reader = Consumer(consumer_config(settings, lane_group(name, settings.topic_prefix), role="bench"))
+        try:
+            ends = _log_ends(admin, lane_topics)
+            committed = reader.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
+        finally:
+            reader.close()
+        lag = sum(max(ends[(tp.topic, tp.partition)] - max(tp.offset, 0), 0) for tp in committed)
+        if lag:
+            behind = f"{name}'s router lane {lag} behind"
+            time.sleep(0.2)
+            continue
+        department_ends = _log_ends(admin, department_named(name).topics(settings.topic_prefix))
+        stored = stores[name].stored_offsets()
+        lag = sum(max(end - stored.get(key, 0), 0) for key, end in department_ends.items())
+        if lag:
+            behind = f"{name}'s store {lag} behind"
+            time.sleep(0.2)
+            continue
+        pending.pop(0)
+
+
+# Publishing at a fixed rate ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Published:
+    sent: dict[str, float]
+    delivered: dict[str, float]
+    first: float
+    last: float
+
+
+def _publish_paced(settings: Settings, codec: Codec, events: list[Any], rate: float) -> _Published:
+    """Publish ``events`` at ``rate`` per second (each at its due time, never early), noting each send time."""
+    sent: dict[str, float] = {}
+    delivered: dict[str, float] = {}
+
+    def on_delivery(report: DeliveryReport) -> None:
+        if report.delivered:
+            delivered[report.event_id] = time.time()
+
+    with Publisher(settings, codec=codec, on_delivery=on_delivery) as publisher:
+        start = time.monotonic()
+        for index, event in enumerate(events):
+            wait = start + index / rate - time.monotonic()
+            if wait > 0:
+                # Serve delivery reports while waiting, so their times are close to the broker's answer.
+                publisher.poll(wait)
+                wait = start + index / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            sent[str(event.event_id)] = time.time()
+            publisher.publish(event)
+            publisher.poll(0)
+        stamps = list(sent.values())
+    return _Published(sent, delivered, stamps[0], stamps[-1])
+
+
+# The suite -----------------------------------------------------------------------------------------------
+
+
+def _applied_times(store: Any, wanted: dict[str, float]) -> dict[str, float]:
+    """Event id -> seconds from send to the outcome row's ``processed_at``, for the measured events only."""
+    rows = store.read().execute("SELECT event_id, processed_at FROM civreg_event_outcomes")
+    return {
+        str(event_id): datetime.fromisoformat(str(at)).timestamp() - wanted[str(event_id)]
+        for event_id, at in rows
+        if str(event_id) in wanted
+    }
+
+
+def _fresh_store(settings: Settings, name: str) -> Any:
+    """The department's store as the service will open it, emptied of any earlier run's rows (PostgreSQL)."""
+    store = open_store(settings, name)
+    if isinstance(store, PostgresStore):
+        _drop_schema(store)
+        store.close()
+        store = open_store(settings, name)
+    return store
+
+
+def run_latency_suite(
+    settings: Settings, options: BenchOptions, console: Console, extra: LatencyBenchOptions | None = None
+) -> SuiteResult:
+    """Run the whole topology, publish at a fixed rate, and report publish-to-applied latency per service."""
+    extra = extra or LatencyBenchOptions()
+    rate, seconds = options.latency_rate, options.latency_seconds
+    if extra.engine == "postgres" and settings.postgres_dsn is None:
+        raise ValueError("the latency suite on postgres needs CIVREG_POSTGRES_DSN")
+    with (
+        _broker(settings, console) as (broker_settings, broker),
+        _registry(broker_settings, console) as (url, registry),
+    ):
+        workdir = Path(tempfile.mkdtemp(prefix="civreg-bench-latency-"))
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        bench = broker_settings.model_copy(
+            update={
+                "topic_prefix": prefix,
+                "database_dir": workdir,
+                "registry_url": url,
+                "registry_auto_register": True,
+                "metrics_port": 0,
+                "postgres_dsn": settings.postgres_dsn if extra.engine == "postgres" else None,
+            }
+        )
+        stores: dict[str, Any] = {}
+        services: _Services | None = None
+        try:
+            apply_topics(bench, tuple(DEPARTMENTS), replication_factor=1, profile="local")
+            codec = Codec(open_registry_resolver(bench, url), topic_prefix=prefix)
+            warmup = max(1, round(rate * extra.warmup_seconds))
+            measured = max(1, round(rate * seconds))
+            with console.status(f"simulating {warmup + measured} events and their population"):
+                population = simulate_population(warmup + measured, options.seed)
+            for name in extra.departments:  # each register loaded, then closed: the service opens its own store
+                store = _fresh_store(bench, name)
+                try:
+                    if name != "suppression":
+                        rows = [r.row for r in simulate_customer_records(population, name, options.seed)]
+                        load_customer_records(store, department_named(name), rows)
+                finally:
+                    store.close()
+            services = _Services(bench, extra.departments)
+            with console.status("starting the router and the department consumers (one process each)"):
+                services.start()
+                groups = [lane_group(name, prefix) for name in extra.departments]
+                groups += [department_named(name).group_id(prefix) for name in extra.departments]
+                _wait_assigned(bench, groups, services, extra.start_timeout)
+            events = population.events
+            with console.status(f"publishing {warmup} warm-up then {measured} events at {rate:g}/s"):
+                published = _publish_paced(bench, codec, events, rate)
+            stores = {name: open_store(bench, name) for name in extra.departments}  # read only from here on
+            with console.status("waiting until every department has applied everything"):
+                _wait_settled(bench, extra.departments, services, stores, extra.settle_timeout)
+            services.stop()
+            measured_ids = {str(event.event_id) for event in events[warmup:]}
+            sent = {event_id: at for event_id, at in published.sent.items() if event_id in measured_ids}
+            per_department = {name: _applied_times(store, sent) for name, store in stores.items()}
+        finally:
+            if services is not None:
+                services.stop()
+            for store in stores.values():
+                if extra.engine == "postgres":
+                    _drop_schema(store)
+                store.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            _delete_topics(bench)
+    result = _result(
+        rate=rate,
+        seconds=seconds,
+        measured=len(sent),
+        published=published,
+        measured_ids=measured_ids,
+        per_department=per_department,
+        context={
+            "broker": broker,
+            "registry": registry,
+            "engine": extra.engine,
+            "target rate, events/s": rate,
+            "measured seconds": seconds,
+            "warm-up events": warmup,
+            "services": f"router + {len(extra.departments)} department consumers, one process each",
+            "cpus": os.cpu_count(),
+        },
+    )
+    print_latency(result, console)  # the harness prints rates and cases; this suite's figures are percentiles
+    return result
+
+
+def _drop_schema(store: Any) -> None:
+    if isinstance(store, PostgresStore):
+        with contextlib.suppress(Exception):
+            store.read().execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
+
+
+def _result(
+    *,
+    rate: float,
+    seconds: float,
+    measured: int,
+    published: _Published,
+    measured_ids: set[str],
+    per_department: dict[str, dict[str, float]],
+    context: dict[str, Any],
+) -> SuiteResult:
+    stamps = sorted(published.sent[event_id] for event_id in measured_ids)
+    achieved = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+    last: dict[str, float] = {}
+    for times in per_department.values():
+        for event_id, latency in times.items():
+            last[event_id] = max(latency, last.get(event_id, latency))
+    rows: dict[str, Percentiles] = {name: percentiles(list(times.values())) for name, times in per_department.items()}
+    rows["every (event, department) pair"] = percentiles([x for t in per_department.values() for x in t.values()])
+    rows[ALL] = percentiles(list(last.values()))
+    acked = [published.delivered[e] - published.sent[e] for e in measured_ids if e in published.delivered]
+    rows["publish: send to broker acknowledgement"] = percentiles(acked)
+    target = Target(f"end-to-end p99, all services, at {rate:g} events/s", rows[ALL].p99 / 1000, P99_GOAL_SECONDS, "s")
+    return SuiteResult(
+        suite="latency",
+        title=f"End-to-end latency: publish (send) to applied in each department's store, {rate:g} events/s",
+        ours_label="civreg",
+        baseline_label="-",
+        targets=[target],
+        context={
+            **context,
+            "events measured": measured,
+            "achieved publish rate, events/s": round(achieved, 1),
+            "events applied by at least one department": len(last),
+            "latency ms": {name: vars(row) for name, row in rows.items()},
+        },
+    )
+
+
+def print_latency(result: SuiteResult, console: Console) -> None:
+    """The latency table (``print_suite`` prints the facts line under it)."""
+    rows: dict[str, dict[str, float]] = result.context.get("latency ms", {})
+    table = Table(title=result.title)
+    for column in ("service", "events", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "service" else "right")
+    for name, row in rows.items():
+        table.add_row(name, str(row["samples"]), *(f"{row[key]:.1f}" for key in ("p50", "p95", "p99", "max")))
+    console.print(table)
