@@ -35,8 +35,10 @@ from civreg.logs import get_logger
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure
 from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, load_agreements
+from consumers.runtime.batches import take_batch
 from consumers.runtime.projection import ProjectionWriter
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
+from schemas.models import Event
 from schemas.topics import (
     dead_letter_topic,
     department_topic,
@@ -70,10 +72,35 @@ class RouterReport:
 BatchListener = Callable[[str, RouterReport, float], None]
 
 
+class _SharedDecoder:
+    """Decodes each registration once for every lane: the lanes read the same messages, mostly within one pass.
+
+    Keyed by the message's bytes (the event is a function of them: the schema id is in them, and events are
+    frozen), the most recent ``size`` kept. A message that does not decode is not kept: each lane dead-letters it.
+    """
+
+    def __init__(self, codec: Codec, size: int) -> None:
+        self.codec = codec
+        self.size = size
+        self._events: dict[bytes, Event] = {}
+
+    def decode(self, data: bytes | None) -> Event:
+        if data is None:
+            return self.codec.decode(data)
+        event = self._events.get(data)
+        if event is None:
+            event = self._events[data] = self.codec.decode(data)
+            if len(self._events) > self.size:
+                del self._events[next(iter(self._events))]  # the oldest (dicts keep insertion order)
+        return event
+
+
 class _Lane:
     """One department: its consumer, its transactional producer, its agreement."""
 
-    def __init__(self, agreement: Agreement, settings: Settings, codec: Codec, writer: ProjectionWriter) -> None:
+    def __init__(
+        self, agreement: Agreement, settings: Settings, codec: Codec, writer: ProjectionWriter, decoder: _SharedDecoder
+    ) -> None:
         self.agreement = agreement
         self.department = agreement.department
         prefix = settings.topic_prefix
@@ -83,6 +110,7 @@ class _Lane:
         self.ledger = disclosure_topic(prefix)
         self.dead_letters = dead_letter_topic(ROUTER, prefix)
         self.codec = codec
+        self.decoder = decoder
         self.writer = writer
         self.consumer = Consumer(consumer_config(settings, self.group, role=f"router-{self.department}"))
         self.producer = Producer(
@@ -122,7 +150,7 @@ class _Lane:
 
     def _route_one(self, message: Message, report: RouterReport) -> None:
         try:
-            event = self.codec.decode(message.value())
+            event = self.decoder.decode(message.value())
         except DecodeError as exc:
             letter: list[tuple[str, str | bytes | None]] = [
                 ("civreg.reason", exc.reason),
@@ -210,7 +238,13 @@ class _Lane:
 
 
 class Router:
-    """Every department's lane, polled in turn until stopped (or, with ``until_caught_up``, until at the end)."""
+    """Every department's lane, polled in turn until stopped (or, with ``until_caught_up``, until at the end).
+
+    Each pass takes what every lane has already fetched, waiting on none (``consumers.runtime.batches``); only when
+    all are idle does it wait, on one lane in turn, up to ``poll_timeout`` for its first record. That wait is short
+    (20 ms) because a record arriving on another lane meanwhile waits for it: the old 0.2 s wait for a full batch
+    on each of six lanes in turn held a record up to 1.2 s at steady load.
+    """
 
     def __init__(
         self,
@@ -219,7 +253,7 @@ class Router:
         agreements: dict[str, Agreement] | None = None,
         codec: Codec | None = None,
         batch_size: int = 500,
-        poll_timeout: float = 0.2,
+        poll_timeout: float = 0.02,
         check_interval: float = 1.0,
     ) -> None:
         self.settings = settings
@@ -234,7 +268,8 @@ class Router:
         self.totals = RouterReport()
         self._listeners: list[BatchListener] = []
         self._stopping = False
-        self.lanes = [_Lane(a, settings, self.codec, self.writer) for _, a in sorted(self.agreements.items())]
+        decoder = _SharedDecoder(self.codec, size=2 * batch_size * max(len(self.agreements), 1))
+        self.lanes = [_Lane(a, settings, self.codec, self.writer, decoder) for _, a in sorted(self.agreements.items())]
 
     @property
     def ready(self) -> bool:
@@ -266,16 +301,27 @@ class Router:
     def run(self, *, until_caught_up: bool = False) -> RouterReport:
         """Route until stopped; with ``until_caught_up``, return once every lane is at the end of its topics."""
         log.info("routing", departments=[lane.department for lane in self.lanes])
+        waits_on = 0
         try:
             while not self._stopping:
+                # What every lane has already fetched, without waiting on any of them.
                 busy = False
                 for lane in self.lanes:
-                    messages = [m for m in lane.consumer.consume(self.batch_size, self.poll_timeout) if _is_record(m)]
+                    messages = [m for m in take_batch(lane.consumer, self.batch_size, 0) if _is_record(m)]
                     if messages:
                         busy = True
                         self._route(lane, messages)
-                if not busy and until_caught_up and self._caught_up():
+                if busy or not self.lanes:
+                    continue
+                if until_caught_up and self._caught_up():
                     break
+                # Idle: wait on one lane, in turn, until its first record or ``poll_timeout``. Short, because a
+                # record arriving on another lane meanwhile waits for it (the router's latency when idle).
+                lane = self.lanes[waits_on % len(self.lanes)]
+                waits_on += 1
+                messages = [m for m in take_batch(lane.consumer, self.batch_size, self.poll_timeout) if _is_record(m)]
+                if messages:
+                    self._route(lane, messages)
         finally:
             self.close()
         return self.totals
@@ -330,7 +376,7 @@ class Router:
                 time.sleep(1.0)
                 if self._stopping:
                     return
-                messages = [m for m in lane.consumer.consume(self.batch_size, self.poll_timeout) if _is_record(m)]
+                messages = [m for m in take_batch(lane.consumer, self.batch_size, self.poll_timeout) if _is_record(m)]
                 if not messages:
                     return
         self.totals.routed.update(report.routed)

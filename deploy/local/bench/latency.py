@@ -136,6 +136,16 @@ class _Services:
         if dead:
             raise RuntimeError(f"service(s) exited during the latency run: {', '.join(dead)}")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) each service has used so far (Linux ``/proc``; empty elsewhere)."""
+        used: dict[str, float] = {}
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        for name, process in self.processes.items():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used[name] = round((int(fields[11]) + int(fields[12])) / ticks, 2)
+        return used
+
     def stop(self) -> None:
         started = [process for process in self.processes.values() if process.pid is not None]
         for process in started:
@@ -292,6 +302,7 @@ def run_latency_suite(
         _broker(settings, console) as (broker_settings, broker),
         _registry(broker_settings, console) as (url, registry),
     ):
+        load_before = os.getloadavg()[0]  # the machine's other work shows in latency: recorded with it
         workdir = Path(tempfile.mkdtemp(prefix="civreg-bench-latency-"))
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
         bench = broker_settings.model_copy(
@@ -333,6 +344,7 @@ def run_latency_suite(
             stores = {name: open_store(bench, name) for name in extra.departments}  # read only from here on
             with console.status("waiting until every department has applied everything"):
                 _wait_settled(bench, extra.departments, services, stores, extra.settle_timeout)
+            cpu = services.cpu_seconds()
             services.stop()
             measured_ids = {str(event.event_id) for event in events[warmup:]}
             sent = {event_id: at for event_id, at in published.sent.items() if event_id in measured_ids}
@@ -362,6 +374,8 @@ def run_latency_suite(
             "warm-up events": warmup,
             "services": f"router + {len(extra.departments)} department consumers, one process each",
             "cpus": os.cpu_count(),
+            "load average (1 min) before / after": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
+            "CPU seconds per service (whole run)": cpu,
         },
     )
     print_latency(result, console)  # the harness prints rates and cases; this suite's figures are percentiles
