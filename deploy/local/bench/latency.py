@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -43,7 +45,6 @@ from consumers.kit.customer_records import load_customer_records
 from consumers.operations.running import open_store
 from consumers.routing.router import lane_group
 from consumers.runtime.agreements import load_agreements
-from consumers.runtime.postgres_store import PostgresStore
 from deploy.local.bench.codec import _registry
 from deploy.local.bench.consumer import _broker, _delete_topics
 from deploy.local.bench.harness import BenchOptions, SuiteResult, Target
@@ -67,8 +68,6 @@ class LatencyBenchOptions:
 
     departments: tuple[str, ...] = tuple(DEPARTMENTS)
     warmup_seconds: float = 3.0
-    engine: str = "sqlite"
-    """``sqlite`` (a file per department) or ``postgres`` (a schema per department; needs ``CIVREG_POSTGRES_DSN``)."""
     start_timeout: float = 120.0
     settle_timeout: float = 300.0
 
@@ -280,14 +279,45 @@ def _applied_times(store: Any, wanted: dict[str, float]) -> dict[str, float]:
     }
 
 
-def _fresh_store(settings: Settings, name: str) -> Any:
-    """The department's store as the service will open it, emptied of any earlier run's rows (PostgreSQL)."""
-    store = open_store(settings, name)
-    if isinstance(store, PostgresStore):
-        _drop_schema(store)
-        store.close()
+@contextlib.contextmanager
+def _bench_database(settings: Settings) -> Iterator[Settings]:
+    """Settings whose PostgreSQL stores are in a database of this run's own (created, then dropped): the services
+    use the schemas ``civreg_<department>``, and a benchmark must never write into, or drop, a real department's."""
+    if settings.postgres_dsn is None:
+        yield settings
+        return
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    dsn = settings.postgres_dsn.get_secret_value()
+    name = f"civreg_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise RuntimeError(
+            f"the latency suite needs to create a database of its own on CIVREG_POSTGRES_DSN's server "
+            f"({type(exc).__name__}); grant CREATEDB or unset CIVREG_POSTGRES_DSN to run it on SQLite"
+        ) from None
+    try:
+        yield settings.model_copy(update={"postgres_dsn": SecretStr(make_conninfo(dsn, dbname=name))})
+    finally:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _load_registers(settings: Settings, departments: tuple[str, ...], population: Any, seed: int) -> None:
+    """Each department's register, drawn from the published population (matching does real work); each store is
+    closed again: the service opens its own."""
+    for name in departments:
         store = open_store(settings, name)
-    return store
+        try:
+            if name != "suppression":
+                rows = [r.row for r in simulate_customer_records(population, name, seed)]
+                load_customer_records(store, department_named(name), rows)
+        finally:
+            store.close()
 
 
 def run_latency_suite(
@@ -296,23 +326,23 @@ def run_latency_suite(
     """Run the whole topology, publish at a fixed rate, and report publish-to-applied latency per service."""
     extra = extra or LatencyBenchOptions()
     rate, seconds = options.latency_rate, options.latency_seconds
-    if extra.engine == "postgres" and settings.postgres_dsn is None:
-        raise ValueError("the latency suite on postgres needs CIVREG_POSTGRES_DSN")
+    # The stores the services would use: PostgreSQL when CIVREG_POSTGRES_DSN is set (in a database of the run's own).
+    engine = "sqlite" if settings.postgres_dsn is None else "postgres"
     with (
         _broker(settings, console) as (broker_settings, broker),
         _registry(broker_settings, console) as (url, registry),
+        _bench_database(broker_settings) as database_settings,
     ):
         load_before = os.getloadavg()[0]  # the machine's other work shows in latency: recorded with it
         workdir = Path(tempfile.mkdtemp(prefix="civreg-bench-latency-"))
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        bench = broker_settings.model_copy(
+        bench = database_settings.model_copy(
             update={
                 "topic_prefix": prefix,
                 "database_dir": workdir,
                 "registry_url": url,
                 "registry_auto_register": True,
                 "metrics_port": 0,
-                "postgres_dsn": settings.postgres_dsn if extra.engine == "postgres" else None,
             }
         )
         stores: dict[str, Any] = {}
@@ -324,14 +354,7 @@ def run_latency_suite(
             measured = max(1, round(rate * seconds))
             with console.status(f"simulating {warmup + measured} events and their population"):
                 population = simulate_population(warmup + measured, options.seed)
-            for name in extra.departments:  # each register loaded, then closed: the service opens its own store
-                store = _fresh_store(bench, name)
-                try:
-                    if name != "suppression":
-                        rows = [r.row for r in simulate_customer_records(population, name, options.seed)]
-                        load_customer_records(store, department_named(name), rows)
-                finally:
-                    store.close()
+                _load_registers(bench, extra.departments, population, options.seed)
             services = _Services(bench, extra.departments)
             with console.status("starting the router and the department consumers (one process each)"):
                 services.start()
@@ -346,29 +369,30 @@ def run_latency_suite(
                 _wait_settled(bench, extra.departments, services, stores, extra.settle_timeout)
             cpu = services.cpu_seconds()
             services.stop()
-            measured_ids = {str(event.event_id) for event in events[warmup:]}
-            sent = {event_id: at for event_id, at in published.sent.items() if event_id in measured_ids}
+            agreements = load_agreements(bench.config_files.agreements_dir)
+            entitled = {
+                name: sum(agreements[name].withheld_because(event) is None for event in events[warmup:])
+                for name in extra.departments
+            }
+            sent = {str(event.event_id): published.sent[str(event.event_id)] for event in events[warmup:]}
             per_department = {name: _applied_times(store, sent) for name, store in stores.items()}
         finally:
             if services is not None:
                 services.stop()
             for store in stores.values():
-                if extra.engine == "postgres":
-                    _drop_schema(store)
                 store.close()
             shutil.rmtree(workdir, ignore_errors=True)
             _delete_topics(bench)
     result = _result(
         rate=rate,
-        seconds=seconds,
-        measured=len(sent),
         published=published,
-        measured_ids=measured_ids,
+        sent=sent,
         per_department=per_department,
+        entitled=entitled,
         context={
             "broker": broker,
             "registry": registry,
-            "engine": extra.engine,
+            "engine": engine,
             "target rate, events/s": rate,
             "measured seconds": seconds,
             "warm-up events": warmup,
@@ -382,23 +406,16 @@ def run_latency_suite(
     return result
 
 
-def _drop_schema(store: Any) -> None:
-    if isinstance(store, PostgresStore):
-        with contextlib.suppress(Exception):
-            store.read().execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
-
-
 def _result(
     *,
     rate: float,
-    seconds: float,
-    measured: int,
     published: _Published,
-    measured_ids: set[str],
+    sent: dict[str, float],
     per_department: dict[str, dict[str, float]],
+    entitled: dict[str, int],
     context: dict[str, Any],
 ) -> SuiteResult:
-    stamps = sorted(published.sent[event_id] for event_id in measured_ids)
+    stamps = sorted(sent.values())
     achieved = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
     last: dict[str, float] = {}
     for times in per_department.values():
@@ -407,7 +424,7 @@ def _result(
     rows: dict[str, Percentiles] = {name: percentiles(list(times.values())) for name, times in per_department.items()}
     rows["every (event, department) pair"] = percentiles([x for t in per_department.values() for x in t.values()])
     rows[ALL] = percentiles(list(last.values()))
-    acked = [published.delivered[e] - published.sent[e] for e in measured_ids if e in published.delivered]
+    acked = [published.delivered[e] - at for e, at in sent.items() if e in published.delivered]
     rows["publish: send to broker acknowledgement"] = percentiles(acked)
     target = Target(f"end-to-end p99, all services, at {rate:g} events/s", rows[ALL].p99 / 1000, P99_GOAL_SECONDS, "s")
     return SuiteResult(
@@ -418,9 +435,10 @@ def _result(
         targets=[target],
         context={
             **context,
-            "events measured": measured,
+            "events measured": len(sent),
             "achieved publish rate, events/s": round(achieved, 1),
             "events applied by at least one department": len(last),
+            "entitled events per department": entitled,
             "latency ms": {name: vars(row) for name, row in rows.items()},
         },
     )
