@@ -269,14 +269,41 @@ def _publish_paced(settings: Settings, codec: Codec, events: list[Any], rate: fl
 # The suite -----------------------------------------------------------------------------------------------
 
 
-def _applied_times(store: Any, wanted: dict[str, float]) -> dict[str, float]:
-    """Event id -> seconds from send to the outcome row's ``processed_at``, for the measured events only."""
-    rows = store.read().execute("SELECT event_id, processed_at FROM civreg_event_outcomes")
+def _applied_times(store: Any, wanted: dict[str, float]) -> dict[str, tuple[float, tuple[str, int, int]]]:
+    """Event id -> (seconds from send to the outcome row's ``processed_at``, the department-topic position it was
+    read from), for the measured events only."""
+    rows = store.read().execute('SELECT event_id, processed_at, topic, partition, "offset" FROM civreg_event_outcomes')
     return {
-        str(event_id): datetime.fromisoformat(str(at)).timestamp() - wanted[str(event_id)]
-        for event_id, at in rows
-        if str(event_id) in wanted
+        str(row[0]): (
+            datetime.fromisoformat(str(row[1])).timestamp() - wanted[str(row[0])],
+            (str(row[2]), int(row[3]), int(row[4])),
+        )
+        for row in rows
+        if str(row[0]) in wanted
     }
+
+
+def _routed_stamps(settings: Settings, topics: list[str]) -> dict[tuple[str, int, int], float]:
+    """(topic, partition, offset) -> when the router produced it (the record's create time), every record of
+    ``topics`` (read committed, from the start; the run's topics hold only this run's records)."""
+    admin = AdminClient(admin_config(settings, role="bench"))
+    ends = {key: end for key, end in _log_ends(admin, topics).items() if end > 0}
+    consumer = Consumer(consumer_config(settings, f"bench-latency-{uuid.uuid4().hex}", role="bench"))
+    stamps: dict[tuple[str, int, int], float] = {}
+    try:
+        consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
+        deadline = time.monotonic() + 60
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, 0.5):
+                if message.error() is not None:
+                    continue
+                topic, partition, offset = str(message.topic()), int(message.partition() or 0), message.offset() or 0
+                stamps[(topic, partition, offset)] = message.timestamp()[1] / 1000
+                if offset >= ends.get((topic, partition), 0) - 2:  # the last record (a commit marker follows)
+                    ends.pop((topic, partition), None)
+    finally:
+        consumer.close()
+    return stamps
 
 
 @contextlib.contextmanager
@@ -375,7 +402,13 @@ def run_latency_suite(
                 for name in extra.departments
             }
             sent = {str(event.event_id): published.sent[str(event.event_id)] for event in events[warmup:]}
-            per_department = {name: _applied_times(store, sent) for name, store in stores.items()}
+            applied = {name: _applied_times(store, sent) for name, store in stores.items()}
+            routed_at = _routed_stamps(bench, [department_named(name).topics(prefix)[0] for name in applied])
+            per_department = {name: {e: at for e, (at, _) in times.items()} for name, times in applied.items()}
+            routed = {  # send -> the router produced it on the department's topic
+                name: {e: routed_at[pos] - sent[e] for e, (_, pos) in times.items() if pos in routed_at}
+                for name, times in applied.items()
+            }
         finally:
             if services is not None:
                 services.stop()
@@ -388,6 +421,7 @@ def run_latency_suite(
         published=published,
         sent=sent,
         per_department=per_department,
+        routed=routed,
         entitled=entitled,
         context={
             "broker": broker,
@@ -412,6 +446,7 @@ def _result(
     published: _Published,
     sent: dict[str, float],
     per_department: dict[str, dict[str, float]],
+    routed: dict[str, dict[str, float]],
     entitled: dict[str, int],
     context: dict[str, Any],
 ) -> SuiteResult:
@@ -424,6 +459,11 @@ def _result(
     rows: dict[str, Percentiles] = {name: percentiles(list(times.values())) for name, times in per_department.items()}
     rows["every (event, department) pair"] = percentiles([x for t in per_department.values() for x in t.values()])
     rows[ALL] = percentiles(list(last.values()))
+    # Where the time goes: up to the router's produce on the department topic, and from there to applied.
+    rows["stage: send to routed (router produced it)"] = percentiles([x for t in routed.values() for x in t.values()])
+    rows["stage: routed to applied (department)"] = percentiles(
+        [per_department[name][e] - x for name, t in routed.items() for e, x in t.items()]
+    )
     acked = [published.delivered[e] - at for e, at in sent.items() if e in published.delivered]
     rows["publish: send to broker acknowledgement"] = percentiles(acked)
     target = Target(f"end-to-end p99, all services, at {rate:g} events/s", rows[ALL].p99 / 1000, P99_GOAL_SECONDS, "s")
@@ -447,9 +487,11 @@ def _result(
 def print_latency(result: SuiteResult, console: Console) -> None:
     """The latency table (``print_suite`` prints the facts line under it)."""
     rows: dict[str, dict[str, float]] = result.context.get("latency ms", {})
+    entitled: dict[str, int] = result.context.get("entitled events per department", {})
     table = Table(title=result.title)
-    for column in ("service", "events", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+    for column in ("service", "events", "entitled", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="left" if column == "service" else "right")
     for name, row in rows.items():
-        table.add_row(name, str(row["samples"]), *(f"{row[key]:.1f}" for key in ("p50", "p95", "p99", "max")))
+        figures = (f"{row[key]:.1f}" for key in ("p50", "p95", "p99", "max"))
+        table.add_row(name, str(row["samples"]), str(entitled.get(name, "")), *figures)
     console.print(table)
