@@ -27,11 +27,19 @@ def bench(
     publish_events: Annotated[
         int, typer.Option(min=10, help="Events of the publish suite (the issue's full size: 100000).")
     ] = 20_000,
+    latency_rate: Annotated[
+        float, typer.Option(min=1, help="Events per second the latency suite publishes at (the target's rate).")
+    ] = 500.0,
+    latency_seconds: Annotated[
+        float, typer.Option(min=1, help="Seconds the latency suite publishes for, after a 3 s warm-up.")
+    ] = 20.0,
 ) -> None:
     """Time this project's paths against baselines and ceilings; print each target with its figure and its goal.
 
     Suites: codec (our codec vs the stock serializers), consumer, publish (raw produce ceiling, Publisher,
-    civreg publish, stock confluent-kafka path, one broker, one run).
+    civreg publish, stock confluent-kafka path, one broker, one run), latency (the router and the six department
+    consumers as separate processes; publish at --latency-rate for --latency-seconds; p50/p95/p99 from send to
+    applied in each department's store).
 
     Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
     """
@@ -39,7 +47,15 @@ def bench(
     from deploy.local.bench.suites import run_suites
 
     console = Console()
-    options = BenchOptions(events=events, rounds=rounds, seed=seed, out_dir=out_dir, publish_events=publish_events)
+    options = BenchOptions(
+        events=events,
+        rounds=rounds,
+        seed=seed,
+        out_dir=out_dir,
+        publish_events=publish_events,
+        latency_rate=latency_rate,
+        latency_seconds=latency_seconds,
+    )
     try:
         written = run_suites(load_settings(), list(suites or []), options, console)
     except KeyError as exc:

@@ -222,6 +222,7 @@ def _withdrawal(correction: Event) -> Withdrawal:
     )
 
 
+@cache  # the router asks per delivery; an agreement has a handful of allow-lists
 def _with_ancestors(leaves: frozenset[str]) -> frozenset[str]:
     kept = set(leaves)
     for leaf in leaves:

@@ -18,7 +18,7 @@ import io
 import json
 import struct
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import fastavro
@@ -48,9 +48,9 @@ class Projection:
     schema: dict[str, Any]
     parsed: dict[str, Any]
 
-    @property
+    @cached_property
     def schema_str(self) -> str:
-        """Compact JSON text (what is registered)."""
+        """Compact JSON text (what is registered); worked out once, the router asks for it per delivery."""
         return json.dumps(self.schema, separators=(",", ":"), sort_keys=True)
 
     def record(self, event: Event) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from civreg.logs import get_logger
 from civreg.settings import Settings
 from civreg.stopping import install_stop_handlers, stop_requested, stop_signal
 from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, agreement_for
+from consumers.runtime.batches import take_batch
 from consumers.runtime.dead_letters import DeadLetter, DeadLetterWriter
 from consumers.runtime.department import Department
 from consumers.runtime.dispatch import Dispatched, EventFailed, dispatch
@@ -196,7 +197,8 @@ class DepartmentConsumer:
                     self._poll_while_held()
                     idle_since = time.monotonic()
                     continue
-                messages = self._consumer.consume(self.batch_size, self.poll_timeout)
+                # The first record ends the wait; the rest is what has arrived (``consumers.runtime.batches``).
+                messages = take_batch(self._consumer, self.batch_size, self.poll_timeout)
                 records = [message for message in messages if self._is_record(message)]
                 if records:
                     self._process(records)

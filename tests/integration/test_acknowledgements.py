@@ -115,7 +115,14 @@ def test_acknowledgements_owed_by_a_killed_consumer_are_published_by_the_next_ru
         timeout=120,
     )
     assert crashed.returncode == -9, crashed.stderr.decode()[-2000:]
-    assert owed(bus_store_settings) == 20
+    # Two batches of at most 10 (a batch takes what has arrived, without waiting to fill): every outcome is owed.
+    store = open_store(bus_store_settings, "suppression")
+    try:
+        applied = int(store.read().scalar("SELECT COUNT(*) FROM civreg_event_outcomes"))
+    finally:
+        store.close()
+    assert 0 < applied <= 20
+    assert owed(bus_store_settings) == applied
     assert read_acknowledgements(bus_store_settings) == []
 
     consume(bus_store_settings)

@@ -52,6 +52,10 @@ class BenchOptions:
     out_dir: Path = Path("bench-results")
     publish_events: int = 20_000
     """Events of the publish suite (100,000 for the issue's full size)."""
+    latency_rate: float = 500.0
+    """Events per second the latency suite publishes at (the target's rate)."""
+    latency_seconds: float = 20.0
+    """How long the latency suite publishes at that rate (after its warm-up)."""
 
 
 @dataclass(frozen=True)

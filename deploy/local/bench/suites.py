@@ -22,6 +22,7 @@ from deploy.local.bench.harness import (
     write_rates_chart,
     write_suite,
 )
+from deploy.local.bench.latency import run_latency_suite
 from deploy.local.bench.publish import run_publish_suite
 
 __all__ = ["SUITES", "run_suites"]
@@ -31,6 +32,7 @@ SUITES: dict[str, Suite] = {
     "codec": run_codec_suite,
     "consumer": run_consumer_suite,
     "publish": run_publish_suite,
+    "latency": run_latency_suite,
 }
 """Every suite by name, in the order ``civreg bench`` runs them."""
 
