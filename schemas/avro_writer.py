@@ -139,8 +139,13 @@ class _Compiler:
             return []
         if kind == "boolean":
             return [f"{indent}o.append(1 if {var} else 0)"]
-        if kind in ("int", "long"):
-            return [f"{indent}_long(o, {var})"]
+        if kind in ("int", "long"):  # small numbers (most entry and version numbers) without a call
+            return [
+                f"{indent}if 0 <= {var} < 64:",
+                f"{indent}    o.append({var} << 1)",
+                f"{indent}else:",
+                f"{indent}    _long(o, {var})",
+            ]
         if kind == "string":
             data = self._name("b")
             return [
