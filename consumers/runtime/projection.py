@@ -56,9 +56,13 @@ class Projection:
     branches: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
     """A correction's details: the contract's branch full name -> this projection's (renamed) one."""
 
+    disclosure_plan: _Plan = dataclasses.field(init=False, repr=False, compare=False)
+    """Each projected field with its dotted path, and the plan of its fields when it is a record."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "writer", compile_writer(self.parsed))
         object.__setattr__(self, "branches", _branch_names(self.schema))
+        object.__setattr__(self, "disclosure_plan", _plan(self.schema, ""))
 
     @property
     def schema_str(self) -> str:
@@ -85,7 +89,7 @@ class Projection:
         if type(corrected) is tuple:  # the contract's branch name -> the projection's
             record["corrected"] = (self.branches[corrected[0]], corrected[1])
         found: list[str] = []
-        _disclosed(record, "", self.kept, found)
+        _disclosed(record, self.disclosure_plan, found)
         found.sort()
         return self.writer(record), found
 
@@ -197,17 +201,43 @@ def _branch_names(schema: dict[str, Any]) -> dict[str, str]:
     return names
 
 
-def _disclosed(data: dict[str, Any], prefix: str, kept: frozenset[str], found: list[str]) -> None:
-    """The kept leaf paths of ``data`` (an Avro record of the whole event) that hold a value, into ``found``."""
-    for key, item in data.items():
-        path = prefix + key
-        if path not in kept:
+_Plan = tuple[tuple[str, str, Any], ...]
+"""(field name, dotted path, what is inside): None for a leaf, a plan for a record, and for a union of records a
+dict of branch full name -> plan."""
+
+
+def _plan(record: dict[str, Any], prefix: str) -> _Plan:
+    """The disclosure plan of a projection's record schema (named types are inlined in a projection)."""
+    plan: list[tuple[str, str, Any]] = []
+    for item in record["fields"]:
+        path = f"{prefix}{item['name']}"
+        kind = item["type"]
+        records = [
+            b for b in (kind if isinstance(kind, list) else [kind]) if isinstance(b, dict) and b.get("type") == "record"
+        ]
+        if not records:
+            plan.append((item["name"], path, None))
+        elif isinstance(kind, list) and len(records) > 1:
+            plan.append((item["name"], path, {b["name"]: _plan(b, f"{path}.") for b in records}))
+        else:
+            plan.append((item["name"], path, _plan(records[0], f"{path}.")))
+    return tuple(plan)
+
+
+def _disclosed(data: dict[str, Any], plan: _Plan, found: list[str]) -> None:
+    """The projected leaf paths of ``data`` (an Avro record of the whole event) that hold a value, into ``found``:
+    what ``Agreement.disclosed`` finds in the minimised event."""
+    for name, path, inner in plan:
+        value = data.get(name)
+        if value is None:
             continue
-        value = item[1] if type(item) is tuple else item  # a union branch named by tuple notation
-        if isinstance(value, dict):
-            _disclosed(value, path + ".", kept, found)
-        elif value is not None and value != []:
-            found.append(path)
+        if inner is None:
+            if value != []:
+                found.append(path)
+        elif type(value) is tuple:  # a union of records, the branch named by tuple notation
+            _disclosed(value[1], inner[value[0]] if isinstance(inner, dict) else inner, found)
+        else:
+            _disclosed(value, inner, found)
 
 
 class ProjectionWriter:
