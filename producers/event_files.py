@@ -49,6 +49,7 @@ import csv
 import io
 import json
 import re
+import time
 import types
 import typing
 from collections import Counter
@@ -64,6 +65,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from producers.stage_times import StageTimes
 from schemas.models import EVENT_MODELS, Event, RegistrationCorrected, RegistrationEvent
 from schemas.rules import RULE_TEXTS, UNKNOWN_RULE, rule_text
 from schemas.topics import Register
@@ -83,7 +85,9 @@ __all__ = [
     "event_record",
     "event_to_csv_row",
     "event_to_json_line",
+    "jsonl_raw",
     "validate_file",
+    "with_duplicate_check",
     "write_event_file",
     "write_json_lines",
 ]
@@ -342,38 +346,19 @@ def _parse_fast(line: bytes) -> dict[str, Any] | None:
 
     orjson keeps the last of repeated keys silently, so the parsed object is checked against the raw line: every
     key of the text is followed by one colon outside strings, so the line's colons equal the parsed keys plus the
-    colons inside parsed strings exactly when no key was dropped. A ``\\u`` escape could spell a colon the raw
-    text does not show, so such lines take the strict path.
+    colons inside parsed strings exactly when no key was dropped. That count is the colons of the object written
+    back by orjson (one per key, strings verbatim, none in numbers or literals): one C call, not a Python walk.
+    A ``\\u`` escape could spell a colon the raw text does not show, so such lines take the strict path.
     """
     if b"\\u" in line:
         return None
     try:
         data = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or _keys_and_colons(data) != line.count(b":"):
+        if not isinstance(data, dict) or orjson.dumps(data).count(b":") != line.count(b":"):
+            return None
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # the latter: nesting deeper than orjson writes
         return None
     return data
-
-
-def _keys_and_colons(data: dict[str, Any]) -> int:
-    """Keys in ``data`` (at any depth) plus the colons in its strings; iterative, so deep nesting is safe."""
-    total = 0
-    stack: list[Any] = [data]
-    while stack:
-        node = stack.pop()
-        items: Iterable[Any]
-        if isinstance(node, dict):
-            total += len(node) + "".join(node).count(":")
-            items = node.values()
-        else:
-            items = node
-        for item in items:
-            if isinstance(item, str):
-                total += item.count(":")
-            elif isinstance(item, dict | list):
-                stack.append(item)
-    return total
 
 
 @dataclass(slots=True)
@@ -386,15 +371,64 @@ class _Raw:
     kind: str | None = None  # CSV: the details kind named by corrected.<kind>.* columns
 
 
+def with_duplicate_check(row: Row, event_id: bytes | None, seen: dict[bytes, int]) -> Row:
+    """``row`` with the file-wide rule added: an event id used on an earlier line makes it invalid. ``seen`` maps
+    each id met so far to its first line; rows must come in file order."""
+    if event_id is None:
+        return row
+    first = seen.setdefault(event_id, row.line)
+    if first == row.line:
+        return row
+    return Row(row.line, None, (*row.errors, RowError(row.line, "event_id", f"event id already used on line {first}")))
+
+
+def jsonl_raw(number: int, line_bytes: bytes | None) -> _Raw | None:
+    """One JSONL line as a record to validate, or its errors; None for a blank line (``line_bytes`` None: the
+    line was longer than ``MAX_LINE_BYTES``)."""
+    if line_bytes is None:
+        return _Raw(number, None, [RowError(number, "(line)", _TOO_LONG)])
+    if not line_bytes.strip():
+        return None
+    fast = _parse_fast(line_bytes)
+    if fast is not None:
+        return _Raw(number, fast, [])
+    try:
+        text = line_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return _Raw(number, None, [RowError(number, "(line)", "is not valid UTF-8 text")])
+    if number == 1:
+        text = text.removeprefix("\ufeff")
+    try:
+        data = json.loads(text, object_pairs_hook=_no_repeated_keys, parse_constant=_no_constants)
+    except _RepeatedKey as exc:
+        return _Raw(number, None, [RowError(number, _field_name(exc.key), "appears twice in one JSON object")])
+    except json.JSONDecodeError as exc:
+        rule = f"is not valid JSON: {exc.msg} (column {exc.colno})"
+        return _Raw(number, None, [RowError(number, "(line)", rule)])
+    except _NotANumber:
+        rule = "is not valid JSON: NaN and Infinity are not JSON numbers"
+        return _Raw(number, None, [RowError(number, "(line)", rule)])
+    except RecursionError:
+        rule = "is not valid JSON for an event: arrays or objects nested too deeply"
+        return _Raw(number, None, [RowError(number, "(line)", rule)])
+    except ValueError:  # e.g. an integer of more digits than Python converts
+        return _Raw(number, None, [RowError(number, "(line)", "is not valid JSON: a number is too long")])
+    if not isinstance(data, dict):
+        return _Raw(number, None, [RowError(number, "(line)", "must be a JSON object (one event per line)")])
+    return _Raw(number, data, [])
+
+
 class EventFileReader:
     """Iterate a file's rows, each validated; every iteration reads the file afresh (rows are never held).
 
-    ``bytes_read`` tells how far the current iteration has got, for progress bars.
+    ``bytes_read`` tells how far the current iteration has got, for progress bars; ``timings``, when given, gathers
+    the time spent parsing and validating (``civreg bench``'s per-event profile).
     """
 
-    def __init__(self, path: Path, file_format: FileFormat | None = None) -> None:
+    def __init__(self, path: Path, file_format: FileFormat | None = None, *, timings: StageTimes | None = None) -> None:
         self.path = path
         self.file_format = file_format or detect_format(path)
+        self.timings = timings
         self.bytes_read = 0
         self._header: frozenset[str] = frozenset()  # CSV: the header's columns and every dotted prefix of them
         self._missing_columns: set[str] = set()  # CSV: required columns the header lacks, already reported
@@ -411,54 +445,34 @@ class EventFileReader:
         self.bytes_read = 0
         with self.path.open("rb") as handle:
             raws = self._jsonl(handle) if self.file_format is FileFormat.JSONL else self._csv(handle)
+            if self.timings is not None:
+                yield from self._timed(raws, seen, self.timings)
+                return
             for raw in raws:
                 yield self._validate(raw, seen)
+
+    def _timed(self, raws: Iterator[_Raw], seen: dict[bytes, int], timings: StageTimes) -> Iterator[Row]:
+        """The rows, with reading and parsing and validation timed apart (what the caller does between rows,
+        such as encoding, is not counted here)."""
+        clock = time.perf_counter
+        started = clock()
+        for raw in raws:
+            parsed = clock()
+            row = self._validate(raw, seen)
+            validated = clock()
+            timings.parse += parsed - started
+            timings.validate += validated - parsed
+            yield row
+            started = clock()
 
     # -- JSONL --
 
     def _jsonl(self, handle: BinaryIO) -> Iterator[_Raw]:
         for number, (line_bytes, size) in enumerate(_bounded_lines(handle), start=1):
             self.bytes_read += size
-            if line_bytes is None:
-                yield _Raw(number, None, [RowError(number, "(line)", _TOO_LONG)])
-                continue
-            if not line_bytes.strip():
-                continue
-            fast = _parse_fast(line_bytes)
-            if fast is not None:
-                yield _Raw(number, fast, [])
-                continue
-            try:
-                text = line_bytes.decode("utf-8")
-            except UnicodeDecodeError:
-                yield _Raw(number, None, [RowError(number, "(line)", "is not valid UTF-8 text")])
-                continue
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            try:
-                data = json.loads(text, object_pairs_hook=_no_repeated_keys, parse_constant=_no_constants)
-            except _RepeatedKey as exc:
-                yield _Raw(number, None, [RowError(number, _field_name(exc.key), "appears twice in one JSON object")])
-                continue
-            except json.JSONDecodeError as exc:
-                rule = f"is not valid JSON: {exc.msg} (column {exc.colno})"
-                yield _Raw(number, None, [RowError(number, "(line)", rule)])
-                continue
-            except _NotANumber:
-                rule = "is not valid JSON: NaN and Infinity are not JSON numbers"
-                yield _Raw(number, None, [RowError(number, "(line)", rule)])
-                continue
-            except RecursionError:
-                rule = "is not valid JSON for an event: arrays or objects nested too deeply"
-                yield _Raw(number, None, [RowError(number, "(line)", rule)])
-                continue
-            except ValueError:  # e.g. an integer of more digits than Python converts
-                yield _Raw(number, None, [RowError(number, "(line)", "is not valid JSON: a number is too long")])
-                continue
-            if not isinstance(data, dict):
-                yield _Raw(number, None, [RowError(number, "(line)", "must be a JSON object (one event per line)")])
-                continue
-            yield _Raw(number, data, [])
+            raw = jsonl_raw(number, line_bytes)
+            if raw is not None:
+                yield raw
 
     # -- CSV --
 
@@ -515,8 +529,14 @@ class EventFileReader:
     # -- validation --
 
     def _validate(self, raw: _Raw, seen: dict[bytes, int]) -> Row:
+        row, event_id = self.check(raw)
+        return with_duplicate_check(row, event_id, seen)
+
+    def check(self, raw: _Raw) -> tuple[Row, bytes | None]:
+        """The row validated on its own (every rule but the file-wide duplicate check), and its event id when it
+        has a readable one (for ``with_duplicate_check``)."""
         if raw.data is None:
-            return Row(raw.line, None, tuple(raw.errors))
+            return Row(raw.line, None, tuple(raw.errors)), None
         errors = list(raw.errors)
         event: Event | None = None
         event_type = raw.data.pop(_EVENT_TYPE, None)
@@ -539,13 +559,10 @@ class EventFileReader:
             except RecursionError:
                 errors.append(RowError(raw.line, "(event)", "nests arrays or objects too deeply"))
         event_id = event.event_id if event is not None else _uuid_or_none(raw.data.get("event_id"))
-        if event_id is not None:
-            first = seen.setdefault(event_id.bytes, raw.line)
-            if first != raw.line:
-                errors.append(RowError(raw.line, "event_id", f"event id already used on line {first}"))
+        id_bytes = event_id.bytes if event_id is not None else None
         if errors:
-            return Row(raw.line, None, tuple(errors))
-        return Row(raw.line, event)
+            return Row(raw.line, None, tuple(errors)), id_bytes
+        return Row(raw.line, event), id_bytes
 
     def _row_error(self, line: int, detail: ErrorDetails, kind: str | None) -> RowError | None:
         """The row's error for one validation detail; None when a file-level error already covers it."""
@@ -720,6 +737,13 @@ class ValidationReport:
         """True when every row is valid and there is at least one."""
         return self.invalid == 0 and self.valid > 0
 
+    def add_valid(self, event_type: str, register: Register) -> None:
+        """Count one valid row (when it was validated elsewhere, and only its type and register came back)."""
+        self.rows += 1
+        self.valid += 1
+        self.valid_by_type[event_type] += 1
+        self.valid_by_register[register] += 1
+
     @property
     def errors_not_kept(self) -> int:
         """Errors counted but not kept (beyond ``max_errors``)."""
@@ -727,12 +751,10 @@ class ValidationReport:
 
     def add(self, row: Row) -> None:
         """Count one row."""
-        self.rows += 1
         if row.event is not None:
-            self.valid += 1
-            self.valid_by_type[row.event.event_type] += 1
-            self.valid_by_register[row.event.family] += 1
+            self.add_valid(row.event.event_type, row.event.family)
             return
+        self.rows += 1
         self.invalid += 1
         self.error_count += len(row.errors)
         room = len(row.errors) if self.max_errors is None else max(0, self.max_errors - len(self.errors))

@@ -293,7 +293,6 @@ class Publisher:
             if latencies is None:
                 latencies = self._unreported[event_type] = []
             latencies.append(message.latency())
-            log.debug("event delivered", event_id=event_id, event_type=event_type, topic=message.topic())
             if self._on_delivery is not None:
                 self._on_delivery(
                     DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())

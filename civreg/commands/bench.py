@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from civreg.logs import configure_logging
 from civreg.settings import load_settings
 
 __all__ = ["bench"]
@@ -46,6 +47,8 @@ def bench(
     from deploy.local.bench.harness import BenchOptions
     from deploy.local.bench.suites import run_suites
 
+    # As ``civreg publish`` and the services run by default: a log line per event is no part of any path measured.
+    configure_logging("WARNING")
     console = Console()
     options = BenchOptions(
         events=events,

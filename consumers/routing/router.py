@@ -198,19 +198,29 @@ class _Lane:
         if withheld is not None:
             report.withheld[(self.department, withheld)] += 1
             return
-        delivered = self.agreement.minimise(event)
         key = event.entry.key.encode()
-        headers: list[tuple[str, str | bytes | None]] = [("civreg.event_type", delivered.event_type)]
-        if isinstance(delivered, Withdrawal):
-            headers.append((WITHDRAWAL_HEADER, "true"))
-        self.producer.produce(self.topic, key=key, value=self.writer.encode(self.agreement, delivered), headers=headers)
+        headers: list[tuple[str, str | bytes | None]]
+        if self.writer.projects and not self.agreement.withdraws(event):
+            # The fast path: the decoded event (validated once, by decoding) written with its projection's schema;
+            # no minimised copy is built or validated again (see ProjectionWriter.project).
+            event_type = event.event_type
+            value, fields = self.writer.project(self.agreement, event)
+            headers = [("civreg.event_type", event_type)]
+        else:  # a withdrawal, or no registry: the minimised event itself
+            delivered = self.agreement.minimise(event)
+            event_type = delivered.event_type
+            value, fields = self.writer.encode(self.agreement, delivered), self.agreement.disclosed(delivered)
+            headers = [("civreg.event_type", event_type)]
+            if isinstance(delivered, Withdrawal):
+                headers.append((WITHDRAWAL_HEADER, "true"))
+        self.producer.produce(self.topic, key=key, value=value, headers=headers)
         disclosure = Disclosure(
             entry_key=event.entry.key,
             department=self.department,
             controller=self.agreement.controller,
             event_id=str(event.event_id),
-            event_type=delivered.event_type,
-            fields=tuple(self.agreement.disclosed(delivered)),
+            event_type=event_type,
+            fields=tuple(fields),
             disclosed_at=datetime.now(UTC),
             legal_gateway=self.agreement.legal_gateway,
         )

@@ -14,6 +14,7 @@ unqualified name, so the contract's reader still resolves them.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import struct
@@ -24,6 +25,7 @@ from typing import Any
 import fastavro
 
 from consumers.runtime.agreements import Agreement
+from schemas.avro_writer import RecordWriter, compile_writer
 from schemas.catalogue import NAMESPACE, event_schema, named_types
 from schemas.codec import MAGIC_BYTE, Codec, to_avro
 from schemas.models import DETAILS_REGISTER, Event
@@ -47,6 +49,20 @@ class Projection:
     full_name: str
     schema: dict[str, Any]
     parsed: dict[str, Any]
+    kept: frozenset[str] = frozenset()
+    """The agreed leaf paths and every record on the way to them."""
+    writer: RecordWriter = dataclasses.field(init=False, repr=False, compare=False)
+    """Compiled for this schema: it reads only the projection's fields, so the whole event's record is its input."""
+    branches: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
+    """A correction's details: the contract's branch full name -> this projection's (renamed) one."""
+
+    disclosure_plan: _Plan = dataclasses.field(init=False, repr=False, compare=False)
+    """Each projected field with its dotted path, and the plan of its fields when it is a record."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "writer", compile_writer(self.parsed))
+        object.__setattr__(self, "branches", _branch_names(self.schema))
+        object.__setattr__(self, "disclosure_plan", _plan(self.schema, ""))
 
     @cached_property
     def schema_str(self) -> str:
@@ -58,6 +74,24 @@ class Projection:
         projected = _value(to_avro(event), self.schema)
         assert isinstance(projected, dict)
         return projected
+
+    def encode(self, event: Event) -> tuple[bytes, list[str]]:
+        """The Avro body of ``event`` (validated when decoded; not minimised) cut to this projection, and the leaf
+        paths it discloses: no model is rebuilt or validated again.
+
+        The bytes equal those of ``record(agreement.minimise(event))`` written by fastavro: the compiled writer
+        takes from each record only the projection's fields, and minimising (removing fields, then validating the
+        rest again) changes no kept value. The disclosed paths are those with a value among the kept ones, what
+        ``Agreement.disclosed`` finds in the minimised event (``tests/contract/test_projection_plan.py``).
+        """
+        record = to_avro(event)
+        corrected = record.get("corrected")
+        if type(corrected) is tuple:  # the contract's branch name -> the projection's
+            record["corrected"] = (self.branches[corrected[0]], corrected[1])
+        found: list[str] = []
+        _disclosed(record, self.disclosure_plan, found)
+        found.sort()
+        return self.writer(record), found
 
 
 def projection_subject(department: str, event_type: str, prefix: str) -> str:
@@ -71,7 +105,7 @@ def _projection(department: str, event_type: str, kept: frozenset[str], register
     schema = _record(raw, "", kept, registers, root=True)
     parsed = fastavro.parse_schema(schema, named_schemas={})
     assert isinstance(parsed, dict)
-    return Projection(department, event_type, event_schema(event_type).full_name, schema, parsed)
+    return Projection(department, event_type, event_schema(event_type).full_name, schema, parsed, kept)
 
 
 def projection(agreement: Agreement, event_type: str) -> Projection:
@@ -156,6 +190,56 @@ def _value(value: Any, schema: Any) -> Any:
     return value
 
 
+def _branch_names(schema: dict[str, Any]) -> dict[str, str]:
+    """For a correction's projection: each details branch's contract full name -> its projected full name."""
+    names: dict[str, str] = {}
+    for item in schema["fields"]:
+        if isinstance(item["type"], list):
+            for branch in item["type"]:
+                if isinstance(branch, dict) and branch.get("type") == "record":
+                    names[f"{NAMESPACE}.{branch['name'].split('.')[-1]}"] = branch["name"]
+    return names
+
+
+_Plan = tuple[tuple[str, str, Any], ...]
+"""(field name, dotted path, what is inside): None for a leaf, a plan for a record, and for a union of records a
+dict of branch full name -> plan."""
+
+
+def _plan(record: dict[str, Any], prefix: str) -> _Plan:
+    """The disclosure plan of a projection's record schema (named types are inlined in a projection)."""
+    plan: list[tuple[str, str, Any]] = []
+    for item in record["fields"]:
+        path = f"{prefix}{item['name']}"
+        kind = item["type"]
+        records = [
+            b for b in (kind if isinstance(kind, list) else [kind]) if isinstance(b, dict) and b.get("type") == "record"
+        ]
+        if not records:
+            plan.append((item["name"], path, None))
+        elif isinstance(kind, list) and len(records) > 1:
+            plan.append((item["name"], path, {b["name"]: _plan(b, f"{path}.") for b in records}))
+        else:
+            plan.append((item["name"], path, _plan(records[0], f"{path}.")))
+    return tuple(plan)
+
+
+def _disclosed(data: dict[str, Any], plan: _Plan, found: list[str]) -> None:
+    """The projected leaf paths of ``data`` (an Avro record of the whole event) that hold a value, into ``found``:
+    what ``Agreement.disclosed`` finds in the minimised event."""
+    for name, path, inner in plan:
+        value = data.get(name)
+        if value is None:
+            continue
+        if inner is None:
+            if value != []:
+                found.append(path)
+        elif type(value) is tuple:  # a union of records, the branch named by tuple notation
+            _disclosed(value[1], inner[value[0]] if isinstance(inner, dict) else inner, found)
+        else:
+            _disclosed(value, inner, found)
+
+
 class ProjectionWriter:
     """Encodes a department's events for its topic: the projection's schema and registry id, wire format.
 
@@ -168,6 +252,36 @@ class ProjectionWriter:
         self.prefix = prefix
         resolver = codec.resolver
         self._registry = resolver if isinstance(resolver, RegistrySchemaResolver) else None
+        self._headers: dict[tuple[str, str, frozenset[str]], bytes] = {}
+        # (department, event type) -> its projection: one router holds one agreement per department.
+        self._plans: dict[tuple[str, str], Projection] = {}
+
+    @property
+    def projects(self) -> bool:
+        """Whether ``project`` applies: with a registry, events are written with their projection's schema."""
+        return self._registry is not None
+
+    def project(self, agreement: Agreement, event: Event) -> tuple[bytes, list[str]]:
+        """Wire-format bytes of ``event`` (decoded and validated, not minimised) for the department's topic, and
+        the paths it discloses; needs a registry (``projects``). The fast path: no minimised model is built."""
+        key = (agreement.department, event.event_type)
+        projected = self._plans.get(key)
+        if projected is None:
+            projected = self._plans[key] = projection(agreement, event.event_type)
+        body, disclosed = projected.encode(event)
+        return self._header(agreement, projected) + body, disclosed
+
+    def _header(self, agreement: Agreement, projected: Projection) -> bytes:
+        """The 5-byte header of a projection; its schema id asked of the registry once per writer (a projection
+        is fixed for the life of a process: its agreement is loaded at start)."""
+        key = (agreement.department, projected.event_type, projected.kept)
+        header = self._headers.get(key)
+        if header is None:
+            assert self._registry is not None
+            subject = projection_subject(agreement.department, projected.event_type, self.prefix)
+            schema_id = self._registry.schema_id_for(subject, projected.schema_str)
+            header = self._headers[key] = _HEADER.pack(MAGIC_BYTE, schema_id)
+        return header
 
     def encode(self, agreement: Agreement, event: Event) -> bytes:
         """Wire-format bytes of ``event`` (already minimised by ``agreement``) for the department's topic."""
@@ -175,9 +289,7 @@ class ProjectionWriter:
         if self._registry is None:
             return self.codec.encode(event, topic)
         projected = projection(agreement, event.event_type)
-        subject = projection_subject(agreement.department, event.event_type, self.prefix)
-        schema_id = self._registry.schema_id_for(subject, projected.schema_str)
         buffer = io.BytesIO()
-        buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+        buffer.write(self._header(agreement, projected))
         fastavro.schemaless_writer(buffer, projected.parsed, projected.record(event))
         return buffer.getvalue()

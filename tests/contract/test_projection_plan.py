@@ -1,0 +1,47 @@
+"""The router's fast projection (``Projection.encode``: the decoded event written with the projection's compiled
+writer, nothing validated again) gives exactly the bytes and disclosed paths of the model path it replaces
+(``Agreement.minimise``, then fastavro writing ``Projection.record``), for every department and event type."""
+
+from __future__ import annotations
+
+import io
+
+import fastavro
+import pytest
+
+from consumers.departments import DEPARTMENTS
+from consumers.runtime.agreements import agreement_for
+from consumers.runtime.projection import projection
+from producers.simulation import simulate_registrations
+from schemas.catalogue import EVENT_TYPES
+from tests.support.factories import all_event_examples
+
+EVENTS = list(simulate_registrations(3000, 11)) + all_event_examples()
+
+
+@pytest.mark.parametrize("name", sorted(DEPARTMENTS))
+def test_fast_projection_equals_minimise_then_write(name: str) -> None:
+    agreement = agreement_for(name)
+    compared: set[str] = set()
+    for event in EVENTS:
+        if agreement.withheld_because(event) is not None or agreement.withdraws(event):
+            continue
+        projected = projection(agreement, event.event_type)
+        minimised = agreement.minimise(event)
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, projected.parsed, projected.record(minimised))
+        body, disclosed = projected.encode(event)
+        assert body == buffer.getvalue(), event.event_type
+        assert disclosed == agreement.disclosed(minimised), event.event_type
+        compared.add(event.event_type)
+    assert compared == set(agreement.event_types) & set(EVENT_TYPES)
+
+
+def test_the_fast_projection_leaves_the_decoded_event_as_it_was() -> None:
+    agreement = agreement_for("dvla")
+    event = next(
+        e for e in EVENTS if e.event_type == "RegistrationCorrected" and agreement.receives(e.family, e.event_type)
+    )
+    before = event.model_dump()
+    projection(agreement, event.event_type).encode(event)
+    assert event.model_dump() == before
