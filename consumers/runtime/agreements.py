@@ -465,6 +465,13 @@ def agreement_for(department: str, directory: Path = AGREEMENTS_DIR) -> Agreemen
 
 
 def load_agreements(directory: Path = AGREEMENTS_DIR) -> dict[str, Agreement]:
-    """Every agreement in ``directory`` by department: what the router delivers."""
-    agreements = [load_agreement(path) for path in sorted(directory.glob("*.yaml"))]
+    """Every agreement in ``directory`` by department: what the router delivers.
+
+    A directory with no agreement is an error, not an empty roster: a router (or ``agreements validate``) pointed at
+    the wrong CIVREG_CONFIG_DIR would otherwise deliver nothing and still report success.
+    """
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:
+        raise AgreementError(f"{directory}: no agreement (*.yaml) found; check CIVREG_CONFIG_DIR")
+    agreements = [load_agreement(path) for path in paths]
     return {agreement.department: agreement for agreement in agreements}

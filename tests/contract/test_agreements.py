@@ -19,6 +19,7 @@ from consumers.runtime.agreements import (
     contract_paths,
     field_paths,
     load_agreement,
+    load_agreements,
 )
 from schemas.models import (
     EVENT_MODELS,
@@ -267,3 +268,12 @@ def test_a_field_added_to_the_contract_reaches_no_department_until_an_agreement_
             assert allowed <= leaves  # named leaves only: nothing stands for fields not yet in the contract
     # Every allowed path is explicit; a new field under a shared record (death.deceased.new) matches none.
     assert "death.deceased.new_field" not in agreement_for("pensions").kept_paths("DeathRegistered")
+
+
+def test_a_directory_without_agreements_is_an_error_not_an_empty_roster(tmp_path: Path) -> None:
+    """A router pointed at the wrong CIVREG_CONFIG_DIR must stop, not deliver nothing and report success."""
+    with pytest.raises(AgreementError, match="no agreement"):
+        load_agreements(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AgreementError, match="no agreement"):
+        load_agreements(tmp_path / "empty")
