@@ -36,6 +36,7 @@ from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure
 from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawal, load_agreements
 from consumers.runtime.projection import ProjectionWriter
+from consumers.runtime.registry_outage import RegistryOutage
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
 from schemas.topics import (
     dead_letter_topic,
@@ -91,6 +92,7 @@ class _Lane:
         self.producer.init_transactions(30)
         self.consumer.subscribe(self.topics)
         self.assigned = False
+        self.registry_outage = RegistryOutage(self.consumer)
 
     def close(self) -> None:
         self.consumer.close()
@@ -115,7 +117,7 @@ class _Lane:
             self.producer.commit_transaction(30)
         except Exception:
             self.producer.abort_transaction(30)
-            self._rewind()
+            self.rewind()
             raise
         report.transactions += 1
         report.transaction_seconds += time.monotonic() - started
@@ -160,7 +162,7 @@ class _Lane:
         self.producer.produce(self.ledger, key=key, value=disclosure.to_json())
         report.routed[self.department] += 1
 
-    def _rewind(self) -> None:
+    def rewind(self) -> None:
         """After an abort, read again from the group's committed offsets (what the last transaction committed)."""
         assignment = self.consumer.assignment()
         if not assignment:
@@ -270,10 +272,7 @@ class Router:
             while not self._stopping:
                 busy = False
                 for lane in self.lanes:
-                    messages = [m for m in lane.consumer.consume(self.batch_size, self.poll_timeout) if _is_record(m)]
-                    if messages:
-                        busy = True
-                        self._route(lane, messages)
+                    busy = self._poll(lane) or busy
                 if not busy and until_caught_up and self._caught_up():
                     break
         finally:
@@ -318,21 +317,44 @@ class Router:
             for tp in partitions
         }
 
+    def _poll(self, lane: _Lane) -> bool:
+        """One poll of one lane: route what it returns, or, while the registry is away, only keep the lane in its
+        group. True if the lane had work (or is waiting for the registry): not caught up."""
+        outage = lane.registry_outage
+        if outage.waiting and not outage.due:
+            # Partitions paused: this poll keeps the membership and serves rebalances. A record it returns anyway (a
+            # partition assigned meanwhile) is read again: the retry starts from the committed offsets.
+            lane.consumer.consume(self.batch_size, min(self.poll_timeout, outage.until_retry()))
+            return True
+        if outage.due:
+            lane.rewind()  # what was read before the pause, again, from the last committed transaction
+            outage.resume()
+        messages = [m for m in lane.consumer.consume(self.batch_size, self.poll_timeout) if _is_record(m)]
+        if messages:
+            self._route(lane, messages)
+        return bool(messages) or outage.attempts > 0
+
     def _route(self, lane: _Lane, messages: list[Message]) -> None:
+        """One batch in one transaction. Without the registry (a schema id not cached yet) the transaction is aborted
+        and the lane waits it out in its group (``RegistryOutage``, as the department consumer does): never a dead
+        letter, never an exit, the other lanes go on."""
         report = RouterReport()
-        while True:
-            try:
-                lane.route(messages, report)
-                break
-            except ResolverUnavailable:  # the registry is away: nothing was committed; try the batch again
-                log.warning("schema-registry-unavailable", department=lane.department)
-                report = RouterReport()
-                time.sleep(1.0)
-                if self._stopping:
-                    return
-                messages = [m for m in lane.consumer.consume(self.batch_size, self.poll_timeout) if _is_record(m)]
-                if not messages:
-                    return
+        outage = lane.registry_outage
+        try:
+            lane.route(messages, report)
+        except ResolverUnavailable as exc:  # nothing was committed; the lane is back at its committed offsets
+            retry_in = outage.failed()
+            log.warning(
+                "schema-registry-unavailable",
+                department=lane.department,
+                attempt=outage.attempts,
+                retry_in_seconds=round(retry_in, 1),
+                error=str(exc),
+                detail="partitions paused; the batch is routed again from the committed offsets",
+            )
+            return
+        if outage.recovered():
+            log.info("schema-registry-back", department=lane.department, detail="partitions resumed")
         self.totals.routed.update(report.routed)
         self.totals.withheld.update(report.withheld)
         self.totals.dead_letters.update(report.dead_letters)
