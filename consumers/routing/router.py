@@ -14,6 +14,10 @@ anything reaches it. For each department the router runs a *lane*: a consumer in
 Readers use ``read_committed``, so a router killed at any instant and restarted neither loses nor duplicates an event
 on a department topic, and the ledger and the deliveries cannot disagree. A new department's lane has a new group,
 which starts at the beginning of the registration topics: its topic is back-filled from the whole log.
+
+A schema registry outage (a schema id not cached yet) aborts the batch's transaction; the lane then waits it out in
+its group as the department consumer does (``consumers.runtime.registry_outage``: partitions paused, polling on,
+retries with backoff), while the other lanes go on: never a dead letter, never an exit.
 """
 
 from __future__ import annotations
