@@ -86,7 +86,7 @@ def _outages(
     lost, doubled = department_topic_counts(settings, run.codec, expected_ids(run.events, producing.ids_acknowledged()))
     result.lost = max(result.lost, lost)
     result.doubled = max(result.doubled, doubled)
-    result.notes.extend(_checks(consumer.log_text(), router.log_text(), lost, doubled))
+    result.notes.extend(outage_log_checks(consumer.log_text(), router.log_text(), lost, doubled))
     for who, before, during in (
         ("the consumer", consumers_before, consumers_during),
         ("the router's lane", lanes_before, lanes_during),
@@ -103,7 +103,7 @@ def _outages(
     return result
 
 
-def _checks(consumer_log: str, router_log: str, lost: int, doubled: int) -> list[str]:
+def outage_log_checks(consumer_log: str, router_log: str, lost: int, doubled: int) -> list[str]:
     """The services' own logs say they met the outage and waited it out (the counts come from the topic)."""
     notes: list[str] = []
     # Before its clean shutdown (which revokes everything, as it should).
