@@ -14,6 +14,10 @@ anything reaches it. For each department the router runs a *lane*: a consumer in
 Readers use ``read_committed``, so a router killed at any instant and restarted neither loses nor duplicates an event
 on a department topic, and the ledger and the deliveries cannot disagree. A new department's lane has a new group,
 which starts at the beginning of the registration topics: its topic is back-filled from the whole log.
+
+A schema registry outage (a schema id not cached yet) aborts the batch's transaction; the lane then waits it out in
+its group as the department consumer does (``consumers.runtime.registry_outage``: partitions paused, polling on,
+retries with backoff), while the other lanes go on: never a dead letter, never an exit.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from consumers.runtime.agreements import WITHDRAWAL_HEADER, Agreement, Withdrawa
 from consumers.runtime.batches import take_batch
 from consumers.runtime.dead_letters import DeadLetter
 from consumers.runtime.projection import ProjectionWriter
+from consumers.runtime.registry_outage import RegistryOutage
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
 from schemas.models import Event
 from schemas.topics import (
@@ -124,6 +129,7 @@ class _Lane:
         self.assigned = False
         self._started = 0.0
         self._offsets: dict[tuple[str, int], int] = {}
+        self.registry_outage = RegistryOutage(self.consumer)
 
     def close(self) -> None:
         self.consumer.close()
@@ -170,7 +176,7 @@ class _Lane:
     def abort(self) -> None:
         """Abort the open transaction and read again from what the last committed one stored."""
         self.producer.abort_transaction(30)
-        self._rewind()
+        self.rewind()
 
     def _route_one(self, message: Message, report: RouterReport) -> None:
         try:
@@ -227,7 +233,7 @@ class _Lane:
         self.producer.produce(self.ledger, key=key, value=disclosure.to_json())
         report.routed[self.department] += 1
 
-    def _rewind(self) -> None:
+    def rewind(self) -> None:
         """After an abort, read again from the group's committed offsets (what the last transaction committed)."""
         assignment = self.consumer.assignment()
         if not assignment:
@@ -347,8 +353,12 @@ class Router:
             while not self._stopping:
                 # What every lane has already fetched, without waiting on any of them.
                 started: list[tuple[_Lane, RouterReport]] = []
+                waiting = False
                 try:
                     for lane in self.lanes:
+                        if self._waits_for_registry(lane, 0):
+                            waiting = True
+                            continue
                         messages = [m for m in take_batch(lane.consumer, self.batch_size, 0) if _is_record(m)]
                         if messages and (report := self._start(lane, messages)) is not None:
                             started.append((lane, report))
@@ -362,12 +372,14 @@ class Router:
                     continue
                 if not self.lanes:
                     continue
-                if until_caught_up and self._caught_up():
+                if not waiting and until_caught_up and self._caught_up():
                     break
                 # Idle: wait on one lane, in turn, until its first record or ``poll_timeout``. Short, because a
                 # record arriving on another lane meanwhile waits for it (the router's latency when idle).
                 lane = self.lanes[waits_on % len(self.lanes)]
                 waits_on += 1
+                if self._waits_for_registry(lane, self.poll_timeout):
+                    continue
                 messages = [m for m in take_batch(lane.consumer, self.batch_size, self.poll_timeout) if _is_record(m)]
                 if messages and (report := self._start(lane, messages)) is not None:
                     self._commit([(lane, report)])
@@ -413,22 +425,42 @@ class Router:
             for tp in partitions
         }
 
+    def _waits_for_registry(self, lane: _Lane, timeout: float) -> bool:
+        """True while ``lane`` waits out a registry outage: its partitions are paused and this poll (at most
+        ``timeout``) only keeps it in its group and serves rebalances; a record it returns anyway (a partition
+        assigned meanwhile) is read again, since the retry starts from the committed offsets. When the backoff is
+        up, the lane goes back to its committed offsets, fetches again and returns False (try the batch again)."""
+        outage = lane.registry_outage
+        if outage.waiting and not outage.due:
+            lane.consumer.consume(self.batch_size, min(timeout, outage.until_retry()))
+            return True
+        if outage.due:
+            lane.rewind()  # what was read before the pause, again, from the last committed transaction
+            outage.resume()
+        return False
+
     def _start(self, lane: _Lane, messages: list[Message]) -> RouterReport | None:
-        """Begin ``lane``'s transaction for the batch (None when stopped while the registry was away)."""
+        """Begin ``lane``'s transaction for the batch. Without the registry (a schema id not cached yet) the
+        transaction is aborted and the lane waits it out in its group (``RegistryOutage``, as the department consumer
+        does): never a dead letter, never an exit, the other lanes go on; returns None then."""
         report = RouterReport()
-        while True:
-            try:
-                lane.start(messages, report)
-                return report
-            except ResolverUnavailable:  # the registry is away: nothing was committed; try the batch again
-                log.warning("schema-registry-unavailable", department=lane.department)
-                report = RouterReport()
-                time.sleep(1.0)
-                if self._stopping:
-                    return None
-                messages = [m for m in take_batch(lane.consumer, self.batch_size, self.poll_timeout) if _is_record(m)]
-                if not messages:
-                    return None
+        outage = lane.registry_outage
+        try:
+            lane.start(messages, report)
+        except ResolverUnavailable as exc:  # aborted; the lane is back at its committed offsets
+            retry_in = outage.failed()
+            log.warning(
+                "schema-registry-unavailable",
+                department=lane.department,
+                attempt=outage.attempts,
+                retry_in_seconds=round(retry_in, 1),
+                error=str(exc),
+                detail="partitions paused; the batch is routed again from the committed offsets",
+            )
+            return None
+        if outage.recovered():
+            log.info("schema-registry-back", department=lane.department, detail="partitions resumed")
+        return report
 
     def _commit(self, started: list[tuple[_Lane, RouterReport]]) -> None:
         """Commit the pass's transactions side by side: each is a few broker round trips (offsets to the group

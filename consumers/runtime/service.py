@@ -27,7 +27,6 @@ group (``max.poll.interval.ms`` is not exceeded) and the rebalance protocol keep
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -61,6 +60,7 @@ from consumers.runtime.department import Department
 from consumers.runtime.dispatch import Dispatched, EventFailed, dispatch
 from consumers.runtime.errors import PermanentError, PoisonMessage, TransientError
 from consumers.runtime.outcomes import Outcome
+from consumers.runtime.registry_outage import RegistryOutage
 from consumers.runtime.store import Store
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
 from schemas.models import Event, RegistrationVoided
@@ -154,8 +154,7 @@ class DepartmentConsumer:
         )
         self._admin: AdminClient | None = None  # for the caught-up check: every partition's log end
         self._held: list[Message] | None = None  # a batch waiting for the schema registry, its partitions paused
-        self._held_attempts = 0
-        self._retry_held_at = 0.0
+        self._registry_outage = RegistryOutage(self._consumer)
         self._waiting_said_at = -1e9
         self._member_id: str | None = None
         self._dead_letters = DeadLetterWriter(
@@ -398,7 +397,7 @@ class DepartmentConsumer:
         except ResolverUnavailable as exc:
             self._log.warning(
                 "schema-registry-unavailable",
-                attempt=self._held_attempts + 1,
+                attempt=self._registry_outage.attempts + 1,
                 error=str(exc),
                 detail="partitions paused; the batch is retried while the consumer keeps polling",
             )
@@ -447,35 +446,27 @@ class DepartmentConsumer:
         after the held batch. A stop while holding applies nothing: the batch is read again from the stored offsets.
         """
         self._held = list(messages)
-        self._held_attempts = 1
-        self._consumer.pause(self._consumer.assignment())
-        self._retry_held_at = time.monotonic() + self._backoff()
-
-    def _backoff(self) -> float:
-        """Exponential with jitter, 0.5 s doubling up to 10 s: the registry is not hammered while it restarts."""
-        return float(min(0.5 * 2 ** (self._held_attempts - 1), 10.0) * random.uniform(0.5, 1.0))
+        self._registry_outage.failed()
 
     def _poll_while_held(self) -> None:
         assert self._held is not None
-        wait = min(self.poll_timeout, max(self._retry_held_at - time.monotonic(), 0.0))
+        wait = min(self.poll_timeout, self._registry_outage.until_retry())
         # Keeps the membership alive; a partition assigned and paused in the same rebalance may still hand over
         # what it had fetched: it joins the held batch, after what is already there.
         for message in self._consumer.consume(self.batch_size, wait):
             if self._is_record(message):
                 self._held.append(message)
-        if self._should_stop or time.monotonic() < self._retry_held_at:
+        if self._should_stop or not self._registry_outage.due:
             return
         held = self._held
         decoded = self._decode_batch(held) if held else []
         if decoded is None:
-            self._held_attempts += 1
-            self._retry_held_at = time.monotonic() + self._backoff()
+            self._registry_outage.failed()  # pauses partitions assigned meanwhile too; a longer backoff
             return
         self._held = None
-        self._held_attempts = 0
         if decoded:
             self._apply_and_commit(decoded)
-        self._consumer.resume(self._consumer.assignment())
+        self._registry_outage.recovered()
         self._log.info("schema-registry-back", detail="partitions resumed")
 
     def _apply_and_commit(self, decoded: list[_Decoded]) -> None:

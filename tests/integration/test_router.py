@@ -11,9 +11,11 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import fastavro
 from confluent_kafka import Producer
@@ -25,7 +27,9 @@ from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure, entry_disclosures, render_html
 from consumers.routing.router import Router
 from consumers.runtime.agreements import load_agreements
+from deploy.local.faults.counting import group_members
 from deploy.local.faults.reading import read_topic
+from deploy.local.faults.tcp_proxy import TcpProxy
 from producers.publisher import Publisher
 from schemas.catalogue import event_schema
 from schemas.codec import Codec, to_avro
@@ -35,6 +39,7 @@ from schemas.topics import Register, department_topic, disclosure_topic, registr
 from tests.support.environment import settings_env
 from tests.support.factories import all_event_examples, make_death
 from tests.support.routing import route
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -217,3 +222,75 @@ def test_a_new_optional_field_in_the_contract_reaches_no_department_topic(regist
             assert isinstance(decoded, dict)
             received.add(str(decoded["event_id"]))
         assert (str(death.event_id) in received) == (name in receivers), name
+
+
+def test_a_registry_outage_longer_than_the_poll_interval_keeps_every_lane_in_its_group(
+    registry_settings: Settings,
+) -> None:
+    """Every lane meets schema ids it has never seen while the registry is away for longer than
+    max.poll.interval.ms: each waits it out paused in its group (same member, no dead letter, no exit), and once
+    the registry is back each department topic holds each agreed event exactly once."""
+    assert registry_settings.registry_url
+    registry = urlsplit(registry_settings.registry_url)
+    proxy = TcpProxy(registry.hostname or "127.0.0.1", registry.port or 80)
+    proxy.start()
+    settings = registry_settings.model_copy(
+        update={
+            "registry_url": registry._replace(netloc=f"127.0.0.1:{proxy.port}").geturl(),
+            "session_timeout_ms": 6_000,
+            "max_poll_interval_ms": 6_000,
+        }
+    )
+    router = Router(settings, poll_timeout=0.1)
+    groups = [lane.group for lane in router.lanes]
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            router.run()
+        except BaseException as exc:  # the test reports it
+            failures.append(exc)
+
+    def members() -> dict[str, set[str]]:
+        return {group: group_members(settings, group) for group in groups}
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        before = wait_for(lambda: (found := members()) and all(found.values()) and found, "every lane in its group")
+        proxy.stop()  # no lane has met a schema id yet: each must ask the registry
+        events = [e for _ in range(3) for e in all_event_examples()]
+        with Publisher(registry_settings) as publisher:  # straight to the registry, not through the proxy
+            for event in events:
+                publisher.publish(event)
+        wait_for(lambda: all(lane.registry_outage.attempts for lane in router.lanes), "every lane to wait")
+        # Longer than max.poll.interval.ms with the registry away: a lane that stopped polling is evicted now.
+        deadline = time.monotonic() + 2 * settings.max_poll_interval_ms / 1000
+        while time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.2)
+        assert thread.is_alive() and not failures, failures
+        assert members() == before, "a lane left (or was evicted from) its group during the outage"
+        assert not router.totals.routed and not router.totals.dead_letters
+
+        proxy.start()
+        agreements = load_agreements()
+        expected = {
+            name: Counter(str(e.event_id) for e in events if agreement.withheld_because(e) is None)
+            for name, agreement in agreements.items()
+        }
+        wait_for(
+            lambda: all(router.totals.routed[name] >= sum(want.values()) for name, want in expected.items()),
+            "every agreed event routed once the registry is back",
+        )
+        assert members() == before, "a lane left (or was evicted from) its group"
+        assert not any(lane.registry_outage.attempts for lane in router.lanes)
+    finally:
+        router.stop()
+        thread.join(timeout=60)
+        proxy.stop()
+    assert not failures, failures
+    assert not router.totals.dead_letters
+    codec = Codec(open_codec(registry_settings).resolver)
+    for name, want in expected.items():
+        topic = department_topic(name, registry_settings.topic_prefix)
+        assert Counter(str(codec.decode(v).event_id) for _, v, _ in read_topic(registry_settings, topic)) == want, name

@@ -11,6 +11,7 @@ from pathlib import Path
 from civreg.settings import load_settings
 from deploy.local.faults import SCENARIOS, FaultOptions
 from deploy.local.faults.processes import ServiceProcess
+from deploy.local.faults.registry_outage import outage_log_checks as registry_outage_checks
 from deploy.local.faults.results import SIZES, FaultResult
 from deploy.local.faults.run import Supervisor
 
@@ -38,6 +39,19 @@ def test_a_result_with_a_doubled_delivery_or_a_failed_check_is_not_ok() -> None:
     assert not dataclasses.replace(clean, doubled=1).ok
     assert not dataclasses.replace(clean, lost=1).ok
     assert not dataclasses.replace(clean, notes=["FAILED: the restarted router exited with code 1"]).ok
+
+
+def test_the_registry_outage_fails_unless_both_services_waited_it_out_without_dead_letters() -> None:
+    waited = '{"event": "schema-registry-unavailable"}\n{"event": "schema-registry-back"}\n'
+    consumer = '{"event": "assigned"}\n' + waited + '{"event": "stopping"}\n{"event": "revoked"}\n'
+    assert registry_outage_checks(consumer, waited, 0, 0) == []
+    unrecovered = registry_outage_checks(consumer, '{"event": "schema-registry-unavailable"}\n', 0, 0)
+    assert [note for note in unrecovered if "router's log" in note]
+    lettered = registry_outage_checks(consumer, waited + '{"event": "dead-lettered"}\n', 0, 0)
+    assert [note for note in lettered if "router dead-lettered" in note]
+    assert registry_outage_checks('{"event": "revoked"}\n' + consumer, waited, 0, 0)
+    assert registry_outage_checks(consumer, waited, 0, 1)  # a delivery doubled on the department topic
+    assert all(note.startswith("FAILED") for note in registry_outage_checks(consumer, "", 1, 1))
 
 
 class _Exiting(ServiceProcess):

@@ -25,6 +25,7 @@ from consumers.runtime.department import Department
 from consumers.runtime.postgres_store import schema_for
 from consumers.suppression import department as suppression
 from deploy.local.faults.lab import CLEAN, DEPARTMENT
+from deploy.local.faults.reading import read_topic
 from deploy.local.faults.results import FaultResult
 from schemas.codec import Codec
 from schemas.models import Event
@@ -188,15 +189,25 @@ def compare(
     )
 
 
-def group_members(settings: Settings) -> set[str]:
-    """Member ids of the department's consumer group, from the broker (empty if it cannot say)."""
+def group_members(settings: Settings, group: str | None = None) -> set[str]:
+    """Member ids of ``group`` (default: the department's consumer group), from the broker (empty if it cannot
+    say)."""
     admin = AdminClient(admin_config(settings, "faults"))
-    group = suppression.group_id(settings.topic_prefix)
+    group = group or suppression.group_id(settings.topic_prefix)
     try:
         description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
     except Exception:
         return set()
     return {member.member_id for member in description.members}
+
+
+def department_topic_counts(settings: Settings, codec: Codec, expected: set[str]) -> tuple[int, int]:
+    """(lost, doubled) on the department's topic itself, as a ``read_committed`` reader finds it: the store
+    absorbs a doubled delivery by event id, so the router's exactly-once is counted on the topic."""
+    on_topic = read_topic(settings, department_topic(DEPARTMENT, settings.topic_prefix))
+    delivered = Counter(str(codec.decode(value).event_id) for _, value, _ in on_topic)
+    wanted = Counter(expected)
+    return sum((wanted - delivered).values()), sum((delivered - wanted).values())
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.5) -> bool:

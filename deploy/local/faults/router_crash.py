@@ -4,7 +4,8 @@ The router writes every department's topic and the disclosure ledger in Kafka tr
 and restarted (same transactional ids, which fences and aborts what the dead one left open), every department topic
 must hold each event its agreement lets it see exactly once, and the ledger one disclosure per delivery. Counted
 from the producer's delivery reports and the agreements against what a ``read_committed`` reader finds on the
-topics, never from the router's own report.
+topics, never from the router's own report. Events carry schema registry ids (the suite's registry, as
+``registry-outage`` uses), so every restart resolves them again and the lanes register their projections.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections import Counter
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
+from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import admin_config
 from civreg.settings import Settings
 from consumers.routing.disclosures import Disclosure
@@ -30,7 +32,6 @@ from deploy.local.faults.producing import Producing
 from deploy.local.faults.reading import read_topic
 from deploy.local.faults.results import FaultResult
 from producers.simulation import simulate_registrations
-from schemas.codec import Codec, LocalSchemaCatalogue
 from schemas.topics import department_topic, disclosure_topic
 
 NAME = "router-crash"
@@ -54,11 +55,13 @@ def routed_offsets(settings: Settings, groups: list[str]) -> int:
 def router_crash(lab: Lab) -> FaultResult:
     """The router SIGKILLed at random moments while events of every register stream in; then one restart that
     catches up. Every department topic, and the ledger, must hold each agreed delivery exactly once."""
-    settings = lab.scenario(lab.broker(), NAME, every_department=True)
+    # Registry ids, as in production: each restart resolves them again, and each lane registers its projections.
+    base = lab.broker().model_copy(update={"registry_url": lab.registry_url()})
+    settings = lab.scenario(base, NAME, every_department=True)
     agreements = load_agreements(settings.config_files.agreements_dir)
     groups = [lane_group(department, settings.topic_prefix) for department in agreements]
     events = list(simulate_registrations(lab.options.router_events, lab.options.seed + 5))
-    codec = Codec(LocalSchemaCatalogue())
+    codec = open_codec(settings, publishing=True)
     rng = random.Random(lab.options.seed + 5)
     kills = lab.options.router_kills
     notes: list[str] = []

@@ -63,17 +63,27 @@ class ScenarioRun:
 
     @classmethod
     def begin(
-        cls, lab: Lab, name: str, base: Settings, *, events: int, seed: int, profile: str = "local", route: bool = True
+        cls,
+        lab: Lab,
+        name: str,
+        base: Settings,
+        *,
+        events: int,
+        seed: int,
+        profile: str = "local",
+        route: bool = True,
+        router_update: dict[str, Any] | None = None,
     ) -> ScenarioRun:
         """Topics of its own on ``base``'s broker, ``events`` death-register events (seeded by the suite's seed plus
         ``seed``) and local schema ids, so the services run without a registry too. With ``route`` (the topology
         the services run in) a supervised ``civreg route`` process writes the department's topic from the
-        registration topics."""
+        registration topics, with ``router_update`` on the scenario's settings (e.g. the registry through a
+        proxy)."""
         settings = lab.scenario(base, name, profile=profile)
         events_ = death_register_events(events, lab.options.seed + seed)
         run = cls(name, lab, settings, Codec(LocalSchemaCatalogue()), events_)
         if route:
-            router = run.router()
+            router = run.router(settings=settings.model_copy(update=router_update or {}))
             router.start()
             run.supervisor.watch(router)
             run.supervisor.start()
