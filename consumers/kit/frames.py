@@ -14,7 +14,18 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["PY_WHITESPACE", "Checked", "first_failure", "frame_from_rows", "mapped", "read_text_csv", "stripped"]
+from consumers.kit.matching import name_key
+
+__all__ = [
+    "PY_WHITESPACE",
+    "Checked",
+    "first_failure",
+    "frame_from_rows",
+    "mapped",
+    "name_keys",
+    "read_text_csv",
+    "stripped",
+]
 
 PY_WHITESPACE = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
 """Every character Python's ``str.strip()`` removes (it counts a few control characters Unicode does not)."""
@@ -81,3 +92,10 @@ def first_failure(errors: Sequence[pl.Series]) -> tuple[int, str] | None:
     first = failing.row(0, named=True)
     message = next(first[f"e{index}"] for index in range(len(errors)) if first[f"e{index}"] is not None)
     return int(first["row"]), str(message)
+
+
+def name_keys(given_names: pl.Series, family_names: pl.Series) -> pl.Series:
+    """``matching.name_key`` of each row's names, worked out once per distinct given name and family name."""
+    family, _ = mapped(family_names, lambda name: Checked(name_key("", name)[:-1]), pl.String())
+    given, _ = mapped(given_names, lambda names: Checked(name_key(names, "")[1:]), pl.String())
+    return family + "|" + given

@@ -17,7 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "NamedRow", "Row", "Store", "Transaction"]
 
@@ -122,6 +125,9 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+_SLICE_ROWS = 50_000
+"""Rows per slice of a set-based insert: large enough to amortise, small enough not to hold a file in tuples."""
+
 _CHUNK = 400
 """Ids per ``IN (...)`` list: well inside SQLite's parameter limit (999 on old builds) and PostgreSQL's."""
 
@@ -182,6 +188,17 @@ class Transaction(ABC):
     @abstractmethod
     def savepoint(self) -> AbstractContextManager[None]:
         """Undo only this block's writes if it raises (one event's effects, not the whole batch's)."""
+
+    def insert_frame(self, table: str, frame: pl.DataFrame) -> None:
+        """Insert every row of ``frame`` (columns named as the table's) as one set-based write.
+
+        SQLite: ``executemany`` a slice at a time (one prepared statement, rows never all in Python at once);
+        PostgreSQL overrides it with ``COPY``. ``table`` and the column names are the caller's constants.
+        """
+        marks = ", ".join("?" for _ in frame.columns)
+        statement = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({marks})"  # noqa: S608
+        for part in frame.iter_slices(_SLICE_ROWS):
+            self.execute_many(statement, part.rows())
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of a query, or None."""

@@ -24,8 +24,8 @@ from typing import Any
 
 import polars as pl
 
-from consumers.kit.frames import Checked, mapped, read_text_csv, stripped
-from consumers.kit.matching import name_key, postcode_key
+from consumers.kit.frames import Checked, mapped, name_keys, read_text_csv, stripped
+from consumers.kit.matching import postcode_key
 from consumers.runtime import Store, Transaction
 from consumers.suppression.records import Listing, SuppressionList
 from schemas.identifiers import normalise_nhs_number, normalise_nino
@@ -230,12 +230,10 @@ def _recipient_keys(frame: pl.DataFrame) -> pl.DataFrame:
         pl.String(),
     )
     wanted, _ = mapped(_column(frame, "postcode"), lambda raw: Checked(postcode_key(_optional(raw))), pl.String())
-    family_letters, _ = mapped(family, lambda name: Checked(name_key("", name)[:-1]), pl.String())
-    given_letters, _ = mapped(given, lambda names: Checked(name_key(names, "")[1:]), pl.String())
     return pl.DataFrame(
         {
             "has_names": (given != "") & (family != ""),
-            "name_key": family_letters + "|" + given_letters,
+            "name_key": name_keys(given, family),
             "date_of_birth": birth,
             "postcode": wanted,
             "nino": nino,
