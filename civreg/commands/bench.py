@@ -27,11 +27,15 @@ def bench(
     publish_events: Annotated[
         int, typer.Option(min=10, help="Events of the publish suite (the issue's full size: 100000).")
     ] = 20_000,
+    bulk_rows: Annotated[
+        int, typer.Option(min=10, help="Rows of the bulk suite's register and mailing files (full size: 1000000).")
+    ] = 100_000,
 ) -> None:
     """Time this project's paths against baselines and ceilings; print each target with its figure and its goal.
 
     Suites: codec (our codec vs the stock serializers), consumer, publish (raw produce ceiling, Publisher,
-    civreg publish, stock confluent-kafka path, one broker, one run).
+    civreg publish, stock confluent-kafka path, one broker, one run), bulk (registers load of every department
+    and mailing filter over --bulk-rows rows, on SQLite and on PostgreSQL when CIVREG_POSTGRES_DSN is set).
 
     Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
     """
@@ -39,7 +43,9 @@ def bench(
     from deploy.local.bench.suites import run_suites
 
     console = Console()
-    options = BenchOptions(events=events, rounds=rounds, seed=seed, out_dir=out_dir, publish_events=publish_events)
+    options = BenchOptions(
+        events=events, rounds=rounds, seed=seed, out_dir=out_dir, publish_events=publish_events, bulk_rows=bulk_rows
+    )
     try:
         written = run_suites(load_settings(), list(suites or []), options, console)
     except KeyError as exc:

@@ -277,10 +277,10 @@ def decide_all(transaction: Transaction, frame: pl.DataFrame) -> pl.DataFrame:
     verdict: Any = pl
     matched: Any = pl
     ranked: Any = pl
-    for condition, matched_by, action in rules:
+    for condition, found_by, action in rules:
         verdict = verdict.when(condition).then(pl.lit(action.value if action else None, dtype=pl.String))
-        matched = matched.when(condition).then(pl.lit(matched_by, dtype=pl.String))
-        ranked = ranked.when(condition).then(pl.col(f"{matched_by}_rank") if matched_by else pl.lit(None, pl.UInt32))
+        matched = matched.when(condition).then(pl.lit(found_by, dtype=pl.String))
+        ranked = ranked.when(condition).then(pl.col(f"{found_by}_rank") if found_by else pl.lit(None, pl.UInt32))
     has_problem = pl.any_horizontal(pl.col("p1", "p2", "p3").is_not_null())
     decided = keys.select(
         action=verdict.otherwise(pl.lit(None, dtype=pl.String)),

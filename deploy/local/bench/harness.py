@@ -52,6 +52,8 @@ class BenchOptions:
     out_dir: Path = Path("bench-results")
     publish_events: int = 20_000
     """Events of the publish suite (100,000 for the issue's full size)."""
+    bulk_rows: int = 100_000
+    """Rows of the bulk suite's register and mailing files (1,000,000 for the issue's full size)."""
 
 
 @dataclass(frozen=True)
