@@ -87,9 +87,21 @@ def _vehicles(value: str) -> list[str]:
     return [f"{mark}:{due.isoformat()}" for mark, due in (_vehicle(item) for item in value.split(";") if item.strip())]
 
 
+_DAY = r"([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+_VEHICLES_AS_WRITTEN = rf"^[A-Z0-9]{{2,8}}:{_DAY}(;[A-Z0-9]{{2,8}}:{_DAY})*$"
+
+
+def _vehicles_as_written(cell: pl.Expr) -> pl.Expr:
+    """Vehicles already written ``MARK:YYYY-MM-DD;...`` with real dates: ``_vehicles`` would keep them as they are."""
+    days = cell.str.extract_all(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").list.eval(
+        pl.element().str.to_date("%Y-%m-%d", strict=False).is_not_null()
+    )
+    return cell.str.contains(_VEHICLES_AS_WRITTEN) & days.list.all()
+
+
 def _keep_vehicles(transaction: Transaction, drivers: pl.DataFrame) -> None:
-    """The vehicles each loaded driver keeps replace those they kept; a mark kept by another driver moves."""
-    transaction.execute("DELETE FROM vehicles WHERE keeper_id IN (SELECT record_id FROM civreg_loaded_keys)")
+    """The vehicles each loaded driver keeps (their old ones are gone: ``replaces``); a mark another driver kept
+    moves to the loaded one, and a mark listed twice in the file goes to its last row's driver."""
     kept = (
         drivers.select(pl.col("driver_id").alias("keeper_id"), pl.col("vehicles"))
         .explode("vehicles")
@@ -98,16 +110,17 @@ def _keep_vehicles(transaction: Transaction, drivers: pl.DataFrame) -> None:
         .unnest("vehicles")
         .unique(subset=["registration_mark"], keep="last", maintain_order=True)
         .select("registration_mark", "keeper_id", pl.col("due").alias("tax_due_on"))
+        .with_columns(keeper_deceased=pl.lit(0), updated_at=pl.lit(now_iso()))
     )
-    transaction.execute(
-        "CREATE TEMP TABLE civreg_loaded_vehicles (registration_mark TEXT, keeper_id TEXT, tax_due_on TEXT)"
-    )
+    if transaction.one("SELECT 1 FROM vehicles LIMIT 1") is None:
+        transaction.insert_frame("vehicles", kept)
+        return
+    transaction.execute("CREATE TEMP TABLE civreg_loaded_vehicles AS SELECT * FROM vehicles WHERE 1 = 0")
     transaction.insert_frame("civreg_loaded_vehicles", kept)
     transaction.execute(
-        "INSERT INTO vehicles SELECT registration_mark, keeper_id, tax_due_on, 0, ? FROM civreg_loaded_vehicles "
-        "WHERE true ON CONFLICT (registration_mark) DO UPDATE SET keeper_id = excluded.keeper_id, "
-        "tax_due_on = excluded.tax_due_on, keeper_deceased = 0, updated_at = excluded.updated_at",
-        (now_iso(),),
+        "INSERT INTO vehicles SELECT * FROM civreg_loaded_vehicles WHERE true ON CONFLICT (registration_mark) "
+        "DO UPDATE SET keeper_id = excluded.keeper_id, tax_due_on = excluded.tax_due_on, keeper_deceased = 0, "
+        "updated_at = excluded.updated_at"
     )
     transaction.execute("DROP TABLE civreg_loaded_vehicles")
 
@@ -117,11 +130,19 @@ REGISTER = CustomerRegister(
     "driver_id",
     (
         optional_day("licence_valid_to"),
-        RegisterColumn("vehicles", _vehicles, pl.List(pl.String()), stored=False),
+        RegisterColumn(
+            "vehicles",
+            _vehicles,
+            pl.List(pl.String()),
+            stored=False,
+            already=_vehicles_as_written,
+            as_stored=lambda cell: cell.str.split(";"),
+        ),
         identifier("driving_licence_number", normalise_driving_licence_number),
     ),
     starts_with={"licence_status": "valid", "cancelled_reason": None, "cancelled_on": None},
     related=_keep_vehicles,
+    replaces=(("vehicles", "keeper_id"),),
 )
 """DVLA's drivers file: every licence loaded is valid; the vehicles column lists what each driver keeps."""
 

@@ -22,13 +22,27 @@ from typing import Any, TypeVar
 import polars as pl
 
 from civreg.errors import CivregError
-from consumers.kit.frames import Checked, first_failure, frame_from_rows, mapped, name_keys, read_text_csv, stripped
+from consumers.kit.frames import (
+    PY_WHITESPACE,
+    Checked,
+    first_failure,
+    frame_from_rows,
+    mapped,
+    name_keys,
+    read_text_csv,
+    stripped,
+)
 from consumers.kit.life_events import EntryLog, Snapshot
 from consumers.kit.matching import IdentifierColumn, PersonTable, name_key
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.store import now_iso
 from schemas.departments import PERSON_COLUMNS, record_columns
-from schemas.identifiers import normalise_postcode
+from schemas.identifiers import (
+    normalise_driving_licence_number,
+    normalise_nino,
+    normalise_passport_number,
+    normalise_postcode,
+)
 
 __all__ = [
     "PERSON_COLUMNS",
@@ -138,11 +152,20 @@ class RegisterColumn:
     stored_as: pl.DataType = field(default_factory=pl.String)
     stored: bool = True
     """False for a column kept in another table (DVLA's vehicles), which ``CustomerRegister.related`` writes."""
+    already: Callable[[pl.Expr], pl.Expr] | None = None
+    """Marks cells the rule would store as they are (or as ``as_stored`` gives): a shortcut, never a second rule;
+    tests/unit/test_register_rules.py holds each to giving what the rule gives."""
+    as_stored: Callable[[pl.Expr], pl.Expr] | None = None
+
+
+def _as_is(cell: pl.Expr) -> pl.Expr:
+    """Not empty and without surrounding whitespace: what ``required`` returns unchanged."""
+    return (cell != "") & (cell.str.strip_chars(PY_WHITESPACE) == cell)
 
 
 def text(column: str) -> RegisterColumn:
     """A column that must not be empty."""
-    return RegisterColumn(column, lambda value: required({column: value}, column))
+    return RegisterColumn(column, lambda value: required({column: value}, column), already=_as_is)
 
 
 def choice(column: str, choices: type[StrEnum]) -> RegisterColumn:
@@ -165,9 +188,29 @@ def optional_day(column: str) -> RegisterColumn:
     return RegisterColumn(column, rule)
 
 
+_NORMAL_FORMS: dict[Callable[[str], str], Callable[[pl.Expr], pl.Expr]] = {
+    normalise_nino: lambda cell: (
+        cell.str.contains(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
+        & ~cell.str.slice(0, 2).is_in(["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"])
+    ),
+    normalise_driving_licence_number: lambda cell: cell.str.contains(
+        r"^[A-Z9]{5}[0-9](0[1-9]|1[0-2]|5[1-9]|6[0-2])[0-9]{3}[A-Z9]{2}[0-9][A-Z0-9]{2}$"
+    ),
+    normalise_passport_number: lambda cell: cell.str.contains(r"^[0-9]{9}$"),
+    normalise_postcode: lambda cell: cell.str.contains(
+        r"^(GIR 0AA|[A-PR-UWYZ]([0-9]{1,2}|[A-HK-Y][0-9]{1,2}|[0-9][A-HJKPSTUW]|[A-HK-Y][0-9][ABEHMNPRVWXY]) "
+        r"[0-9][ABD-HJLNP-UW-Z]{2})$"
+    ),
+}
+"""Identifiers already in their normal form (what the normaliser would return unchanged): the common case, which
+then needs no Python call per value."""
+
+
 def identifier(column: str, normalise: Callable[[str], str]) -> RegisterColumn:
     """An identifier column that may be empty; when present it must pass its format rule."""
-    return RegisterColumn(column, lambda value: optional({column: value}, column, normalise))
+    return RegisterColumn(
+        column, lambda value: optional({column: value}, column, normalise), already=_NORMAL_FORMS.get(normalise)
+    )
 
 
 @dataclass(frozen=True)
@@ -175,7 +218,8 @@ class CustomerRegister:
     """How a department takes its register file: its table and key, its own columns' rules in the order a row
     is checked (after the person columns'), and the values every loaded customer starts with.
 
-    ``related`` writes what the rows hold for another table (DVLA's vehicles), given the rows as stored.
+    ``related`` writes what the rows hold for another table (DVLA's vehicles), given the rows as stored, after the
+    rows of those records in ``replaces`` are deleted.
     """
 
     table: str
@@ -183,6 +227,8 @@ class CustomerRegister:
     columns: tuple[RegisterColumn, ...]
     starts_with: Mapping[str, Any]
     related: Callable[[Transaction, pl.DataFrame], None] | None = None
+    replaces: tuple[tuple[str, str], ...] = ()
+    """Other tables' (table, key column) whose rows for a loaded record are replaced by what ``related`` writes."""
 
 
 def _postcode(value: str) -> str:
@@ -193,7 +239,7 @@ def _postcode(value: str) -> str:
 
 
 _PERSON_RULES = (
-    RegisterColumn("postcode", _postcode),
+    RegisterColumn("postcode", _postcode, already=_NORMAL_FORMS[normalise_postcode]),
     text("record_id"),
     text("given_names"),
     text("family_name"),
@@ -229,7 +275,18 @@ def _validated(register: CustomerRegister, frame: pl.DataFrame) -> pl.DataFrame:
     errors = [pl.DataFrame({"address": address}).select(no_address)["error"]]
     values: dict[str, pl.Series] = {}
     for column in (*_PERSON_RULES, *register.columns):
-        value, error = mapped(frame[column.name], _checked(column.rule), column.stored_as)
+        cells = pl.col(column.name)
+        shortcut = frame.select(
+            (column.already or (lambda _: pl.lit(False)))(cells).fill_null(False).alias("already"),
+            (column.as_stored or (lambda cell: cell))(cells).alias("as_stored"),
+        )
+        value, error = mapped(
+            frame[column.name],
+            _checked(column.rule),
+            column.stored_as,
+            already=shortcut["already"],
+            as_stored=shortcut["as_stored"],
+        )
         values[column.name] = value
         errors.append(error)
     failure = first_failure(errors)
@@ -301,20 +358,32 @@ def load_customer_records(
     return frame.height
 
 
-_LOADED_KEYS = "civreg_loaded_keys"
+LOADED_KEYS = "civreg_loaded_keys"
+"""The temporary table of the keys being loaded, while the records they replace are deleted."""
+_REBUILD_FROM = 50_000
+"""Loads of at least this many rows (and at least as many as the table holds) drop the table's secondary indexes
+and build them again after the insert: sorting once beats a million scattered index inserts."""
 
 
 def _replace(transaction: Transaction, register: CustomerRegister, stored: pl.DataFrame) -> None:
-    """Delete the stored records the file gives again, insert the file's, and let ``related`` write its part."""
-    transaction.execute(f"CREATE TEMP TABLE {_LOADED_KEYS} (record_id TEXT PRIMARY KEY)")
-    transaction.insert_frame(_LOADED_KEYS, stored.select(pl.col(register.key).alias("record_id")))
-    transaction.execute(
-        f"DELETE FROM {register.table} WHERE {register.key} IN (SELECT record_id FROM {_LOADED_KEYS})"  # noqa: S608
-    )
+    """Delete the stored records the file gives again (and their rows in ``replaces`` tables), insert the file's,
+    and let ``related`` write its part; large loads rebuild the table's indexes once at the end."""
+    held = int(transaction.scalar(f"SELECT COUNT(*) FROM {register.table}"))  # noqa: S608
+    rebuild = transaction.secondary_indexes(register.table) if stored.height >= max(_REBUILD_FROM, held) else []
+    for name, _ in rebuild:
+        transaction.execute(f"DROP INDEX {name}")
+    keyed = [(register.table, register.key), *register.replaces]
+    if held or any(transaction.one(f"SELECT 1 FROM {table} LIMIT 1") for table, _ in register.replaces):  # noqa: S608
+        transaction.execute(f"CREATE TEMP TABLE {LOADED_KEYS} (record_id TEXT PRIMARY KEY)")
+        transaction.insert_frame(LOADED_KEYS, stored.select(pl.col(register.key).alias("record_id")))
+        for table, column in keyed:
+            transaction.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT record_id FROM {LOADED_KEYS})")  # noqa: S608
+        transaction.execute(f"DROP TABLE {LOADED_KEYS}")
     transaction.insert_frame(register.table, stored.drop([c.name for c in register.columns if not c.stored]))
+    for _, statement in rebuild:
+        transaction.execute(statement)
     if register.related is not None:
         register.related(transaction, stored)
-    transaction.execute(f"DROP TABLE {_LOADED_KEYS}")
 
 
 class RecordTable:

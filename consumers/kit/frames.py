@@ -66,9 +66,22 @@ def stripped(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars(PY_WHITESPACE)
 
 
-def mapped(values: pl.Series, rule: Callable[[str], Checked], dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
-    """``rule`` applied once per distinct value of ``values``; returns (stored value, error) per row."""
-    distinct = values.unique(maintain_order=False)
+def mapped(
+    values: pl.Series,
+    rule: Callable[[str], Checked],
+    dtype: pl.DataType,
+    *,
+    already: pl.Series | None = None,
+    as_stored: pl.Series | None = None,
+) -> tuple[pl.Series, pl.Series]:
+    """``rule`` applied once per distinct value of ``values``; returns (stored value, error) per row.
+
+    ``already`` marks rows whose value is known to pass as it is (its stored form is ``as_stored``, or the value
+    itself): the rule is not called for them. It must only mark values for which the rule would give that form.
+    """
+    if already is None:
+        already = pl.Series([False] * len(values), dtype=pl.Boolean)
+    distinct = values.filter(~already).unique(maintain_order=False)
     results = [rule(value) for value in distinct.to_list()]
     lookup = pl.DataFrame(
         {
@@ -77,7 +90,14 @@ def mapped(values: pl.Series, rule: Callable[[str], Checked], dtype: pl.DataType
             "error": pl.Series([result.error for result in results], dtype=pl.String),
         }
     )
-    joined = pl.DataFrame({"raw": values}).join(lookup, on="raw", how="left", maintain_order="left")
+    rows = pl.DataFrame({"raw": values, "already": already, "as_stored": values if as_stored is None else as_stored})
+    joined = rows.join(lookup, on="raw", how="left", maintain_order="left").select(
+        pl.when(pl.col("already"))
+        .then(pl.col("as_stored").cast(dtype, strict=False))
+        .otherwise(pl.col("value"))
+        .alias("value"),
+        pl.when(pl.col("already")).then(pl.lit(None, pl.String)).otherwise(pl.col("error")).alias("error"),
+    )
     return joined["value"], joined["error"]
 
 

@@ -174,6 +174,15 @@ class PostgresTransaction(Transaction):
         except psycopg.Error as exc:
             raise PostgresStatementError(exc) from None
 
+    def secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """The table's indexes in the store's schema, but for those backing a constraint (its primary key)."""
+        rows = self.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+            "AND i.tablename = ? AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+            (table,),
+        )
+        return [(str(name), str(statement)) for name, statement in rows]
+
     def _claim_outcomes(self) -> None:
         """Take the outcome table's write lock before anything else the batch touches.
 
