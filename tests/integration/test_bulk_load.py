@@ -3,13 +3,20 @@ and a large load's indexes built again as they were (the whole file stored set-b
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
+import typer
+from typer.testing import CliRunner
 
 import consumers.kit.customer_records as customer_records
+from civreg.commands.registers import registers_app
 from civreg.settings import Settings
 from consumers.departments import DEPARTMENTS
 from consumers.kit.customer_records import load_customer_records
 from consumers.operations.running import open_store
+from schemas.departments import record_columns
 from tests.support.customer_rows import row
 
 
@@ -68,3 +75,27 @@ def test_a_large_load_builds_the_indexes_again_as_they_were(
         assert int(store.read().scalar(f"SELECT COUNT(*) FROM {table}")) == 40
     finally:
         store.close()
+
+
+def test_registers_load_command_reads_the_file_and_names_a_bad_line_without_its_value(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.add_typer(registers_app, name="registers")
+    good = tmp_path / "tax.csv"
+    rows = [row("tax", f"T{n}") for n in range(5)]
+    with good.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=record_columns("tax"))
+        writer.writeheader()
+        writer.writerows(rows)
+    database = tmp_path / "tax.sqlite3"
+    loaded = CliRunner().invoke(app, ["registers", "load", str(good), "-d", "tax", "--database", str(database)])
+    assert loaded.exit_code == 0, loaded.output
+    assert "tax: loaded 5 records" in loaded.output
+    bad = tmp_path / "bad.csv"
+    rows[3]["nino"] = "ZZ999999Z"
+    with bad.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=record_columns("tax"))
+        writer.writeheader()
+        writer.writerows(rows)
+    refused = CliRunner().invoke(app, ["registers", "load", str(bad), "-d", "tax", "--database", str(database)])
+    assert refused.exit_code != 0
+    assert "line 5: nino: NINO" in refused.output and "ZZ999999Z" not in refused.output
