@@ -17,7 +17,17 @@ from schemas.identifiers import nhs_check_digit
 
 GIVEN = ["Margaret Anne", "margaret", "  Margaret ", "Márgaret", "José", "Jose", "", "   ", "\x1cAnn", "Ann\u00a0Marie"]
 FAMILY = ["Morgan", "MORGAN", "O'Brien", "OBRIEN", "o brien", "Strauß", "STRAUSS", "Zoë", "李", "-", "Mc Donald", ""]
-BIRTH = ["1941-11-03", "1941-11-3", "19411103", "03/11/1941", "", " 1941-11-03 ", "1941-02-30", "0000-01-01", "1950-01-01"]
+BIRTH = [
+    "1941-11-03",
+    "1941-11-3",
+    "19411103",
+    "03/11/1941",
+    "",
+    " 1941-11-03 ",
+    "1941-02-30",
+    "0000-01-01",
+    "1950-01-01",
+]
 POSTCODE = ["LS1 4AP", "ls14ap", " LS1  4AP ", "", "M1 1AE", "m1 1ae", "LS1\u00a04AP", "not one"]
 NINO = ["", "AB123456C", "ab 12 34 56 c", "AB123456", "QQ123456C", "BG123456A", "AB123456E", "CE654321A", " "]
 
@@ -29,7 +39,17 @@ def _nhs(first_nine: str) -> str:
 
 NHS = ["", _nhs("943476591"), "943 476 5919", _nhs("401023213"), "4010232130", "123", "401-023-2137"]
 
-ENTRY_KEYS = ["A/1/1/1", "a/1/1/2", "B/2/1/1", "b-2/1/1", "Z/9/9/9", "Leeds/North/3/10", "leeds/north/3/9", "10/x", "9/x"]
+ENTRY_KEYS = [
+    "A/1/1/1",
+    "a/1/1/2",
+    "B/2/1/1",
+    "b-2/1/1",
+    "Z/9/9/9",
+    "Leeds/North/3/10",
+    "leeds/north/3/9",
+    "10/x",
+    "9/x",
+]
 
 
 def recipient_rows(rng: random.Random, count: int) -> list[dict[str, str]]:
@@ -44,7 +64,7 @@ def recipient_rows(rng: random.Random, count: int) -> list[dict[str, str]]:
             "postcode": rng.choice(POSTCODE),
             "nino": rng.choice(NINO),
             "nhs_number": rng.choice(NHS),
-            "town": "Leeds, \"West\" Yorkshire" if rng.random() < 0.2 else "",
+            "town": 'Leeds, "West" Yorkshire' if rng.random() < 0.2 else "",
         }
         rows.append(row)
     return rows

@@ -90,9 +90,7 @@ def test_filter_mailing_writes_every_sendable_row_unchanged_and_reports_the_rest
     with (tmp_path / "report.csv").open(newline="", encoding="utf-8") as handle:
         reported = [tuple(line.values()) for line in csv.DictReader(handle)]
     assert reported == [
-        (row["recipient_id"], *decision)
-        for row, decision in zip(rows, expected, strict=True)
-        if decision[0] != "send"
+        (row["recipient_id"], *decision) for row, decision in zip(rows, expected, strict=True) if decision[0] != "send"
     ]
     assert summary.recipients == 500
     assert sum(summary.actions.values()) == 500

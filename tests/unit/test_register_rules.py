@@ -25,7 +25,9 @@ from consumers.kit.customer_records import (
 from consumers.runtime import SqliteStore
 from tests.support.customer_rows import row
 
-REGISTERS: list[CustomerRegister] = [DEPARTMENTS[name].records.register for name in DEPARTMENTS if name != "suppression"]
+REGISTERS: list[CustomerRegister] = [
+    DEPARTMENTS[name].records.register for name in DEPARTMENTS if name != "suppression"
+]
 SHORTCUTS: list[RegisterColumn] = [
     column
     for column in (*_PERSON_RULES, *(column for register in REGISTERS for column in register.columns))
