@@ -23,6 +23,7 @@ import polars as pl
 
 from civreg.errors import CivregError
 from consumers.kit.frames import (
+    NORMAL_FORMS,
     PY_WHITESPACE,
     Checked,
     first_failure,
@@ -37,12 +38,7 @@ from consumers.kit.matching import IdentifierColumn, PersonTable, name_key
 from consumers.runtime import Department, Store, Transaction
 from consumers.runtime.store import now_iso
 from schemas.departments import PERSON_COLUMNS, record_columns
-from schemas.identifiers import (
-    normalise_driving_licence_number,
-    normalise_nino,
-    normalise_passport_number,
-    normalise_postcode,
-)
+from schemas.identifiers import normalise_postcode
 
 __all__ = [
     "PERSON_COLUMNS",
@@ -188,28 +184,10 @@ def optional_day(column: str) -> RegisterColumn:
     return RegisterColumn(column, rule)
 
 
-_NORMAL_FORMS: dict[Callable[[str], str], Callable[[pl.Expr], pl.Expr]] = {
-    normalise_nino: lambda cell: (
-        cell.str.contains(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
-        & ~cell.str.slice(0, 2).is_in(["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"])
-    ),
-    normalise_driving_licence_number: lambda cell: cell.str.contains(
-        r"^[A-Z9]{5}[0-9](0[1-9]|1[0-2]|5[1-9]|6[0-2])[0-9]{3}[A-Z9]{2}[0-9][A-Z0-9]{2}$"
-    ),
-    normalise_passport_number: lambda cell: cell.str.contains(r"^[0-9]{9}$"),
-    normalise_postcode: lambda cell: cell.str.contains(
-        r"^(GIR 0AA|[A-PR-UWYZ]([0-9]{1,2}|[A-HK-Y][0-9]{1,2}|[0-9][A-HJKPSTUW]|[A-HK-Y][0-9][ABEHMNPRVWXY]) "
-        r"[0-9][ABD-HJLNP-UW-Z]{2})$"
-    ),
-}
-"""Identifiers already in their normal form (what the normaliser would return unchanged): the common case, which
-then needs no Python call per value."""
-
-
 def identifier(column: str, normalise: Callable[[str], str]) -> RegisterColumn:
     """An identifier column that may be empty; when present it must pass its format rule."""
     return RegisterColumn(
-        column, lambda value: optional({column: value}, column, normalise), already=_NORMAL_FORMS.get(normalise)
+        column, lambda value: optional({column: value}, column, normalise), already=NORMAL_FORMS.get(normalise)
     )
 
 
@@ -239,7 +217,7 @@ def _postcode(value: str) -> str:
 
 
 _PERSON_RULES = (
-    RegisterColumn("postcode", _postcode, already=_NORMAL_FORMS[normalise_postcode]),
+    RegisterColumn("postcode", _postcode, already=NORMAL_FORMS[normalise_postcode]),
     text("record_id"),
     text("given_names"),
     text("family_name"),

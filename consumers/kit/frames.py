@@ -15,8 +15,16 @@ from typing import Any
 import polars as pl
 
 from consumers.kit.matching import name_key
+from schemas.identifiers import (
+    normalise_driving_licence_number,
+    normalise_nhs_number,
+    normalise_nino,
+    normalise_passport_number,
+    normalise_postcode,
+)
 
 __all__ = [
+    "NORMAL_FORMS",
     "PY_WHITESPACE",
     "Checked",
     "first_failure",
@@ -119,3 +127,32 @@ def name_keys(given_names: pl.Series, family_names: pl.Series) -> pl.Series:
     family, _ = mapped(family_names, lambda name: Checked(name_key("", name)[:-1]), pl.String())
     given, _ = mapped(given_names, lambda names: Checked(name_key(names, "")[1:]), pl.String())
     return family + "|" + given
+
+
+def _nhs_number_as_is(cell: pl.Expr) -> pl.Expr:
+    """Ten digits whose last is the modulus 11 check digit of the first nine (an 11 counts as 0; a 10 never)."""
+    digits = [cell.str.slice(index, 1).cast(pl.Int64, strict=False) for index in range(10)]
+    total = pl.sum_horizontal(digit * (10 - index) for index, digit in enumerate(digits[:9]))
+    check = 11 - total % 11
+    return (
+        cell.str.contains(r"^[0-9]{10}$") & (check != 10) & (pl.when(check == 11).then(0).otherwise(check) == digits[9])
+    )
+
+
+NORMAL_FORMS: dict[Callable[[str], str], Callable[[pl.Expr], pl.Expr]] = {
+    normalise_nino: lambda cell: (
+        cell.str.contains(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
+        & ~cell.str.slice(0, 2).is_in(["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"])
+    ),
+    normalise_nhs_number: _nhs_number_as_is,
+    normalise_driving_licence_number: lambda cell: cell.str.contains(
+        r"^[A-Z9]{5}[0-9](0[1-9]|1[0-2]|5[1-9]|6[0-2])[0-9]{3}[A-Z9]{2}[0-9][A-Z0-9]{2}$"
+    ),
+    normalise_passport_number: lambda cell: cell.str.contains(r"^[0-9]{9}$"),
+    normalise_postcode: lambda cell: cell.str.contains(
+        r"^(GIR 0AA|[A-PR-UWYZ]([0-9]{1,2}|[A-HK-Y][0-9]{1,2}|[0-9][A-HJKPSTUW]|[A-HK-Y][0-9][ABEHMNPRVWXY]) "
+        r"[0-9][ABD-HJLNP-UW-Z]{2})$"
+    ),
+}
+"""Cells each normaliser would return unchanged (already in normal form, and valid): the common case, which then
+needs no Python call per value. tests/unit/test_register_rules.py holds each to its normaliser."""

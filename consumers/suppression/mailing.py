@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from consumers.kit.frames import Checked, mapped, name_keys, read_text_csv, stripped
+from consumers.kit.frames import NORMAL_FORMS, Checked, mapped, name_keys, read_text_csv, stripped
 from consumers.kit.matching import postcode_key
 from consumers.runtime import Store, Transaction
 from consumers.suppression.records import Listing, SuppressionList
@@ -221,15 +221,20 @@ def _recipient_keys(frame: pl.DataFrame) -> pl.DataFrame:
         lambda raw: _as_checked(_birth(raw), lambda day: day.isoformat()),
         pl.String(),
     )
-    nino, nino_problem = mapped(
-        _column(frame, "nino"), lambda raw: _as_checked(_identifier(raw, "nino", normalise_nino)), pl.String()
+    nino, nino_problem = _identifiers(frame, "nino", normalise_nino)
+    nhs, nhs_problem = _identifiers(frame, "nhs_number", normalise_nhs_number)
+    postcodes = _column(frame, "postcode")
+    plain = frame.select(  # letters, digits and spaces, at least one of the first two: its key is plain to see
+        already=postcodes.str.contains(r"^[A-Za-z0-9 ]*[A-Za-z0-9][A-Za-z0-9 ]*$"),
+        key=postcodes.str.replace_all(" ", "", literal=True).str.to_uppercase(),
     )
-    nhs, nhs_problem = mapped(
-        _column(frame, "nhs_number"),
-        lambda raw: _as_checked(_identifier(raw, "nhs_number", normalise_nhs_number)),
+    wanted, _ = mapped(
+        postcodes,
+        lambda raw: Checked(postcode_key(_optional(raw))),
         pl.String(),
+        already=plain["already"],
+        as_stored=plain["key"],
     )
-    wanted, _ = mapped(_column(frame, "postcode"), lambda raw: Checked(postcode_key(_optional(raw))), pl.String())
     return pl.DataFrame(
         {
             "has_names": (given != "") & (family != ""),
@@ -243,6 +248,13 @@ def _recipient_keys(frame: pl.DataFrame) -> pl.DataFrame:
             "p3": nhs_problem,
         }
     )
+
+
+def _identifiers(frame: pl.DataFrame, column: str, normalise: Callable[[str], str]) -> tuple[pl.Series, pl.Series]:
+    """The column's identifiers normalised, and each row's problem; cells already in normal form skip the call."""
+    cells = _column(frame, column)
+    already = pl.DataFrame({"cell": cells}).select(NORMAL_FORMS[normalise](pl.col("cell")).fill_null(False))["cell"]
+    return mapped(cells, lambda raw: _as_checked(_identifier(raw, column, normalise)), pl.String(), already=already)
 
 
 def _as_checked(found: tuple[Any, str | None], store: Callable[[Any], Any] = lambda value: value) -> Checked:

@@ -22,7 +22,9 @@ from consumers.kit.customer_records import (
     RegisterColumn,
     load_customer_records,
 )
+from consumers.kit.frames import NORMAL_FORMS
 from consumers.runtime import SqliteStore
+from schemas.identifiers import nhs_check_digit, normalise_nhs_number
 from tests.support.customer_rows import row
 
 REGISTERS: list[CustomerRegister] = [
@@ -57,6 +59,24 @@ def test_a_shortcut_only_marks_cells_its_rule_stores_as_the_shortcut_does(cells:
         for cell, already, as_stored in zip(cells, marked, stored, strict=True):
             if already:
                 assert column.rule(cell) == as_stored, (column.name, cell)
+
+
+@settings(max_examples=400, deadline=None)
+@given(cells=st.lists(st.one_of(_NEAR, st.from_regex(r"\A[0-9]{10}\Z")), min_size=1, max_size=30))
+def test_a_normal_form_only_marks_cells_its_normaliser_returns_unchanged(cells: list[str]) -> None:
+    frame = pl.DataFrame({"cell": cells}, schema={"cell": pl.String})
+    for normalise, normal in NORMAL_FORMS.items():
+        marked = frame.select(normal(pl.col("cell")).fill_null(False))["cell"].to_list()
+        for cell, already in zip(cells, marked, strict=True):
+            if already:
+                assert normalise(cell) == cell, (normalise.__name__, cell)
+
+
+def test_valid_nhs_numbers_are_in_normal_form() -> None:
+    numbers = [f"{n:09d}" for n in range(400_000_000, 400_002_000)]
+    valid = [first + str(check) for first in numbers if (check := nhs_check_digit(first)) is not None]
+    frame = pl.DataFrame({"cell": valid})
+    assert all(frame.select(NORMAL_FORMS[normalise_nhs_number](pl.col("cell")))["cell"].to_list())
 
 
 def test_shortcuts_cover_the_columns_with_a_value_per_row() -> None:
