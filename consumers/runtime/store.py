@@ -172,6 +172,19 @@ class _BatchIndex:
         self.event_ids.add(event_id)
 
 
+def _literal(value: Any) -> str | None:
+    """``value`` as an SQL literal, or None when it is not a plain text, whole number or null."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    return None
+
+
 class Transaction(ABC):
     """One open transaction: what handlers (through their department's records) and the runtime write with."""
 
@@ -195,9 +208,19 @@ class Transaction(ABC):
         SQLite: ``executemany`` a slice at a time (one prepared statement, rows never all in Python at once);
         PostgreSQL overrides it with ``COPY``. ``table`` and the column names are the caller's constants.
         """
-        marks = ", ".join("?" for _ in frame.columns)
-        statement = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({marks})"  # noqa: S608
-        for part in frame.iter_slices(_SLICE_ROWS):
+        import polars as pl  # only a bulk load needs it; consumers start without it
+
+        if frame.is_empty():
+            return
+        # A column with one value in every row (a status every loaded record starts with) is written once in the
+        # statement, not bound a million times.
+        same = frame.select(pl.all().n_unique()).row(0, named=True) if frame.height > 1 else {}
+        literals = {column: _literal(frame[column][0]) for column, count in same.items() if count == 1}
+        fixed = {column: literal for column, literal in literals.items() if literal is not None}
+        bound = [column for column in frame.columns if column not in fixed]
+        values = ", ".join(fixed.get(column, "?") for column in frame.columns)
+        statement = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({values})"  # noqa: S608
+        for part in frame.select(bound).iter_slices(_SLICE_ROWS):
             self.execute_many(statement, part.rows())
 
     def secondary_indexes(self, table: str) -> list[tuple[str, str]]:

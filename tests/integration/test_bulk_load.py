@@ -99,3 +99,16 @@ def test_registers_load_command_reads_the_file_and_names_a_bad_line_without_its_
     refused = CliRunner().invoke(app, ["registers", "load", str(bad), "-d", "tax", "--database", str(database)])
     assert refused.exit_code != 0
     assert "line 5: nino: NINO" in refused.output and "ZZ999999Z" not in refused.output
+
+
+def test_a_value_every_row_shares_is_stored_as_given(store_backend: Settings) -> None:
+    store = open_store(store_backend, "tax")
+    try:
+        rows = [row("tax", f"T{n}", family_name="O'Brien; DROP TABLE taxpayers --") for n in range(3)]
+        load_customer_records(store, DEPARTMENTS["tax"], rows)
+        stored = store.read().execute(
+            "SELECT family_name, status, sa_reminders, date_of_death, self_assessment FROM taxpayers"
+        )
+        assert [tuple(r) for r in stored] == [("O'Brien; DROP TABLE taxpayers --", "live", "on", None, 1)] * 3
+    finally:
+        store.close()
