@@ -110,6 +110,7 @@ def _timed_load(settings: Settings, department: str, engine: str, path: Path, *,
         return seconds
     finally:
         _drop(store)
+        _remove_sqlite_files(workdir)
 
 
 def _timed_filter(
@@ -123,9 +124,16 @@ def _timed_filter(
         seconds = time.perf_counter() - started
     finally:
         _drop(store)
+        _remove_sqlite_files(workdir)
     if summary.recipients != rows or sum(summary.actions.values()) != rows:
         raise RuntimeError(f"mailing filter on {engine}: {summary.recipients} of {rows} recipients decided")
     return seconds, {str(action): count for action, count in summary.actions.items()}
+
+
+def _remove_sqlite_files(workdir: Path) -> None:
+    """A million-row store is hundreds of megabytes: gone once measured."""
+    for path in workdir.glob("*.sqlite3*"):
+        path.unlink()
 
 
 def _scaled(goal: float, rows: int) -> tuple[float, str]:
