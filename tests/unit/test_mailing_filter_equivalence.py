@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from civreg.commands.suppression import mailing_app
 from consumers.kit.frames import frame_from_rows
 from consumers.runtime import SqliteStore
 from consumers.suppression import Action, SuppressionList, decide, department, filter_mailing
@@ -95,3 +98,35 @@ def test_filter_mailing_writes_every_sendable_row_unchanged_and_reports_the_rest
     assert summary.recipients == 500
     assert sum(summary.actions.values()) == 500
     assert summary.actions[Action.SEND] == len(sent)
+
+
+def test_the_mailing_filter_command_splits_the_file_and_names_a_missing_column(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CIVREG_POSTGRES_DSN", raising=False)
+    rng = random.Random(3)
+    with store.transaction() as tx:
+        store_entries(tx, listed_entries(rng, 9))
+    rows = recipient_rows(rng, 50)
+    path = tmp_path / "run.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    app = typer.Typer()
+    app.add_typer(mailing_app, name="mailing")
+    args = ["mailing", "filter", str(path), "--database", str(store.path)]
+    out, report = tmp_path / "send.csv", tmp_path / "report.csv"
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    expected = row_by_row(store, rows)
+    sends = sum(1 for action, _, _ in expected if action == "send")
+    assert f"50 recipients; hold: {sum(1 for a, _, _ in expected if a == 'hold')}" in result.output
+    with out.open(newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == sends
+    bad = tmp_path / "bad.csv"
+    bad.write_text("recipient_id,name\nR1,Margaret Morgan\n", encoding="utf-8")
+    refused = CliRunner().invoke(app, ["mailing", "filter", str(bad), "--database", str(store.path)])
+    assert refused.exit_code != 0
+    assert "missing column(s)" in refused.output
+    assert "Margaret" not in refused.output
