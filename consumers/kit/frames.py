@@ -3,7 +3,9 @@
 Why: registers and mailing runs are files of a million rows; a Python loop per row takes minutes where a column at
 a time takes seconds. The rules themselves stay the one Python function each (a date, a NINO, a name key): they are
 applied once per *distinct* value (``mapped``) and joined back, so the answer for every row is exactly what the
-function gives, and there is one definition of each rule, not a vectorised copy that could drift from it.
+function gives, and there is one definition of each rule, not a vectorised copy that could drift from it. The one
+shortcut: a cell already in its normal form (``NORMAL_FORMS``: a valid NINO as a normaliser returns it, say) is
+recognised by a column expression and skips the call; tests hold every shortcut to giving what its rule gives.
 """
 
 from __future__ import annotations
