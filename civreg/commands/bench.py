@@ -19,7 +19,10 @@ __all__ = ["bench"]
 
 def bench(
     suites: Annotated[
-        list[str] | None, typer.Argument(help="Suites to run (default: all): 'codec', 'consumer'.", show_default=False)
+        list[str] | None,
+        typer.Argument(
+            help="Suites to run (default: all): codec, consumer, publish, latency, bulk.", show_default=False
+        ),
     ] = None,
     events: Annotated[int, typer.Option(min=10, help="Events in each suite's workload.")] = 2000,
     rounds: Annotated[int, typer.Option(min=1, help="Timed passes per case (the best is reported).")] = 7,
@@ -34,13 +37,17 @@ def bench(
     latency_seconds: Annotated[
         float, typer.Option(min=1, help="Seconds the latency suite publishes for, after a 3 s warm-up.")
     ] = 20.0,
+    bulk_rows: Annotated[
+        int, typer.Option(min=10, help="Rows of the bulk suite's register and mailing files (full size: 1000000).")
+    ] = 100_000,
 ) -> None:
     """Time this project's paths against baselines and ceilings; print each target with its figure and its goal.
 
     Suites: codec (our codec vs the stock serializers), consumer, publish (raw produce ceiling, Publisher,
     civreg publish, stock confluent-kafka path, one broker, one run), latency (the router and the six department
     consumers as separate processes; publish at --latency-rate for --latency-seconds; p50/p95/p99 from send to
-    applied in each department's store).
+    applied in each department's store), bulk (registers load of every department and mailing filter over
+    --bulk-rows rows, on SQLite and on PostgreSQL when CIVREG_POSTGRES_DSN is set).
 
     Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
     """
@@ -58,6 +65,7 @@ def bench(
         publish_events=publish_events,
         latency_rate=latency_rate,
         latency_seconds=latency_seconds,
+        bulk_rows=bulk_rows,
     )
     try:
         written = run_suites(load_settings(), list(suites or []), options, console)

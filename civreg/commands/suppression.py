@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civreg.settings import load_settings
 
@@ -102,19 +100,14 @@ def filter_command(
 
     The CSV needs columns recipient_id, given_names, family_name, date_of_birth (YYYY-MM-DD) and postcode;
     nino and nhs_number are used when present; every other column is passed through to --out unchanged.
+    The whole file is matched at once against the list (a million recipients take seconds).
     """
     from consumers.operations.running import open_store
     from consumers.suppression import filter_mailing
 
     store = open_store(load_settings(), "suppression", _database(database))
-    console = Console(stderr=True)
     try:
-        with Progress(
-            TextColumn("filtering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        ) as progress:
-            total = max(sum(1 for _ in recipients.open(encoding="utf-8")) - 1, 0)
-            task = progress.add_task("filter", total=total)
-            summary = filter_mailing(store, recipients, out, report, lambda n: progress.advance(task, n))
+        summary = filter_mailing(store, recipients, out, report)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="RECIPIENTS") from None
     finally:

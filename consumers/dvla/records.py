@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import date, timedelta
+
+import polars as pl
 
 from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
-    STORED_PERSON_COLUMNS,
-    PersonColumns,
+    CustomerRegister,
     PersonRecords,
-    optional,
-    optional_date,
+    RegisterColumn,
+    identifier,
+    optional_day,
 )
 from consumers.kit.letters import LetterSchedule, ScheduledLetter
 from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
@@ -56,7 +58,6 @@ RENEWAL_NOTICE = timedelta(days=56)
 TAX_NOTICE = timedelta(days=30)
 """A vehicle tax reminder (V11) goes 30 days before the tax runs out."""
 
-_SPECIFIC = ("driving_licence_number", "licence_status", "cancelled_reason", "cancelled_on", "licence_valid_to")
 _REGISTRATION_MARK = re.compile(r"^[A-Z0-9]{2,8}$")
 
 
@@ -81,8 +82,75 @@ _VEHICLE_TAX_REMINDER = LetterSchedule(
 )
 
 
+def _vehicles(value: str) -> list[str]:
+    """``MARK:tax-due-date`` items separated by ``;``, each as ``MARK:YYYY-MM-DD``."""
+    return [f"{mark}:{due.isoformat()}" for mark, due in (_vehicle(item) for item in value.split(";") if item.strip())]
+
+
+_DAY = r"([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+_VEHICLES_AS_WRITTEN = rf"^[A-Z0-9]{{2,8}}:{_DAY}(;[A-Z0-9]{{2,8}}:{_DAY})*$"
+
+
+def _vehicles_as_written(cell: pl.Expr) -> pl.Expr:
+    """Vehicles already written ``MARK:YYYY-MM-DD;...`` with real dates: ``_vehicles`` would keep them as they are."""
+    days = cell.str.extract_all(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").list.eval(
+        pl.element().str.to_date("%Y-%m-%d", strict=False).is_not_null()
+    )
+    return cell.str.contains(_VEHICLES_AS_WRITTEN) & days.list.all()
+
+
+def _keep_vehicles(transaction: Transaction, drivers: pl.DataFrame) -> None:
+    """The vehicles each loaded driver keeps (their old ones are gone: ``replaces``); a mark another driver kept
+    moves to the loaded one, and a mark listed twice in the file goes to its last row's driver."""
+    kept = (
+        drivers.select(pl.col("driver_id").alias("keeper_id"), pl.col("vehicles"))
+        .explode("vehicles")
+        .drop_nulls("vehicles")
+        .with_columns(pl.col("vehicles").str.split_exact(":", 1).struct.rename_fields(["registration_mark", "due"]))
+        .unnest("vehicles")
+        .unique(subset=["registration_mark"], keep="last", maintain_order=True)
+        .select("registration_mark", "keeper_id", pl.col("due").alias("tax_due_on"))
+        .with_columns(keeper_deceased=pl.lit(0), updated_at=pl.lit(now_iso()))
+    )
+    if transaction.one("SELECT 1 FROM vehicles LIMIT 1") is None:
+        transaction.insert_frame("vehicles", kept)
+        return
+    transaction.execute("CREATE TEMP TABLE civreg_loaded_vehicles AS SELECT * FROM vehicles WHERE 1 = 0")
+    transaction.insert_frame("civreg_loaded_vehicles", kept)
+    transaction.execute(
+        "INSERT INTO vehicles SELECT * FROM civreg_loaded_vehicles WHERE true ON CONFLICT (registration_mark) "
+        "DO UPDATE SET keeper_id = excluded.keeper_id, tax_due_on = excluded.tax_due_on, keeper_deceased = 0, "
+        "updated_at = excluded.updated_at"
+    )
+    transaction.execute("DROP TABLE civreg_loaded_vehicles")
+
+
+REGISTER = CustomerRegister(
+    "drivers",
+    "driver_id",
+    (
+        optional_day("licence_valid_to"),
+        RegisterColumn(
+            "vehicles",
+            _vehicles,
+            pl.List(pl.String()),
+            stored=False,
+            already=_vehicles_as_written,
+            as_stored=lambda cell: cell.str.split(";"),
+        ),
+        identifier("driving_licence_number", normalise_driving_licence_number),
+    ),
+    starts_with={"licence_status": "valid", "cancelled_reason": None, "cancelled_on": None},
+    related=_keep_vehicles,
+    replaces=(("vehicles", "keeper_id"),),
+)
+"""DVLA's drivers file: every licence loaded is valid; the vehicles column lists what each driver keeps."""
+
+
 class DvlaRecords(PersonRecords):
     """Reads and writes DVLA's driver and vehicle tables inside one transaction."""
+
+    register = REGISTER
 
     def __init__(self, transaction: Transaction) -> None:
         super().__init__(
@@ -92,35 +160,6 @@ class DvlaRecords(PersonRecords):
             identifier=("driving_licence_number", lambda ids: ids.driving_licence_number),
         )
         self.drivers = self.table
-
-    # Register -----------------------------------------------------------------------------------------------
-
-    def add(self, row: Mapping[str, str]) -> None:
-        """One driver from a register row; ``vehicles`` lists ``MARK:tax-due-date`` separated by ``;``."""
-        person = PersonColumns.from_row(row)
-        valid_to = optional_date(row, "licence_valid_to")
-        vehicles = [_vehicle(item) for item in (row.get("vehicles") or "").split(";") if item.strip()]
-        self.drivers.replace(
-            person.record_id,
-            ("driver_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
-            (
-                person.record_id,
-                *person.values(),
-                optional(row, "driving_licence_number", normalise_driving_licence_number),
-                "valid",
-                None,
-                None,
-                None if valid_to is None else valid_to.isoformat(),
-            ),
-        )
-        self._tx.execute("DELETE FROM vehicles WHERE keeper_id = ?", (person.record_id,))
-        for mark, tax_due in vehicles:
-            self._tx.execute(
-                "INSERT INTO vehicles VALUES (?, ?, ?, 0, ?) ON CONFLICT (registration_mark) DO UPDATE SET "
-                "keeper_id = excluded.keeper_id, tax_due_on = excluded.tax_due_on, keeper_deceased = 0, "
-                "updated_at = excluded.updated_at",
-                (mark, person.record_id, tax_due.isoformat(), now_iso()),
-            )
 
     # What the rules change ----------------------------------------------------------------------------------
 

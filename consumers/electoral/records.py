@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import date
 
 from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
-    STORED_PERSON_COLUMNS,
-    PersonColumns,
+    CustomerRegister,
     PersonRecords,
-    optional_date,
+    optional_day,
 )
 from consumers.kit.letters import LetterSchedule, ScheduledLetter
 from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
@@ -36,35 +35,27 @@ CREATE INDEX IF NOT EXISTS electors_poll_card ON electors (poll_card_on);
     + ENTRY_LOG_SCHEMA
 )
 
-_SPECIFIC = ("status", "removed_reason", "removed_on", "poll_card_on")
-
 
 _POLL_CARD = LetterSchedule("poll-card", "electors", "elector_id", "poll_card_on", also=("removed_reason",))
+
+
+REGISTER = CustomerRegister(
+    "electors",
+    "elector_id",
+    (optional_day("poll_card_on"),),
+    starts_with={"status": "registered", "removed_reason": None, "removed_on": None},
+)
+"""The electoral register file: every elector loaded is registered."""
 
 
 class ElectoralRecords(PersonRecords):
     """Reads and writes the electoral register inside one transaction."""
 
+    register = REGISTER
+
     def __init__(self, transaction: Transaction) -> None:
         super().__init__(transaction, "electors", "elector_id")
         self.electors = self.table
-
-    def add(self, row: Mapping[str, str]) -> None:
-        """One elector from a register row."""
-        person = PersonColumns.from_row(row)
-        poll_card = optional_date(row, "poll_card_on")
-        self.electors.replace(
-            person.record_id,
-            ("elector_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
-            (
-                person.record_id,
-                *person.values(),
-                "registered",
-                None,
-                None,
-                None if poll_card is None else poll_card.isoformat(),
-            ),
-        )
 
     def remove(self, elector_id: str, reason: str, on: date) -> Snapshot:
         """Take the elector off the register."""

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
-    STORED_PERSON_COLUMNS,
-    PersonColumns,
+    CustomerRegister,
     PersonRecords,
-    optional,
-    optional_date,
+    identifier,
+    optional_day,
 )
 from consumers.kit.letters import LetterSchedule, ScheduledLetter
 from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
@@ -43,8 +42,6 @@ CREATE INDEX IF NOT EXISTS passports_expiry ON passports (expires_on);
 RENEWAL_NOTICE = timedelta(days=90)
 """A renewal reminder goes 90 days before the passport expires."""
 
-_SPECIFIC = ("passport_number", "status", "cancelled_reason", "cancelled_on", "expires_on")
-
 
 _PASSPORT_RENEWAL_REMINDER = LetterSchedule(
     "passport-renewal-reminder",
@@ -56,32 +53,25 @@ _PASSPORT_RENEWAL_REMINDER = LetterSchedule(
 )
 
 
+REGISTER = CustomerRegister(
+    "passports",
+    "passport_id",
+    (optional_day("expires_on"), identifier("passport_number", normalise_passport_number)),
+    starts_with={"status": "valid", "cancelled_reason": None, "cancelled_on": None},
+)
+"""HMPO's passport register file: every passport loaded is valid."""
+
+
 class PassportRecords(PersonRecords):
     """Reads and writes HMPO's passport table inside one transaction."""
+
+    register = REGISTER
 
     def __init__(self, transaction: Transaction) -> None:
         super().__init__(
             transaction, "passports", "passport_id", identifier=("passport_number", lambda ids: ids.passport_number)
         )
         self.passports = self.table
-
-    def add(self, row: Mapping[str, str]) -> None:
-        """One passport from a register row."""
-        person = PersonColumns.from_row(row)
-        expires = optional_date(row, "expires_on")
-        self.passports.replace(
-            person.record_id,
-            ("passport_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
-            (
-                person.record_id,
-                *person.values(),
-                optional(row, "passport_number", normalise_passport_number),
-                "valid",
-                None,
-                None,
-                None if expires is None else expires.isoformat(),
-            ),
-        )
 
     def cancel(self, passport_id: str, reason: str, on: date) -> Snapshot:
         """The passport is no longer valid for travel or as proof of identity."""

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import polars as pl
+
 from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
-    STORED_PERSON_COLUMNS,
-    PersonColumns,
+    CustomerRegister,
     PersonRecords,
-    optional,
-    optional_date,
+    RegisterColumn,
+    choice,
+    day,
+    identifier,
+    optional_day,
     required,
-    required_choice,
-    required_date,
 )
 from consumers.kit.letters import LetterSchedule, ScheduledLetter
 from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
@@ -49,20 +51,6 @@ CREATE INDEX IF NOT EXISTS pensioners_nino ON pensioners (nino);
 CREATE INDEX IF NOT EXISTS pensioners_statement ON pensioners (next_statement_on);
 """
     + ENTRY_LOG_SCHEMA
-)
-
-_SPECIFIC = (
-    "nino",
-    "marital_status",
-    "weekly_amount_pence",
-    "paid_every_days",
-    "payment_anchor_on",
-    "paid_in",
-    "status",
-    "entitled_to",
-    "overpayment_pence",
-    "recovery",
-    "next_statement_on",
 )
 
 
@@ -100,43 +88,53 @@ class PaymentSchedule:
         return max(days, 0) * self.weekly_amount_pence // 7
 
 
+def _paid_in(value: str) -> str:
+    paid_in = required({"paid_in": value}, "paid_in")
+    if paid_in not in {"arrears", "advance"}:
+        raise ValueError("paid_in must be arrears or advance")
+    return paid_in
+
+
+def _positive(column: str) -> RegisterColumn:
+    """A whole number of at least 1."""
+
+    def rule(value: str) -> int:
+        try:
+            number = int(required({column: value}, column))
+        except ValueError:
+            raise ValueError(f"{column} must be a whole number") from None
+        if number < 1:
+            raise ValueError(f"{column} must be at least 1")
+        return number
+
+    return RegisterColumn(column, rule, pl.Int64())
+
+
+REGISTER = CustomerRegister(
+    "pensioners",
+    "pensioner_id",
+    (
+        choice("marital_status", MaritalStatus),
+        RegisterColumn("paid_in", _paid_in),
+        _positive("weekly_amount_pence"),
+        _positive("paid_every_days"),
+        optional_day("next_statement_on"),
+        identifier("nino", normalise_nino),
+        day("payment_anchor_on"),
+    ),
+    starts_with={"status": "in_payment", "entitled_to": None, "overpayment_pence": 0, "recovery": "none"},
+)
+"""DWP's pension register file: every pension loaded is in payment, with nothing overpaid."""
+
+
 class PensionRecords(PersonRecords):
     """Reads and writes DWP's pension tables inside one transaction."""
+
+    register = REGISTER
 
     def __init__(self, transaction: Transaction) -> None:
         super().__init__(transaction, "pensioners", "pensioner_id", identifier=("nino", lambda ids: ids.nino))
         self.pensioners = self.table
-
-    # Register -----------------------------------------------------------------------------------------------
-
-    def add(self, row: Mapping[str, str]) -> None:
-        """One pensioner from a register row."""
-        person = PersonColumns.from_row(row)
-        status = required_choice(row, "marital_status", MaritalStatus)
-        paid_in = required(row, "paid_in")
-        if paid_in not in {"arrears", "advance"}:
-            raise ValueError("paid_in must be arrears or advance")
-        weekly, every = _positive(row, "weekly_amount_pence"), _positive(row, "paid_every_days")
-        statement = optional_date(row, "next_statement_on")
-        self.pensioners.replace(
-            person.record_id,
-            ("pensioner_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
-            (
-                person.record_id,
-                *person.values(),
-                optional(row, "nino", normalise_nino),
-                status.value,
-                weekly,
-                every,
-                required_date(row, "payment_anchor_on").isoformat(),
-                paid_in,
-                "in_payment",
-                None,
-                0,
-                "none",
-                None if statement is None else statement.isoformat(),
-            ),
-        )
 
     # What the rules change ----------------------------------------------------------------------------------
 
@@ -190,13 +188,3 @@ class PensionRecords(PersonRecords):
         """Annual State Pension statements scheduled in [first, last], with each pension's status."""
         for letter, row in _PENSION_STATEMENT.due_in(self._tx, first, last):
             yield letter, row.text("status")
-
-
-def _positive(row: Mapping[str, str], column: str) -> int:
-    try:
-        value = int(required(row, column))
-    except ValueError:
-        raise ValueError(f"{column} must be a whole number") from None
-    if value < 1:
-        raise ValueError(f"{column} must be at least 1")
-    return value

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -41,8 +41,13 @@ from consumers.runtime.store import (
     offsets_from,
 )
 
+if TYPE_CHECKING:
+    import polars as pl
+
 __all__ = ["PostgresStatementError", "PostgresStore", "PostgresTransaction", "schema_for", "to_psycopg"]
 
+_COPY_ROWS = 100_000
+"""Rows per CSV block sent down one COPY."""
 _DEPARTMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 
 
@@ -152,6 +157,31 @@ class PostgresTransaction(Transaction):
             raise _transient(exc) from exc
         except psycopg.Error as exc:
             raise PostgresStatementError(exc) from None
+
+    def insert_frame(self, table: str, frame: pl.DataFrame) -> None:
+        """``COPY table (columns) FROM STDIN`` in CSV, every text quoted so that only a null is an empty cell."""
+        if frame.is_empty():
+            return
+        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(column) for column in frame.columns)
+        )
+        try:
+            with self._store.connection.cursor() as cursor, cursor.copy(copy) as stream:
+                for part in frame.iter_slices(_COPY_ROWS):
+                    stream.write(part.write_csv(include_header=False, quote_style="non_numeric").encode())
+        except psycopg.OperationalError as exc:
+            raise _transient(exc) from exc
+        except psycopg.Error as exc:
+            raise PostgresStatementError(exc) from None
+
+    def secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """The table's indexes in the store's schema, but for those backing a constraint (its primary key)."""
+        rows = self.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+            "AND i.tablename = ? AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+            (table,),
+        )
+        return [(str(name), str(statement)) for name, statement in rows]
 
     def _claim_outcomes(self) -> None:
         """Take the outcome table's write lock before anything else the batch touches.

@@ -50,6 +50,13 @@ class SqliteTransaction(Transaction):
         """Run one statement for many parameter rows."""
         self._connection.executemany(sql, rows)
 
+    def secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """The table's own indexes (SQLite's automatic ones, for keys, have no SQL and stay)."""
+        rows = self._connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,)
+        )
+        return [(str(name), str(statement)) for name, statement in rows]
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """SAVEPOINT / ROLLBACK TO / RELEASE around the block."""

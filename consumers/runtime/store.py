@@ -17,7 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "NamedRow", "Row", "Store", "Transaction"]
 
@@ -122,6 +125,9 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+_SLICE_ROWS = 50_000
+"""Rows per slice of a set-based insert: large enough to amortise, small enough not to hold a file in tuples."""
+
 _CHUNK = 400
 """Ids per ``IN (...)`` list: well inside SQLite's parameter limit (999 on old builds) and PostgreSQL's."""
 
@@ -166,6 +172,19 @@ class _BatchIndex:
         self.event_ids.add(event_id)
 
 
+def _literal(value: Any) -> str | None:
+    """``value`` as an SQL literal, or None when it is not a plain text, whole number or null."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    return None
+
+
 class Transaction(ABC):
     """One open transaction: what handlers (through their department's records) and the runtime write with."""
 
@@ -182,6 +201,32 @@ class Transaction(ABC):
     @abstractmethod
     def savepoint(self) -> AbstractContextManager[None]:
         """Undo only this block's writes if it raises (one event's effects, not the whole batch's)."""
+
+    def insert_frame(self, table: str, frame: pl.DataFrame) -> None:
+        """Insert every row of ``frame`` (columns named as the table's) as one set-based write.
+
+        SQLite: ``executemany`` a slice at a time (one prepared statement, rows never all in Python at once);
+        PostgreSQL overrides it with ``COPY``. ``table`` and the column names are the caller's constants.
+        """
+        import polars as pl  # only a bulk load needs it; consumers start without it
+
+        if frame.is_empty():
+            return
+        # A column with one value in every row (a status every loaded record starts with) is written once in the
+        # statement, not bound a million times.
+        same = frame.select(pl.all().n_unique()).row(0, named=True) if frame.height > 1 else {}
+        literals = {column: _literal(frame[column][0]) for column, count in same.items() if count == 1}
+        fixed = {column: literal for column, literal in literals.items() if literal is not None}
+        bound = [column for column in frame.columns if column not in fixed]
+        values = ", ".join(fixed.get(column, "?") for column in frame.columns)
+        statement = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({values})"  # noqa: S608
+        for part in frame.select(bound).iter_slices(_SLICE_ROWS):
+            self.execute_many(statement, part.rows())
+
+    def secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """``(name, CREATE INDEX statement)`` of each index on ``table`` that no constraint needs: a bulk load drops
+        them and builds them again after (one sort each instead of a million scattered inserts)."""
+        return []
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of a query, or None."""

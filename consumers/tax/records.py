@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import date
+
+import polars as pl
 
 from consumers.kit.customer_records import (
     PERSON_COLUMNS_DDL,
-    STORED_PERSON_COLUMNS,
-    PersonColumns,
+    CustomerRegister,
     PersonRecords,
-    optional,
-    optional_date,
+    RegisterColumn,
+    choice,
+    identifier,
+    optional_day,
     required,
-    required_choice,
 )
 from consumers.kit.letters import LetterSchedule, ScheduledLetter
 from consumers.kit.life_events import ENTRY_LOG_SCHEMA, Snapshot
@@ -58,8 +60,6 @@ CREATE INDEX IF NOT EXISTS child_benefit_invitations_due ON child_benefit_invita
     + ENTRY_LOG_SCHEMA
 )
 
-_SPECIFIC = ("nino", "marital_status", "self_assessment", "sa_reminders", "next_reminder_on", "status", "date_of_death")
-
 
 _SELF_ASSESSMENT_REMINDER = LetterSchedule(
     "self-assessment-reminder",
@@ -83,38 +83,36 @@ _CHILD_BENEFIT_INVITATION = LetterSchedule(
 )
 
 
+def _self_assessment(value: str) -> int:
+    """Whether the taxpayer is in Self Assessment: yes or no (any case)."""
+    answer = required({"self_assessment": value}, "self_assessment").lower()
+    if answer not in {"yes", "no"}:
+        raise ValueError("self_assessment must be yes or no")
+    return int(answer == "yes")
+
+
+REGISTER = CustomerRegister(
+    "taxpayers",
+    "taxpayer_id",
+    (
+        choice("marital_status", MaritalStatus),
+        RegisterColumn("self_assessment", _self_assessment, pl.Int64()),
+        optional_day("next_reminder_on"),
+        identifier("nino", normalise_nino),
+    ),
+    starts_with={"sa_reminders": "on", "status": "live", "date_of_death": None},
+)
+"""HMRC's register file: a taxpayer starts live, with Self Assessment reminders on if they are in it."""
+
+
 class TaxRecords(PersonRecords):
     """Reads and writes HMRC's tables inside one transaction."""
+
+    register = REGISTER
 
     def __init__(self, transaction: Transaction) -> None:
         super().__init__(transaction, "taxpayers", "taxpayer_id", identifier=("nino", lambda ids: ids.nino))
         self.taxpayers = self.table
-
-    # Register -----------------------------------------------------------------------------------------------
-
-    def add(self, row: Mapping[str, str]) -> None:
-        """One taxpayer from a register row (self_assessment is yes or no)."""
-        person = PersonColumns.from_row(row)
-        status = required_choice(row, "marital_status", MaritalStatus)
-        in_self_assessment = required(row, "self_assessment").lower()
-        if in_self_assessment not in {"yes", "no"}:
-            raise ValueError("self_assessment must be yes or no")
-        reminder = optional_date(row, "next_reminder_on")
-        self.taxpayers.replace(
-            person.record_id,
-            ("taxpayer_id", *STORED_PERSON_COLUMNS, *_SPECIFIC),
-            (
-                person.record_id,
-                *person.values(),
-                optional(row, "nino", normalise_nino),
-                status.value,
-                int(in_self_assessment == "yes"),
-                "on",
-                None if reminder is None else reminder.isoformat(),
-                "live",
-                None,
-            ),
-        )
 
     # What the rules change ----------------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ class BenchOptions:
     """Events per second the latency suite publishes at (the target's rate)."""
     latency_seconds: float = 20.0
     """How long the latency suite publishes at that rate (after its warm-up)."""
+    bulk_rows: int = 100_000
+    """Rows of the bulk suite's register and mailing files (1,000,000 for the issue's full size)."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from civreg.settings import Settings
+from deploy.local.bench.bulk import run_bulk_suite
 from deploy.local.bench.codec import run_codec_suite
 from deploy.local.bench.consumer import run_consumer_suite
 from deploy.local.bench.harness import (
@@ -33,6 +34,7 @@ SUITES: dict[str, Suite] = {
     "consumer": run_consumer_suite,
     "publish": run_publish_suite,
     "latency": run_latency_suite,
+    "bulk": run_bulk_suite,
 }
 """Every suite by name, in the order ``civreg bench`` runs them."""
 
