@@ -293,6 +293,9 @@ class Publisher:
             if latencies is None:
                 latencies = self._unreported[event_type] = []
             latencies.append(message.latency())
+            # Near free below DEBUG (the filtering logger drops it unformatted); at DEBUG an operator can follow an
+            # event id to its topic (ids and positions are readable after redaction, personal values never).
+            log.debug("event delivered", event_id=event_id, event_type=event_type, topic=message.topic())
             if self._on_delivery is not None:
                 self._on_delivery(
                     DeliveryReport(event_id, event_type, message.topic(), message.partition(), message.offset())
