@@ -43,7 +43,7 @@ class FaultResult:
 
 SIZES = ("full", "quick", "ci")
 """``full``: the issue's sizes (``make faults``); ``quick``: reduced (``make faults-quick``); ``ci``: the smallest
-run of every scenario that still kills and interrupts each service several times (``make test``)."""
+run of every scenario that still kills and interrupts each service several times (on demand: ``--ci``)."""
 
 
 @dataclass(frozen=True)
