@@ -16,7 +16,7 @@ from civreg.errors import CivregError, MissingTopics
 from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import Settings
 
-__all__ = ["ClusterUnreachable", "require_topics", "watermarks"]
+__all__ = ["ClusterUnreachable", "require_topics", "unread_ranges", "watermarks"]
 
 
 # Answers a partition gives while its leadership is still moving (a topic just created, a broker just restarted).
@@ -60,3 +60,16 @@ def watermarks(consumer: Consumer, topic: str, partition: int, *, timeout: float
             if not moving or time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+
+
+def unread_ranges(
+    consumer: Consumer, topic: str, partitions: Sequence[int], *, timeout: float = 10.0
+) -> dict[int, tuple[int, int]]:
+    """(low, high) of each of ``partitions`` that holds anything: where a tool reading a topic to its end starts and
+    stops (the high watermarks read first, so the reading ends); empty partitions are left out."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for partition in sorted(partitions):
+        low, high = watermarks(consumer, topic, partition, timeout=timeout)
+        if high > low:
+            ranges[partition] = (low, high)
+    return ranges

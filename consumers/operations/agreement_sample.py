@@ -18,7 +18,7 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, TopicPartition
 
-from civreg.cluster import watermarks
+from civreg.cluster import unread_ranges
 from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import consumer_config
 from civreg.settings import Settings
@@ -111,13 +111,9 @@ def sample_department_topic(
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None:
             raise LookupError(f"department topic {topic} does not exist or this principal may not see it")
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for partition in sorted(metadata.partitions):
-            low, high = watermarks(consumer, topic, partition, timeout=timeout)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, low))
+        ranges = unread_ranges(consumer, topic, list(metadata.partitions), timeout=timeout)
+        ends = {partition: high for partition, (_low, high) in ranges.items()}
+        starts = [TopicPartition(topic, partition, low) for partition, (low, _high) in ranges.items()]
         if not starts:
             return []
         consumer.assign(starts)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from civreg.cluster import watermarks
+from civreg.cluster import unread_ranges
 from civreg.kafka_config import consumer_config, producer_config
 from civreg.settings import Settings
 from schemas.topics import dead_letter_topic
@@ -93,13 +93,9 @@ def _read(settings: Settings, department: str, timeout: float) -> list[Message]:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None:
             raise LookupError(f"dead-letter topic {topic} does not exist (run `civreg topics apply`)")
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for partition in metadata.partitions:
-            low, high = watermarks(consumer, topic, partition, timeout=timeout)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, low))
+        ranges = unread_ranges(consumer, topic, list(metadata.partitions), timeout=timeout)
+        ends = {partition: high for partition, (_low, high) in ranges.items()}
+        starts = [TopicPartition(topic, partition, low) for partition, (low, _high) in ranges.items()]
         if not starts:
             return []
         consumer.assign(starts)

@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.faults", description=DESCRIPTION)
     sizes = parser.add_mutually_exclusive_group()
     sizes.add_argument("--quick", action="store_true", help="reduced sizes: fewer events and kills, shorter outages")
-    sizes.add_argument("--ci", action="store_true", help="the smallest sizes: every scenario, 3 kills each (about 5 minutes)")
+    sizes.add_argument(
+        "--ci", action="store_true", help="the smallest sizes: every scenario, 3 kills each (about 5 minutes)"
+    )
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="run only these (repeatable)")
     parser.add_argument("--seed", type=int, default=2016)
     parser.add_argument("--out-dir", type=Path, default=Path("bench-results"))
