@@ -279,6 +279,16 @@ class EntryLog:
         rows = self._tx.execute("SELECT version FROM life_event_versions WHERE entry_key = ?", (entry.key,))
         return {int(r[0]) for r in rows}
 
+    def history(self, entry: EntryReference) -> tuple[tuple[int, str] | None, set[int]]:
+        """(``state``, ``kept_versions``) in one round trip: every event asks both before anything else."""
+        rows = self._tx.execute(
+            "SELECT 'entry', version, status FROM life_event_entries WHERE entry_key = ? "
+            "UNION ALL SELECT 'kept', version, NULL FROM life_event_versions WHERE entry_key = ?",
+            (entry.key, entry.key),
+        )
+        state = next(((int(row[1]), str(row[2])) for row in rows if row[0] == "entry"), None)
+        return state, {int(row[1]) for row in rows if row[0] == "kept"}
+
     def versions(self, entry: EntryReference) -> list[Event]:
         """Every version of ``entry`` kept, in version order."""
         rows = self._tx.execute(
@@ -503,8 +513,7 @@ class LifeEvents(Generic[RecordsT]):
         order. Either way the department ends where version order ends, whatever order versions arrive in.
         """
         entries = records.entries
-        state = entries.state(event.entry)
-        kept = entries.kept_versions(event.entry)
+        state, kept = entries.history(event.entry)
         before_versions_were_kept = state is not None and state[0] not in kept
         if event.version in kept or (before_versions_were_kept and state is not None and state[0] >= event.version):
             return self._stale(records, event)  # the same version again: only a re-drive gets here

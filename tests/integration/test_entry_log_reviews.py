@@ -12,7 +12,11 @@ from tests.support.factories import make_entry
 
 def test_reviewed_reads_decisions_and_no_match_as_the_two_queries_do(open_department: Opener) -> None:
     store = open_department(tax.department)
-    chosen, refused, untouched = make_entry(Register.DEATH, 1), make_entry(Register.DEATH, 2), make_entry(Register.DEATH, 3)
+    chosen, refused, untouched = (
+        make_entry(Register.DEATH, 1),
+        make_entry(Register.DEATH, 2),
+        make_entry(Register.DEATH, 3),
+    )
     with store.transaction() as transaction:
         log = EntryLog(transaction)
         log.decide(chosen, 2, "deceased", "T-1")
@@ -37,3 +41,31 @@ def test_reviewed_reads_decisions_and_no_match_as_the_two_queries_do(open_depart
     assert got[0] == ("T-1", False)
     assert got[3] == (None, True)
     assert got[6] == (None, False)
+
+
+def test_history_reads_state_and_kept_versions_as_the_two_queries_do(open_department: Opener) -> None:
+    store = open_department(tax.department)
+    seen, kept_only, untouched = (
+        make_entry(Register.DEATH, 1),
+        make_entry(Register.DEATH, 2),
+        make_entry(Register.DEATH, 3),
+    )
+    with store.transaction() as transaction:
+        log = EntryLog(transaction)
+        log.saw(seen, 3, "voided")
+        transaction.execute(
+            "INSERT INTO life_event_versions VALUES (?, ?, ?, ?)", (seen.key, 1, "DeathRegistered", "{}")
+        )
+        transaction.execute(
+            "INSERT INTO life_event_versions VALUES (?, ?, ?, ?)", (seen.key, 3, "RegistrationVoided", "{}")
+        )
+        transaction.execute(
+            "INSERT INTO life_event_versions VALUES (?, ?, ?, ?)", (kept_only.key, 2, "DeathRegistered", "{}")
+        )
+    with store.transaction() as transaction:
+        log = EntryLog(transaction)
+        for entry in (seen, kept_only, untouched):
+            assert log.history(entry) == (log.state(entry), log.kept_versions(entry))
+        assert log.history(seen) == ((3, "voided"), {1, 3})
+        assert log.history(kept_only) == (None, {2})
+        assert log.history(untouched) == (None, set())
