@@ -279,6 +279,16 @@ class EntryLog:
         rows = self._tx.execute("SELECT version FROM life_event_versions WHERE entry_key = ?", (entry.key,))
         return {int(r[0]) for r in rows}
 
+    def history(self, entry: EntryReference) -> tuple[tuple[int, str] | None, set[int]]:
+        """(``state``, ``kept_versions``) in one round trip: every event asks both before anything else."""
+        rows = self._tx.execute(
+            "SELECT 'entry', version, status FROM life_event_entries WHERE entry_key = ? "
+            "UNION ALL SELECT 'kept', version, NULL FROM life_event_versions WHERE entry_key = ?",
+            (entry.key, entry.key),
+        )
+        state = next(((int(row[1]), str(row[2])) for row in rows if row[0] == "entry"), None)
+        return state, {int(row[1]) for row in rows if row[0] == "kept"}
+
     def versions(self, entry: EntryReference) -> list[Event]:
         """Every version of ``entry`` kept, in version order."""
         rows = self._tx.execute(
@@ -322,6 +332,17 @@ class EntryLog:
             (entry.key, version, role),
         )
         return None if found is None else str(found)
+
+    def reviewed(self, entry: EntryReference, version: int, role: str) -> tuple[str | None, bool]:
+        """(``decision``, whether ``role`` is in ``no_match_roles``) in one round trip: every subject of every event
+        asks, and a reviewer has almost never answered, so two queries per subject were two empty round trips."""
+        rows = self._tx.execute(
+            "SELECT 'chosen', record_id FROM life_event_decisions WHERE entry_key = ? AND version = ? AND role = ? "
+            "UNION ALL SELECT 'none', NULL FROM life_event_no_match WHERE entry_key = ? AND version = ? AND role = ?",
+            (entry.key, version, role, entry.key, version, role),
+        )
+        chosen = next((str(row[1]) for row in rows if row[0] == "chosen"), None)
+        return chosen, any(row[0] == "none" for row in rows)
 
 
 class LifeRecords(Protocol):
@@ -492,8 +513,7 @@ class LifeEvents(Generic[RecordsT]):
         order. Either way the department ends where version order ends, whatever order versions arrive in.
         """
         entries = records.entries
-        state = entries.state(event.entry)
-        kept = entries.kept_versions(event.entry)
+        state, kept = entries.history(event.entry)
         before_versions_were_kept = state is not None and state[0] not in kept
         if event.version in kept or (before_versions_were_kept and state is not None and state[0] >= event.version):
             return self._stale(records, event)  # the same version again: only a re-drive gets here
@@ -543,10 +563,10 @@ class LifeEvents(Generic[RecordsT]):
 
     def _match_in(self, records: RecordsT, event: Event, subject: _Subject) -> Match:
         """The record a reviewer chose for this person in this version (or that none matches), else matching's."""
-        chosen = records.entries.decision(event.entry, event.version, subject.role)
+        chosen, no_match = records.entries.reviewed(event.entry, event.version, subject.role)
         if chosen is not None:
             return Match(chosen, "reviewer")
-        if subject.role in records.entries.no_match_roles(event.entry, event.version):
+        if no_match:
             return Match(reason="reviewer: no record matches")
         return self._match(records, subject.person)
 
