@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from civreg.errors import CivregError, MissingTopics
 from civreg.kafka_config import error_text, quiet_admin_config
 from civreg.settings import Settings
 
-__all__ = ["ClusterUnreachable", "require_topics", "unread_ranges", "watermarks"]
+__all__ = ["ClusterUnreachable", "committed_log_ranges", "require_topics", "unread_ranges", "watermarks"]
 
 
 # Answers a partition gives while its leadership is still moving (a topic just created, a broker just restarted).
@@ -73,3 +73,29 @@ def unread_ranges(
         if high > low:
             ranges[partition] = (low, high)
     return ranges
+
+
+def committed_log_ranges(admin: AdminClient, topics: Sequence[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(log start, last stable offset) of every partition of ``topics`` that exists, in one metadata and two offsets
+    round trips, read committed: a transaction still open is not yet the end, and commit markers are counted.
+
+    What "caught up" is measured against, by the department consumer and by each router lane alike.
+    """
+    metadata = admin.list_topics(timeout=10)
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in topics
+        if topic in metadata.topics
+        for partition in metadata.topics[topic].partitions
+    ]
+    if not partitions:
+        return {}
+    earliest: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    committed = IsolationLevel.READ_COMMITTED
+    starts = admin.list_offsets(dict.fromkeys(partitions, earliest), isolation_level=committed)
+    ends = admin.list_offsets(dict.fromkeys(partitions, latest), isolation_level=committed)
+    return {
+        (tp.topic, tp.partition): (int(starts[tp].result(timeout=15).offset), int(ends[tp].result(timeout=15).offset))
+        for tp in partitions
+    }

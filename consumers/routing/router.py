@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+from civreg.cluster import committed_log_ranges
 from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import admin_config, consumer_config, error_text, producer_config
 from civreg.logs import get_logger
@@ -403,27 +404,7 @@ class Router:
         if self._admin is None:
             self._admin = AdminClient(admin_config(self.settings, role="router"))
         topics = sorted({topic for lane in self.lanes for topic in lane.topics})
-        metadata = self._admin.list_topics(timeout=10)
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            if topic in metadata.topics
-            for partition in metadata.topics[topic].partitions
-        ]
-        if not partitions:
-            return {}
-        earliest: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-        latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        committed = IsolationLevel.READ_COMMITTED
-        starts = self._admin.list_offsets(dict.fromkeys(partitions, earliest), isolation_level=committed)
-        ends = self._admin.list_offsets(dict.fromkeys(partitions, latest), isolation_level=committed)
-        return {
-            (tp.topic, tp.partition): (
-                int(starts[tp].result(timeout=15).offset),
-                int(ends[tp].result(timeout=15).offset),
-            )
-            for tp in partitions
-        }
+        return committed_log_ranges(self._admin, topics)
 
     def _waits_for_registry(self, lane: _Lane, timeout: float) -> bool:
         """True while ``lane`` waits out a registry outage: its partitions are paused and this poll (at most

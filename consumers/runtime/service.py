@@ -39,15 +39,15 @@ from confluent_kafka import (
     OFFSET_STORED,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from civreg.cluster import committed_log_ranges
 from civreg.codec_from_settings import open_codec
 from civreg.kafka_config import admin_config, department_consumer_config, producer_config
 from civreg.logs import get_logger
@@ -344,27 +344,7 @@ class DepartmentConsumer:
         """(log start, log end) of every partition of ``topics``, read committed, asked of the brokers."""
         if self._admin is None:
             self._admin = AdminClient(admin_config(self.settings))
-        metadata = self._admin.list_topics(timeout=10)
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            if topic in metadata.topics
-            for partition in metadata.topics[topic].partitions
-        ]
-        if not partitions:
-            return {}
-        low = self._admin.list_offsets(
-            {tp: OffsetSpec.earliest() for tp in partitions},  # type: ignore[no-untyped-call]
-            isolation_level=IsolationLevel.READ_COMMITTED,
-        )
-        high = self._admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in partitions},  # type: ignore[no-untyped-call]
-            isolation_level=IsolationLevel.READ_COMMITTED,
-        )
-        return {
-            (tp.topic, tp.partition): (int(low[tp].result(timeout=15).offset), int(high[tp].result(timeout=15).offset))
-            for tp in partitions
-        }
+        return committed_log_ranges(self._admin, topics)
 
     # One batch ---------------------------------------------------------------------------------------------
 

@@ -31,12 +31,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, IsolationLevel, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from civreg.cluster import committed_log_ranges
 from civreg.codec_from_settings import open_registry_resolver
 from civreg.kafka_config import admin_config, consumer_config
 from civreg.settings import Settings
@@ -181,11 +182,7 @@ def _wait_assigned(settings: Settings, groups: list[str], services: _Services, t
 
 def _log_ends(admin: AdminClient, topics: list[str]) -> dict[tuple[str, int], int]:
     """Last stable offset of every partition of ``topics`` (read committed: commit markers included)."""
-    metadata = admin.list_topics(timeout=10)
-    partitions = [TopicPartition(t, p) for t in topics for p in metadata.topics[t].partitions]
-    latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    found = admin.list_offsets(dict.fromkeys(partitions, latest), isolation_level=IsolationLevel.READ_COMMITTED)
-    return {(tp.topic, tp.partition): int(found[tp].result(timeout=15).offset) for tp in partitions}
+    return {key: end for key, (_start, end) in committed_log_ranges(admin, topics).items()}
 
 
 def _wait_settled(
