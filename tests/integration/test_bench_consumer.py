@@ -52,7 +52,7 @@ def test_consumer_bench_figures_come_from_real_runs(
     assert "share of raw" in printed and "targets" not in printed  # `civreg bench` prints one table of every target
     console.print(targets_table(result.targets, "Every target"))
     printed = console.file.getvalue()  # type: ignore[attr-defined]
-    assert "≥ 20.0%" in printed and "≤ 900.00 s" in printed
+    assert "≥ 20.0%" in printed and "≥ 1.70x" in printed and "≤ 900.00 s" in printed
     payload = json.loads(write_suite(result, tmp_path).read_text(encoding="utf-8"))
     assert {"rates", "targets", "context", "machine"} <= payload.keys()
     assert all({"figure", "goal", "met"} <= target.keys() for target in payload["targets"])

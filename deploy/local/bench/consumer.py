@@ -2,8 +2,8 @@
 
 One run, one broker, one registry, one simulated population: its events are published once (every event type)
 and each department holds a register drawn from the same population (so matching does real work). Then, each
-over the same messages, timed from the first record received to the last one applied (the group join and the
-first fetch excluded alike):
+over the same messages, timed from the moment its partitions are assigned to the last message handled (the group
+join excluded alike; the fetches from the broker included alike):
 
 - **raw ceiling**: a plain confluent-kafka loop, ``consume(num_messages=...)`` batches, touching each value;
 - **civreg**: ``DepartmentConsumer`` on SQLite and on PostgreSQL (when ``CIVREG_POSTGRES_DSN`` is set);
@@ -80,21 +80,36 @@ class _Run:
 
 
 class _TimedConsumer(DepartmentConsumer):
-    """The runtime, noting when its first batch of records arrived and when its last batch was committed.
+    """The runtime, noting when its partitions were first assigned and when its last batch was committed.
 
-    Every path is timed the same way, from the first record received to the last one handled: the group join and
-    the broker's first fetch after assignment (about a second, whatever the path) are outside the timing, so
-    ratios to the raw ceiling stay fair at small sizes.
+    Every path is timed the same way, from assignment to the last message handled: the group join (which depends
+    on the broker's rebalance delay, not on the path) is outside the timing, and every path's fetches from the
+    broker are inside it. Timing from the first record received instead would let librdkafka prefetch the whole
+    topic before the clock starts, and the raw ceiling would measure a Python loop over memory.
     """
 
     first: float | None = None
     last: float = 0.0
 
-    def _process(self, messages: Any) -> None:
-        if self.first is None and messages:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.first is None:
             self.first = time.time()
+        super()._on_assign(consumer, partitions)
+
+    def _process(self, messages: Any) -> None:
         super()._process(messages)
         self.last = time.time()
+
+
+class _AssignedAt:
+    """An ``on_assign`` callback for the plain clients: when the first partitions were assigned."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.at is None:
+            self.at = time.time()
 
 
 def _fresh_store(settings: Settings, department: str, engine: str, workdir: Path) -> Store:
@@ -132,19 +147,19 @@ def _civreg(settings: Settings, department: str, store: Store, codec: Codec, bat
 def _raw(settings: Settings, topics: list[str], expected: int, batch_size: int) -> _Run:
     """The ceiling: a plain consume loop over the same topics, touching every value."""
     consumer = Consumer({**consumer_config(settings, f"bench-raw-{uuid.uuid4().hex}"), "auto.offset.reset": "earliest"})
-    consumer.subscribe(topics)
-    seen, size, first = 0, 0, 0.0
+    assigned = _AssignedAt()
+    consumer.subscribe(topics, on_assign=assigned)
+    seen, size = 0, 0
     try:
         while seen < expected:
             # Never ask for more than remain: a short last batch would otherwise wait out the whole timeout.
             for message in consumer.consume(min(batch_size, expected - seen), 1.0):
                 if message.error() is not None:
                     continue
-                if not seen:
-                    first = time.time()
                 size += len(message.value() or b"")
                 seen += 1
-        return _Run(seen, time.time() - first)
+        assert assigned.at is not None  # records arrive only after assignment
+        return _Run(seen, time.time() - assigned.at)
     finally:
         consumer.close()
 
@@ -166,10 +181,11 @@ def _stock(
         client, conf={"subject.name.strategy": topic_record_subject_name_strategy}
     )
     consumer = DeserializingConsumer({**config, "auto.offset.reset": "earliest"})
-    consumer.subscribe(topics)
+    assigned = _AssignedAt()
+    consumer.subscribe(topics, on_assign=assigned)
     declared = department_named(department)
     agreement = agreement_for(department, settings.config_files.agreements_dir)
-    seen, first = 0, 0.0
+    seen = 0
     try:
         while seen < expected:
             batch: list[Message] = []
@@ -179,8 +195,6 @@ def _stock(
                     if batch:
                         break
                     continue
-                if not seen and not batch:
-                    first = time.time()
                 batch.append(message)
             if not batch:
                 continue
@@ -198,7 +212,8 @@ def _stock(
                     transaction.save_offset(topic, partition, offset)
             consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
             seen += len(batch)
-        return _Run(seen, time.time() - first)
+        assert assigned.at is not None  # records arrive only after assignment
+        return _Run(seen, time.time() - assigned.at)
     finally:
         consumer.close()
 

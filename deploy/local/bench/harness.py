@@ -105,10 +105,10 @@ class Target:
         return self.figure >= self.goal if self.unit == "ratio" else self.figure <= self.goal
 
     def describe(self, value: float) -> str:
-        """A figure or goal in this target's unit."""
+        """A figure or goal in this target's unit: a share of a ceiling in %, a multiple (goal ≥ 1) as 1.23x."""
         return (
             f"{value:.1%}"
-            if self.unit == "ratio" and value < 1
+            if self.unit == "ratio" and self.goal < 1
             else f"{value:.2f}x"
             if self.unit == "ratio"
             else f"{value:.2f} s"
