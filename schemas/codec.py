@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import fastavro
 from pydantic import ValidationError
 
+from schemas.avro_subset import Filler, subset_filler
 from schemas.avro_writer import RecordWriter, compile_writer
 from schemas.catalogue import EVENT_TYPES, NAMESPACE, event_schema
 from schemas.errors import CivregError
@@ -38,6 +39,8 @@ __all__ = [
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">BI")  # unsigned magic byte, so a bad one reads 0-255
+_ReadPlan = tuple[dict[str, Any], dict[str, Any] | None, Filler | None, type[Event]]
+"""Writer schema, reader schema (only when fastavro must resolve), defaults to add (a plain subset), model."""
 
 
 class DecodeError(ValueError):
@@ -123,8 +126,10 @@ class Codec:
         self._subject_resolver = self._resolver if isinstance(self._resolver, SubjectResolver) else None
         self._topic_prefix = topic_prefix
         self._readers = {event_schema(t).full_name: (event_schema(t).parsed, EVENT_MODELS[t]) for t in EVENT_TYPES}
-        # schema id -> (writer schema, reader schema or None when equal to the writer, model); filled on first use.
-        self._plans: dict[int, tuple[dict[str, Any], dict[str, Any] | None, type[Event]]] = {}
+        # schema id -> how to read it, filled on first use: the writer schema, the reader schema when fastavro must
+        # resolve the two, what to add when the writer is a plain field subset of the reader (a department's
+        # projection: ``schemas.avro_subset``, read without resolution), and the model.
+        self._plans: dict[int, _ReadPlan] = {}
         # Encoding plans, filled on first use: the compiled Avro writer per event type (``schemas.avro_writer``:
         # fastavro's bytes, without its per-record schema walk), and the 5-byte header per (event type, topic), so
         # an event costs one model dump and one compiled write.
@@ -183,7 +188,7 @@ class Codec:
         plan = self._plans.get(schema_id)
         if plan is None:
             plan = self._plan(schema_id)
-        writer, reader, model = plan
+        writer, reader, filler, model = plan
         body = io.BytesIO(data)
         body.seek(_HEADER.size)
         try:
@@ -195,9 +200,9 @@ class Codec:
             raise DecodeError("avro-body-invalid", f"{left_over} bytes left after the record of schema id {schema_id}")
         if not isinstance(record, dict):
             raise DecodeError("avro-body-invalid", f"schema id {schema_id} did not yield a record")
-        return record, model
+        return (record if filler is None else filler(record)), model
 
-    def _plan(self, schema_id: int) -> tuple[dict[str, Any], dict[str, Any] | None, type[Event]]:
+    def _plan(self, schema_id: int) -> _ReadPlan:
         """Work out once how to read messages with ``schema_id``; unknown ids are not kept (they may appear)."""
         try:
             writer = self._resolver.writer_schema(schema_id)
@@ -207,7 +212,12 @@ class Codec:
         if name not in self._readers:
             raise DecodeError("unknown-event-type", f"schema id {schema_id} is for {name!r}, not an event type")
         reader, model = self._readers[name]
-        plan = (reader, None, model) if writer == reader else (writer, reader, model)
+        if writer == reader:
+            plan: _ReadPlan = (reader, None, None, model)
+        elif (filler := subset_filler(writer, reader)) is not None:
+            plan = (writer, None, filler, model)
+        else:
+            plan = (writer, reader, None, model)
         self._plans[schema_id] = plan
         return plan
 
