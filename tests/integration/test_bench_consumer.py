@@ -38,6 +38,8 @@ def test_consumer_bench_figures_come_from_real_runs(
     assert by[("suppression", "2 process(es) postgres")].messages == deaths
     assert all(rate.rate > 0 and rate.seconds > 0 for rate in result.rates)
     assert by[("tax", "civreg sqlite")].ceiling == by[("tax", "raw consume (ceiling)")].rate
+    retries = result.context["scaling_batch_retries"]  # what the two processes' transactions cost each other
+    assert set(retries) == {"1 process(es)", "2 process(es)"} and retries["1 process(es)"] == 0
 
     names = [target.name for target in result.targets]
     assert "suppression: civreg ÷ raw ceiling (SQLite)" in names

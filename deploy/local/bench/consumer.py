@@ -73,6 +73,8 @@ class ConsumerBenchOptions:
 class _Run:
     messages: int
     seconds: float
+    retries: int = 0
+    """Batches rolled back and run again (a serialization failure, a deadlock, a locked database)."""
 
     @property
     def rate(self) -> float:
@@ -219,7 +221,7 @@ def _stock(
 
 
 def _scaling_worker(settings: Settings, department: str, engine: str, path: str, results: Any) -> None:
-    """One process of a department in ``group`` (the scaling case); reports (messages, first, last)."""
+    """One process of a department in ``group`` (the scaling case); reports (messages, first, last, retries)."""
     declared = department_named(department)
     if engine == "postgres":
         assert settings.postgres_dsn is not None
@@ -231,7 +233,7 @@ def _scaling_worker(settings: Settings, department: str, engine: str, path: str,
     consumer = _TimedConsumer(declared, settings, store, codec=open_codec(settings))
     report = consumer.run(until_caught_up=True, max_idle_seconds=20)
     store.close()
-    results.put((report.messages, consumer.first, consumer.last))
+    results.put((report.messages, consumer.first, consumer.last, report.retries))
 
 
 def _scaling(settings: Settings, department: str, engine: str, store: Store, *, processes: int, expected: int) -> _Run:
@@ -254,7 +256,7 @@ def _scaling(settings: Settings, department: str, engine: str, store: Store, *, 
     last = max(report[2] for report in reports)
     if messages < expected:
         raise RuntimeError(f"scaling run applied {messages} of {expected} messages")
-    return _Run(messages, last - min(starts))
+    return _Run(messages, last - min(starts), sum(report[3] for report in reports))
 
 
 def _delete_topics(settings: Settings) -> None:
@@ -372,6 +374,7 @@ def run_consumer_suite(
             "engines": engines,
             "batch_size": extra.batch_size,
             "scaling": f"{name} on {scale_engine}",
+            "scaling_batch_retries": {f"{n} process(es)": run.retries for n, run in scaling.items()},
             "cpus": os.cpu_count(),
         },
     )
