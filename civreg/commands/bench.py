@@ -43,11 +43,15 @@ def bench(
 ) -> None:
     """Time this project's paths against baselines and ceilings; print each target with its figure and its goal.
 
-    Suites: codec (our codec vs the stock serializers), consumer, publish (raw produce ceiling, Publisher,
-    civreg publish, stock confluent-kafka path, one broker, one run), latency (the router and the six department
-    consumers as separate processes; publish at --latency-rate for --latency-seconds; p50/p95/p99 from send to
-    applied in each department's store), bulk (registers load of every department and mailing filter over
-    --bulk-rows rows, on SQLite and on PostgreSQL when CIVREG_POSTGRES_DSN is set).
+    codec: this project's codec against the stock serializers, same registry, same bytes.
+
+    consumer: each department's consume, decode and apply on SQLite and PostgreSQL against raw consume and stock.
+
+    publish: raw produce ceiling, Publisher, civreg publish and the stock confluent-kafka path, one broker, one run.
+
+    latency: router and six consumers as processes at --latency-rate; p50/p95/p99 from send to applied.
+
+    bulk: registers load and mailing filter over --bulk-rows rows, SQLite and PostgreSQL (CIVREG_POSTGRES_DSN).
 
     Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
     """
