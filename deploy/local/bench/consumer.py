@@ -44,7 +44,7 @@ from consumers.runtime.agreements import agreement_for
 from consumers.runtime.dispatch import dispatch
 from consumers.runtime.postgres_store import PostgresStore
 from deploy.local.bench.codec import _registry
-from deploy.local.bench.harness import BenchOptions, Rate, SuiteResult, Target
+from deploy.local.bench.harness import BenchOptions, Rate, SuiteResult, Target, fixtures_out_of_gc
 from deploy.local.jvm import free_port
 from deploy.local.kafka import LocalKafka
 from deploy.topics import apply_topics
@@ -333,16 +333,17 @@ def run_consumer_suite(
                 else [r.row for r in simulate_customer_records(population, name, seed)]
                 for name in extra.departments
             }
-            rates += _department_rates(
-                bench,
-                codec,
-                routed=routed,
-                registers=registers,
-                engines=engines,
-                extra=extra,
-                workdir=workdir,
-                console=console,
-            )
+            with fixtures_out_of_gc():  # the population and registers held here: no service carries them
+                rates += _department_rates(
+                    bench,
+                    codec,
+                    routed=routed,
+                    registers=registers,
+                    engines=engines,
+                    extra=extra,
+                    workdir=workdir,
+                    console=console,
+                )
             scale_engine = engines[-1]
             name = extra.scaling_department
             expected = routed[name]

@@ -19,7 +19,6 @@ figures with the bound it sets.
 
 from __future__ import annotations
 
-import gc
 import json
 import shutil
 import tempfile
@@ -38,7 +37,7 @@ from civreg.kafka_config import admin_config, producer_config
 from civreg.settings import Settings
 from deploy.local.bench.codec import _registry
 from deploy.local.bench.consumer import _broker
-from deploy.local.bench.harness import BenchCase, BenchOptions, SuiteResult, Target, run_cases
+from deploy.local.bench.harness import BenchCase, BenchOptions, SuiteResult, Target, fixtures_out_of_gc, run_cases
 from deploy.topics import apply_topics
 from producers.event_files import write_event_file
 from producers.file_publishing import publish_file
@@ -174,15 +173,11 @@ def run_publish_suite(settings: Settings, options: BenchOptions, console: Consol
             ]
             console.print(f"publish benchmark: {len(events)} events, {rounds} timed passes each, {broker}, {registry}")
             # The fixtures held for every pass (the events as models, their encoded bytes) are frozen out of the
-            # garbage collector: otherwise each pass pays for collections that walk them, which a path run in its
-            # own process (``civreg publish``, a producer service) never does, and the paths that allocate most pay
-            # most. Every pass below runs under the same condition.
-            gc.collect()
-            gc.freeze()
+            # garbage collector (``fixtures_out_of_gc``); every pass below runs under the same condition.
             try:
-                results = run_cases(cases, rounds)
+                with fixtures_out_of_gc():
+                    results = run_cases(cases, rounds)
             finally:
-                gc.unfreeze()
                 AdminClient(admin_config(bench)).delete_topics(list(topics.values()))  # a shared broker stays small
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
