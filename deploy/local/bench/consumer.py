@@ -444,7 +444,9 @@ def _targets(rates: list[Rate], scaling: dict[int, _Run], engine: str, name: str
             found.append(Target(f"{rate.department}: PostgreSQL ÷ SQLite", rate.rate / lite.rate, 0.5, "ratio"))
     if scaling[1].rate:
         found.append(Target(f"{name}: two processes ÷ one ({engine})", scaling[2].rate / scaling[1].rate, 1.7, "ratio"))
-    processes = min(os.cpu_count() or 1, 2)
+    # The faster of the runs this machine can hold (two processes need two cores; on one engine they may be slower).
+    runnable = [n for n in scaling if n <= (os.cpu_count() or 1)] or [1]
+    processes = max(runnable, key=lambda n: scaling[n].rate)
     best = scaling[processes].rate
     if best:
         found.append(
