@@ -19,7 +19,7 @@ from schemas.avro_subset import subset_filler
 from schemas.catalogue import EVENT_TYPES, event_schema
 from schemas.codec import Codec
 from schemas.models import EVENT_MODELS
-from tests.support.factories import all_event_examples
+from tests.support.factories import all_event_examples, projected_events
 
 EVENTS = list(simulate_registrations(3000, 11)) + all_event_examples()
 
@@ -38,9 +38,7 @@ def _read(body: bytes, writer: dict[str, Any], reader: dict[str, Any] | None) ->
 def test_a_projection_read_without_resolution_equals_the_resolved_record(name: str) -> None:
     agreement = agreement_for(name)
     compared: set[str] = set()
-    for event in EVENTS:
-        if agreement.withheld_because(event) is not None or agreement.withdraws(event):
-            continue
+    for event in projected_events(agreement, EVENTS):
         projected = projection(agreement, event.event_type)
         reader = event_schema(event.event_type).parsed
         filler = subset_filler(projected.parsed, reader)

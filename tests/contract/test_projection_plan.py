@@ -14,7 +14,7 @@ from consumers.runtime.agreements import agreement_for
 from consumers.runtime.projection import projection
 from producers.simulation import simulate_registrations
 from schemas.catalogue import EVENT_TYPES
-from tests.support.factories import all_event_examples
+from tests.support.factories import all_event_examples, projected_events
 
 EVENTS = list(simulate_registrations(3000, 11)) + all_event_examples()
 
@@ -23,9 +23,7 @@ EVENTS = list(simulate_registrations(3000, 11)) + all_event_examples()
 def test_fast_projection_equals_minimise_then_write(name: str) -> None:
     agreement = agreement_for(name)
     compared: set[str] = set()
-    for event in EVENTS:
-        if agreement.withheld_because(event) is not None or agreement.withdraws(event):
-            continue
+    for event in projected_events(agreement, EVENTS):
         projected = projection(agreement, event.event_type)
         minimised = agreement.minimise(event)
         buffer = io.BytesIO()

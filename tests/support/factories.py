@@ -11,9 +11,13 @@ different entries or versions never share an id. Pass ``event_id=`` for anything
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
+
+if TYPE_CHECKING:
+    from consumers.runtime.agreements import Agreement
 
 from schemas.models import (
     Address,
@@ -470,3 +474,10 @@ def all_event_examples() -> list[Event]:
         make_void(of=bare_death),
         make_void(of=duplicate_marriage, reason=VoidReason.DUPLICATE_ENTRY),
     ]
+
+
+def projected_events(agreement: Agreement, events: Iterable[Event]) -> Iterator[Event]:
+    """The events a router projects for ``agreement``: neither withheld nor withdrawn (a birth turned stillbirth)."""
+    for event in events:
+        if agreement.withheld_because(event) is None and not agreement.withdraws(event):
+            yield event
