@@ -737,15 +737,15 @@ def _result(
             "events applied by at least one department": len(last),
             "entitled events per department": entitled,
             "latency ms": {name: vars(row) for name, row in rows.items()},
-            "CPU per process (measured window)": [
-                {
+            "CPU per process (measured window)": {
+                p.process: {
                     **asdict(p),
                     "CPU ms per event": p.cpu_ms_per_event,
                     "share of a core": round(p.share_of_core, 3),
                     "CPU seconds per offered event": p.cpu_seconds_per_offered_event,
                 }
                 for p in processes
-            ],
+            },
             "CPU bound": None if bound is None else {**asdict(bound), "note": bound.describe()},
         },
     )
@@ -762,23 +762,33 @@ def print_latency(result: SuiteResult, console: Console) -> None:
         figures = (f"{row[key]:.1f}" for key in ("p50", "p95", "p99", "max"))
         table.add_row(name, str(row["samples"]), str(entitled.get(name, "")), *figures)
     console.print(table)
-    processes: list[dict[str, Any]] = result.context.get("CPU per process (measured window)", [])
+    processes: dict[str, dict[str, Any]] = result.context.get("CPU per process (measured window)", {})
     if not processes:
         return
     cpu = Table(title="CPU per process over the measured window (first measured send until everything applied)")
-    for column in ("process", "events handled", "CPU s", "CPU ms per event", "share of a core", "per offered event"):
+    columns = ("events handled", "per offered event", "CPU s", "CPU ms per event", "CPU ms per offered event")
+    for column in ("process", *columns, "share of a core"):
         cpu.add_column(column, justify="left" if column == "process" else "right")
-    for p in processes:
-        per_event = p["CPU ms per event"]
+    for name, p in processes.items():
+        per_event, per_offered = p["CPU ms per event"], p["CPU seconds per offered event"]
         cpu.add_row(
-            p["process"],
+            name,
             f"{p['events']:,}",
+            f"{p['per_offered_event']:g}",
             f"{p['cpu_seconds']:.2f}",
             "-" if per_event is None else f"{per_event:.2f}",
+            "-" if per_offered is None else f"{per_offered * 1000:.2f}",
             f"{p['share of a core']:.2f}",
-            f"{p['per_offered_event']:g}",
         )
-    console.print(cpu)
     bound: dict[str, Any] | None = result.context.get("CPU bound")
     if bound is not None:
+        cores = sum(p["share of a core"] for p in processes.values())
+        total = bound["cpu_seconds_per_offered_event"] * 1000
+        cpu.add_row("all processes", "", "", "", "", f"{total:.2f}", f"{cores:.2f}", style="bold")
+    console.print(cpu)
+    if bound is not None:
         console.print(bound["note"], highlight=False)
+        console.print(
+            "[dim]Not counted: the Kafka broker and the schema registry (shared with other work on this machine, "
+            "not attributable to this run); they need CPU too.[/]"
+        )
