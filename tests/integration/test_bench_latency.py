@@ -42,6 +42,7 @@ def test_the_cpu_bound_is_the_sum_of_cpu_per_offered_event_and_names_the_limit()
     assert bound.machine_rate == pytest.approx(2 / 0.014)
     assert bound.process_rate == pytest.approx(1 / 0.012)  # the router alone needs a core at 83 events/s
     assert bound.highest_rate == bound.process_rate and "router" in bound.bound_by
+    assert bound.cores_used == pytest.approx(0.2 + 0.6)
     assert processes[1].share_of_core == pytest.approx(0.6)
     # A process that handled nothing gives no per-event figure, so no bound.
     assert cpu_bound([*processes, ProcessCpu("tax", 0, 0.5, 1.0, 0.5)], rate=500, cpus=2) is None
@@ -91,6 +92,7 @@ def test_the_latency_suite_measures_every_service_from_its_store(
         assert p["events"] > 0 and p["cpu_seconds"] > 0 and p["wall_seconds"] > 0, name
         assert p["CPU ms per event"] == pytest.approx(p["cpu_seconds"] * 1000 / p["events"]), name
         assert p["share of a core"] == pytest.approx(p["cpu_seconds"] / p["wall_seconds"], abs=1e-3), name
+        assert p["waited_for_core_seconds"] is not None and p["waited_for_core_seconds"] >= 0, name
     bound = context["CPU bound"]
     per_offered = [p["CPU seconds per offered event"] for p in processes.values()]
     assert bound["cpu_seconds_per_offered_event"] == pytest.approx(sum(per_offered))

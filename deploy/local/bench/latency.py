@@ -128,6 +128,8 @@ class ProcessCpu:
     cpu_seconds: float
     wall_seconds: float
     per_offered_event: float
+    waited_for_core_seconds: float | None = None
+    """Time its threads were ready to run but waited for a core (Linux schedstat): the machine's other work."""
 
     @property
     def cpu_ms_per_event(self) -> float | None:
@@ -164,11 +166,14 @@ class CpuBound:
     process_rate: float
     highest_rate: float
     bound_by: str
+    cores_used: float
+    """Measured: CPU seconds per second of the window, summed over the processes (at most ``cpus``)."""
 
     def describe(self) -> str:
         """One line for the targets table and the suite's facts."""
         return (
-            f"CPU bound at {self.rate:g} events/s: {self.cores_needed:.2f} cores needed of {self.cpus}; "
+            f"CPU bound at {self.rate:g} events/s: {self.cores_needed:.2f} cores needed of {self.cpus} "
+            f"({self.cores_used:.2f} used in the window); "
             f"highest sustainable rate {self.highest_rate:,.0f} events/s, bound by {self.bound_by} "
             f"(derived from measured CPU per event, not a measured rate)"
         )
@@ -193,6 +198,7 @@ def cpu_bound(processes: list[ProcessCpu], rate: float, cpus: int) -> CpuBound |
         process_rate=process_rate,
         highest_rate=min(machine_rate, process_rate),
         bound_by=f"the {cpus} cores" if machine_rate <= process_rate else f"one core for {busiest}",
+        cores_used=round(sum(p.share_of_core for p in processes), 3),
     )
 
 
@@ -204,6 +210,17 @@ def _proc_cpu_seconds(pid: int | None) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _proc_waited_seconds(pid: int | None) -> float | None:
+    """Seconds the threads of a process have spent runnable but waiting for a core (the run queue), summed over
+    its live threads, from Linux ``/proc/<pid>/task/*/schedstat`` (None elsewhere)."""
+    if pid is None:
+        return None
+    try:
+        return sum(int(t.read_text().split()[1]) for t in Path(f"/proc/{pid}/task").glob("*/schedstat")) / 1e9
     except (OSError, ValueError, IndexError):
         return None
 
@@ -227,18 +244,26 @@ class _Snapshot:
 
     at: float
     cpu: dict[str, float]
-    backends: dict[int, float]
+    waited: dict[str, float]
+    backends: dict[int, tuple[float, float]]
 
 
 def _snapshot(services: _Services, backends: list[int]) -> _Snapshot:
     own = os.times()
     cpu = {PUBLISHER: own.user + own.system}
-    for name, process in services.processes.items():
-        used = _proc_cpu_seconds(process.pid)
-        if used is not None:
+    waited: dict[str, float] = {}
+    for name, pid in [(PUBLISHER, os.getpid()), *((n, p.pid) for n, p in services.processes.items())]:
+        used, wait = _proc_cpu_seconds(pid), _proc_waited_seconds(pid)
+        if used is not None and name != PUBLISHER:
             cpu[name] = used
-    server = {pid: used for pid in backends if (used := _proc_cpu_seconds(pid)) is not None}
-    return _Snapshot(time.time(), cpu, server)
+        if wait is not None:
+            waited[name] = wait
+    server = {
+        pid: (used, _proc_waited_seconds(pid) or 0.0)
+        for pid in backends
+        if (used := _proc_cpu_seconds(pid)) is not None
+    }
+    return _Snapshot(time.time(), cpu, waited, server)
 
 
 def _in_window(stamps: Any, start: float, end: float) -> int:
@@ -673,7 +698,10 @@ def _process_cpu(
 
     def row(name: str, end: _Snapshot, events: int, per_offered: float) -> ProcessCpu:
         used = end.cpu.get(name, 0.0) - opened.cpu.get(name, 0.0)
-        return ProcessCpu(name, events, round(used, 3), round(end.at - opened.at, 3), round(per_offered, 4))
+        waited = None
+        if name in end.waited and name in opened.waited:
+            waited = round(end.waited[name] - opened.waited[name], 3)
+        return ProcessCpu(name, events, round(used, 3), round(end.at - opened.at, 3), round(per_offered, 4), waited)
 
     rows = [
         row(PUBLISHER, published, _in_window(sent_stamps, opened.at, published.at), 1.0),
@@ -682,9 +710,12 @@ def _process_cpu(
     for name, stamps in applied_stamps.items():
         rows.append(row(name, settled, _in_window(stamps, opened.at, settled.at), entitled[name] / measured))
     if opened.backends:
-        used = sum(settled.backends[pid] - opened.backends[pid] for pid in opened.backends if pid in settled.backends)
+        both = [pid for pid in opened.backends if pid in settled.backends]
+        used = sum(settled.backends[pid][0] - opened.backends[pid][0] for pid in both)
+        waited = sum(settled.backends[pid][1] - opened.backends[pid][1] for pid in both)
         events = sum(r.events for r in rows if r.process in applied_stamps)
-        rows.append(ProcessCpu(POSTGRES, events, round(used, 3), round(settled.at - opened.at, 3), round(pairs, 4)))
+        wall = round(settled.at - opened.at, 3)
+        rows.append(ProcessCpu(POSTGRES, events, round(used, 3), wall, round(pairs, 4), round(waited, 3)))
     return rows
 
 
@@ -767,7 +798,7 @@ def print_latency(result: SuiteResult, console: Console) -> None:
         return
     cpu = Table(title="CPU per process over the measured window (first measured send until everything applied)")
     columns = ("events handled", "per offered event", "CPU s", "CPU ms per event", "CPU ms per offered event")
-    for column in ("process", *columns, "share of a core"):
+    for column in ("process", *columns, "share of a core", "waited for a core s"):
         cpu.add_column(column, justify="left" if column == "process" else "right")
     for name, p in processes.items():
         per_event, per_offered = p["CPU ms per event"], p["CPU seconds per offered event"]
@@ -779,12 +810,15 @@ def print_latency(result: SuiteResult, console: Console) -> None:
             "-" if per_event is None else f"{per_event:.2f}",
             "-" if per_offered is None else f"{per_offered * 1000:.2f}",
             f"{p['share of a core']:.2f}",
+            "-" if p["waited_for_core_seconds"] is None else f"{p['waited_for_core_seconds']:.2f}",
         )
     bound: dict[str, Any] | None = result.context.get("CPU bound")
     if bound is not None:
         cores = sum(p["share of a core"] for p in processes.values())
         total = bound["cpu_seconds_per_offered_event"] * 1000
-        cpu.add_row("all processes", "", "", "", "", f"{total:.2f}", f"{cores:.2f}", style="bold")
+        waited = sum(p["waited_for_core_seconds"] or 0.0 for p in processes.values())
+        totals = ("all processes", "", "", "", "", f"{total:.2f}", f"{cores:.2f}", f"{waited:.2f}")
+        cpu.add_row(*totals, style="bold")
     console.print(cpu)
     if bound is not None:
         console.print(bound["note"], highlight=False)
