@@ -129,7 +129,7 @@ class ProcessCpu:
     wall_seconds: float
     per_offered_event: float
     waited_for_core_seconds: float | None = None
-    """Time its threads were ready to run but waited for a core (Linux schedstat): the machine's other work."""
+    """Time its main thread was ready to run but waited for a core (Linux schedstat): CPU taken by other work."""
 
     @property
     def cpu_ms_per_event(self) -> float | None:
@@ -215,12 +215,12 @@ def _proc_cpu_seconds(pid: int | None) -> float | None:
 
 
 def _proc_waited_seconds(pid: int | None) -> float | None:
-    """Seconds the threads of a process have spent runnable but waiting for a core (the run queue), summed over
-    its live threads, from Linux ``/proc/<pid>/task/*/schedstat`` (None elsewhere)."""
+    """Seconds the main thread of a process (where its Python work runs) has spent ready to run but waiting for a
+    core (the run queue), from Linux ``/proc/<pid>/schedstat`` (None elsewhere)."""
     if pid is None:
         return None
     try:
-        return sum(int(t.read_text().split()[1]) for t in Path(f"/proc/{pid}/task").glob("*/schedstat")) / 1e9
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, ValueError, IndexError):
         return None
 
@@ -798,7 +798,7 @@ def print_latency(result: SuiteResult, console: Console) -> None:
         return
     cpu = Table(title="CPU per process over the measured window (first measured send until everything applied)")
     columns = ("events handled", "per offered event", "CPU s", "CPU ms per event", "CPU ms per offered event")
-    for column in ("process", *columns, "share of a core", "waited for a core s"):
+    for column in ("process", *columns, "share of a core", "main thread waited for a core s"):
         cpu.add_column(column, justify="left" if column == "process" else "right")
     for name, p in processes.items():
         per_event, per_offered = p["CPU ms per event"], p["CPU seconds per offered event"]
