@@ -796,9 +796,12 @@ def print_latency(result: SuiteResult, console: Console) -> None:
     processes: dict[str, dict[str, Any]] = result.context.get("CPU per process (measured window)", {})
     if not processes:
         return
-    cpu = Table(title="CPU per process over the measured window (first measured send until everything applied)")
+    cpu = Table(
+        title="CPU per process over the measured window: from the first measured send until the last (publisher), "
+        "until everything was applied (the others)"
+    )
     columns = ("events handled", "per offered event", "CPU s", "CPU ms per event", "CPU ms per offered event")
-    for column in ("process", *columns, "share of a core", "main thread waited for a core s"):
+    for column in ("process", *columns, "share of a core", "main thread waiting for a core"):
         cpu.add_column(column, justify="left" if column == "process" else "right")
     for name, p in processes.items():
         per_event, per_offered = p["CPU ms per event"], p["CPU seconds per offered event"]
@@ -810,14 +813,13 @@ def print_latency(result: SuiteResult, console: Console) -> None:
             "-" if per_event is None else f"{per_event:.2f}",
             "-" if per_offered is None else f"{per_offered * 1000:.2f}",
             f"{p['share of a core']:.2f}",
-            "-" if p["waited_for_core_seconds"] is None else f"{p['waited_for_core_seconds']:.2f}",
+            "-" if p["waited_for_core_seconds"] is None else f"{p['waited_for_core_seconds'] / p['wall_seconds']:.0%}",
         )
     bound: dict[str, Any] | None = result.context.get("CPU bound")
     if bound is not None:
         cores = sum(p["share of a core"] for p in processes.values())
         total = bound["cpu_seconds_per_offered_event"] * 1000
-        waited = sum(p["waited_for_core_seconds"] or 0.0 for p in processes.values())
-        totals = ("all processes", "", "", "", "", f"{total:.2f}", f"{cores:.2f}", f"{waited:.2f}")
+        totals = ("all processes", "", "", "", "", f"{total:.2f}", f"{cores:.2f}", "")
         cpu.add_row(*totals, style="bold")
     console.print(cpu)
     if bound is not None:
