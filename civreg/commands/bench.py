@@ -46,8 +46,9 @@ def bench(
     Suites: codec (our codec vs the stock serializers), consumer, publish (raw produce ceiling, Publisher,
     civreg publish, stock confluent-kafka path, one broker, one run), latency (the router and the six department
     consumers as separate processes; publish at --latency-rate for --latency-seconds; p50/p95/p99 from send to
-    applied in each department's store), bulk (registers load of every department and mailing filter over
-    --bulk-rows rows, on SQLite and on PostgreSQL when CIVREG_POSTGRES_DSN is set).
+    applied in each department's store; CPU per event of every process and the cores the rate needs), bulk
+    (registers load of every department and mailing filter over --bulk-rows rows, on SQLite and on PostgreSQL when
+    CIVREG_POSTGRES_DSN is set).
 
     Uses your registry (CIVREG_REGISTRY_URL) or the dev stack's; otherwise starts a temporary local one.
     """
