@@ -49,7 +49,8 @@ def bench(
 
     publish: raw produce ceiling, Publisher, civreg publish and the stock confluent-kafka path, one broker, one run.
 
-    latency: router and six consumers as processes at --latency-rate; p50/p95/p99 from send to applied.
+    latency: router and six consumers as processes at --latency-rate; p50/p95/p99 from send to applied;
+    CPU per event of every process and the cores the rate needs.
 
     bulk: registers load and mailing filter over --bulk-rows rows, SQLite and PostgreSQL (CIVREG_POSTGRES_DSN).
 

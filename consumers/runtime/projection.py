@@ -75,7 +75,7 @@ class Projection:
         assert isinstance(projected, dict)
         return projected
 
-    def encode(self, event: Event) -> tuple[bytes, list[str]]:
+    def encode(self, event: Event, record: dict[str, Any] | None = None) -> tuple[bytes, list[str]]:
         """The Avro body of ``event`` (validated when decoded; not minimised) cut to this projection, and the leaf
         paths it discloses: no model is rebuilt or validated again.
 
@@ -83,11 +83,13 @@ class Projection:
         takes from each record only the projection's fields, and minimising (removing fields, then validating the
         rest again) changes no kept value. The disclosed paths are those with a value among the kept ones, what
         ``Agreement.disclosed`` finds in the minimised event (``tests/contract/test_projection_plan.py``).
+        ``record`` is ``to_avro(event)`` when the caller has it already (the router: once per event for all lanes);
+        it is not changed.
         """
-        record = to_avro(event)
+        record = to_avro(event) if record is None else record
         corrected = record.get("corrected")
-        if type(corrected) is tuple:  # the contract's branch name -> the projection's
-            record["corrected"] = (self.branches[corrected[0]], corrected[1])
+        if type(corrected) is tuple:  # the contract's branch name -> the projection's (a copy: record is shared)
+            record = {**record, "corrected": (self.branches[corrected[0]], corrected[1])}
         found: list[str] = []
         _disclosed(record, self.disclosure_plan, found)
         found.sort()
@@ -261,14 +263,17 @@ class ProjectionWriter:
         """Whether ``project`` applies: with a registry, events are written with their projection's schema."""
         return self._registry is not None
 
-    def project(self, agreement: Agreement, event: Event) -> tuple[bytes, list[str]]:
+    def project(
+        self, agreement: Agreement, event: Event, record: dict[str, Any] | None = None
+    ) -> tuple[bytes, list[str]]:
         """Wire-format bytes of ``event`` (decoded and validated, not minimised) for the department's topic, and
-        the paths it discloses; needs a registry (``projects``). The fast path: no minimised model is built."""
+        the paths it discloses; needs a registry (``projects``). The fast path: no minimised model is built.
+        ``record``: ``to_avro(event)`` if the caller has it (read, never changed)."""
         key = (agreement.department, event.event_type)
         projected = self._plans.get(key)
         if projected is None:
             projected = self._plans[key] = projection(agreement, event.event_type)
-        body, disclosed = projected.encode(event)
+        body, disclosed = projected.encode(event, record)
         return self._header(agreement, projected) + body, disclosed
 
     def _header(self, agreement: Agreement, projected: Projection) -> bytes:

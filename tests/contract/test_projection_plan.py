@@ -4,6 +4,7 @@ writer, nothing validated again) gives exactly the bytes and disclosed paths of 
 
 from __future__ import annotations
 
+import copy
 import io
 
 import fastavro
@@ -14,6 +15,7 @@ from consumers.runtime.agreements import agreement_for
 from consumers.runtime.projection import projection
 from producers.simulation import simulate_registrations
 from schemas.catalogue import EVENT_TYPES
+from schemas.codec import to_avro
 from tests.support.factories import all_event_examples, projected_events
 
 EVENTS = list(simulate_registrations(3000, 11)) + all_event_examples()
@@ -43,3 +45,19 @@ def test_the_fast_projection_leaves_the_decoded_event_as_it_was() -> None:
     before = event.model_dump()
     projection(agreement, event.event_type).encode(event)
     assert event.model_dump() == before
+
+
+def test_one_avro_record_shared_by_every_lane_gives_each_the_same_bytes_and_stays_as_it_was() -> None:
+    """The router makes an event's Avro record once and hands it to every lane's projection: each must give what
+    its own record gives, and none may change the shared one (a correction's branch is renamed per projection)."""
+    corrections = [e for e in EVENTS if e.event_type == "RegistrationCorrected"]
+    for event in [*EVENTS[:300], *corrections]:
+        shared = to_avro(event)
+        before = copy.deepcopy(shared)
+        for name in sorted(DEPARTMENTS):
+            agreement = agreement_for(name)
+            if agreement.withheld_because(event) is not None or agreement.withdraws(event):
+                continue
+            projected = projection(agreement, event.event_type)
+            assert projected.encode(event, shared) == projected.encode(event), (name, event.event_type)
+        assert shared == before, event.event_type

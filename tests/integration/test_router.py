@@ -175,6 +175,9 @@ def test_caught_up_means_every_partition_of_the_log_from_the_committed_offsets(r
         behind = [lane.department for lane in restarted.lanes if not lane.caught_up(ends)]
         assert behind == [lane.department for lane in restarted.lanes if births in lane.topics]
         assert behind  # some agreement covers births
+        # The metrics listener asks one lane's lag per transaction (lane_lag), the same figure lag() gives for it.
+        assert {lane.department: restarted.lane_lag(lane.department) for lane in restarted.lanes} == restarted.lag()
+        assert restarted.lane_lag("no-such-department") is None
     finally:
         restarted.close()
 

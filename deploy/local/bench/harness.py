@@ -100,6 +100,8 @@ class Target:
     goal: float
     unit: str = "ratio"
     """``ratio`` (higher is better, e.g. civreg's rate ÷ the ceiling's) or ``s`` (lower is better)."""
+    note: str = ""
+    """What bounds the figure, measured in the same run (printed under the target's row)."""
 
     @property
     def met(self) -> bool:
@@ -260,6 +262,8 @@ def targets_table(targets: list[Target], title: str) -> Table:
     for target in targets:
         goal = ("≥ " if target.unit == "ratio" else "≤ ") + target.describe(target.goal)
         table.add_row(target.name, target.describe(target.figure), goal, "yes" if target.met else "[red]no[/]")
+        if target.note:
+            table.add_row(f"[dim]  {target.note}[/]", "", "", "")
     return table
 
 
