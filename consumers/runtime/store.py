@@ -15,14 +15,14 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "NamedRow", "Row", "Store", "Transaction"]
+__all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "NamedRow", "Row", "StatementError", "Store", "Transaction"]
 
 Row = Sequence[Any]
 Params = Sequence[Any]
@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS civreg_unacknowledged (
 RUNTIME_COLUMNS_ADDED: tuple[tuple[str, str, str], ...] = (("civreg_event_outcomes", "content_digest", "TEXT"),)
 """(table, column, type) added to the runtime tables since they were first created: each store adds them to an
 existing database at open (rows recorded before have NULL there)."""
+
+
+class StatementError(Exception):
+    """A statement the database rejected (constraint, type, syntax), named without row values.
+
+    In a pipelined block (``Transaction.pipelined``) a write's error may surface at a later statement, in another
+    event of the batch or after the last one: the runtime then runs the batch again unpipelined, a savepoint per
+    event, so that the error is the failing event's own.
+    """
 
 
 class NamedRow(Mapping[str, Any]):
@@ -201,6 +210,15 @@ class Transaction(ABC):
     @abstractmethod
     def savepoint(self) -> AbstractContextManager[None]:
         """Undo only this block's writes if it raises (one event's effects, not the whole batch's)."""
+
+    def pipelined(self) -> AbstractContextManager[None]:
+        """Within this block, a statement that returns no rows need not wait for its result (round trips saved).
+
+        Its error, if any, surfaces as a ``StatementError`` (or ``TransientError``) at a later statement or when
+        the block ends, so only code that rolls the whole transaction back on any error may use it: the runtime's
+        batch without savepoints. No savepoint or COPY inside. SQLite runs in-process and has nothing to save.
+        """
+        return nullcontext()
 
     def insert_frame(self, table: str, frame: pl.DataFrame) -> None:
         """Insert every row of ``frame`` (columns named as the table's) as one set-based write.
