@@ -274,7 +274,11 @@ class PostgresTransaction(Transaction):
         """
         try:
             with self._store.connection.transaction():
-                yield
+                try:
+                    yield
+                except BaseException:
+                    self._rolled_back_to_savepoint()
+                    raise
         except psycopg.OperationalError as exc:
             raise _transient(exc) from exc
 

@@ -198,6 +198,7 @@ class Transaction(ABC):
     """One open transaction: what handlers (through their department's records) and the runtime write with."""
 
     _batch: _BatchIndex | None = None
+    _memos: dict[str, dict[str, Any]] | None = None
 
     @abstractmethod
     def execute(self, sql: str, params: Params = ()) -> list[Row]:
@@ -301,6 +302,28 @@ class Transaction(ABC):
         index.event_ids.update(found)  # their outcomes are known too (a re-sent copy asks for its first's)
         index.entries.update(keys)
         self._batch = index
+        self._memos = {}
+
+    def batch_entry_keys(self) -> frozenset[str]:
+        """The entry keys of the batch being applied (given to ``preload``); empty outside a batch."""
+        return frozenset(self._batch.entries) if self._batch is not None else frozenset()
+
+    def batch_memo(self, name: str) -> dict[str, Any] | None:
+        """A dict, one per ``name``, in which a kit may mirror its own tables for the batch being applied.
+
+        Why: a kit asked the same question for every event (``consumers.kit.life_events.EntryLog``) can read the
+        answers for the whole batch in one query and keep them current as it writes, instead of a round trip per
+        event. It exists from ``preload`` to the end of the transaction, and None is the answer (read the tables)
+        outside a batch and for the rest of the batch once a savepoint has rolled back: the mirror would still
+        hold what the rollback undid. The kit must make every write to what it mirrors through itself.
+        """
+        if self._memos is None:
+            return None
+        return self._memos.setdefault(name, {})
+
+    def _rolled_back_to_savepoint(self) -> None:
+        """A savepoint's writes were undone: forget every batch memo (they may hold them)."""
+        self._memos = None
 
     def _claim_outcomes(self) -> None:
         """Lock the outcome table for writing before the batch's first statement, where the engine needs it."""

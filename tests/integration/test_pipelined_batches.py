@@ -18,9 +18,11 @@ from pydantic import SecretStr
 
 from civreg.settings import Settings
 from consumers.departments import department_named
+from consumers.kit.life_events import ENTRY_LOG_SCHEMA, EntryLog
 from consumers.operations.running import open_store
 from consumers.runtime import DepartmentConsumer, Store, TransientError
 from consumers.runtime.postgres_store import PostgresStatementError, PostgresStore, PostgresTransaction, schema_for
+from consumers.runtime.sqlite_store import SqliteStore
 from tests.support.factories import make_death, make_person
 from tests.support.publishing import publish_deaths
 from tests.support.routing import route
@@ -28,16 +30,17 @@ from tests.support.routing import route
 SCHEMA = "CREATE TABLE IF NOT EXISTS widgets (id TEXT PRIMARY KEY, count INTEGER NOT NULL);"
 
 
+def _open(settings: Settings, schema: str) -> Store:
+    dsn = settings.postgres_dsn
+    if dsn is None:
+        return SqliteStore(settings.database_dir / "widgets.db", schema)
+    return PostgresStore(dsn.get_secret_value(), "civreg_widgets", schema)
+
+
 @pytest.fixture
 def widgets(store_backend: Settings) -> Iterator[Store]:
     """A store holding one table, on the test's engine."""
-    dsn = store_backend.postgres_dsn
-    if dsn is None:
-        from consumers.runtime.sqlite_store import SqliteStore
-
-        store: Store = SqliteStore(store_backend.database_dir / "widgets.db", SCHEMA)
-    else:
-        store = PostgresStore(dsn.get_secret_value(), "civreg_widgets", SCHEMA)
+    store = _open(store_backend, SCHEMA)
     yield store
     store.close()
 
@@ -57,6 +60,28 @@ def test_a_pipelined_block_reads_its_own_writes_and_commits_them_on_both_engines
         assert tx.execute("SELECT id, count FROM widgets ORDER BY id") == [("a", 11), ("b", 2), ("c", 3)]
         tx.execute("DELETE FROM widgets WHERE id = ?", ("c",))
     assert widgets.read().execute("SELECT id, count FROM widgets ORDER BY id") == [("a", 11), ("b", 2)]
+
+
+def test_a_savepoint_rolled_back_in_a_batch_drops_the_entry_log_mirror(store_backend: Settings) -> None:
+    """The batch's mirror of the entry log would still hold what a rolled-back event wrote: it is dropped, and
+    every later question of the batch reads the tables."""
+    store = _open(store_backend, ENTRY_LOG_SCHEMA)
+    entry = make_death().entry
+    try:
+        with store.transaction() as tx:
+            tx.preload(["e1", "e2"], [entry.key])
+            log = EntryLog(tx)
+            assert log.history(entry) == (None, set())  # the batch's entries read at once
+            with pytest.raises(RuntimeError), tx.savepoint():
+                log.saw(entry, 1)
+                assert log.state(entry) == (1, "current")  # from the mirror
+                raise RuntimeError("the event failed")
+            assert tx.batch_memo("life_event_entries") is None
+            assert log.state(entry) is None  # from the table: the rollback undid it
+            log.saw(entry, 2)
+            assert EntryLog(tx).history(entry) == ((2, "current"), set())
+    finally:
+        store.close()
 
 
 @pytest.mark.postgres
