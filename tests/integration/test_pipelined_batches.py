@@ -128,6 +128,26 @@ def test_a_serialization_failure_surfacing_in_a_pipeline_is_transient(postgres_d
         second.close()
 
 
+@pytest.mark.postgres
+def test_a_connection_lost_in_a_pipeline_is_transient_and_the_store_reconnects(postgres_database: str) -> None:
+    store = _postgres(postgres_database)
+    try:
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO widgets VALUES (?, ?)", ("a", 0))
+        with pytest.raises(TransientError), store.transaction() as tx, tx.pipelined():
+            tx.execute("UPDATE widgets SET count = count + 1 WHERE id = ?", ("a",))
+            pid = tx.scalar("SELECT pg_backend_pid()")
+            with psycopg.connect(postgres_database, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            tx.execute("UPDATE widgets SET count = count + 1 WHERE id = ?", ("a",))
+            tx.execute("SELECT count FROM widgets WHERE id = ?", ("a",))
+        with store.transaction() as tx, tx.pipelined():
+            tx.execute("UPDATE widgets SET count = count + 1 WHERE id = ?", ("a",))
+        assert store.read().scalar("SELECT count FROM widgets WHERE id = ?", ("a",)) == 1
+    finally:
+        store.close()
+
+
 # The runtime: a batch of deaths through the suppression department on PostgreSQL --------------------------------
 
 

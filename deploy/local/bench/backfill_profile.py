@@ -5,7 +5,8 @@ loads the department's register of the same population, then runs the department
 engine twice: once under cProfile (µs per event by stage) and once plain (the rate, and SQL statements per event
 by statement text; on PostgreSQL also the round trips per event: the statements that waited for the server, fewer
 than the statements since the batch runs pipelined). Uses the broker, registry and PostgreSQL of
-``CIVREG_BOOTSTRAP_SERVERS``, ``CIVREG_REGISTRY_URL`` and ``CIVREG_POSTGRES_DSN``. A developer's tool: it prints SQL text, never parameters.
+``CIVREG_BOOTSTRAP_SERVERS``, ``CIVREG_REGISTRY_URL`` and ``CIVREG_POSTGRES_DSN``. A developer's tool: it prints SQL
+text, never parameters.
 """
 
 from __future__ import annotations
