@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -190,19 +190,91 @@ def _kind(event: Event) -> str:
     return "Withdrawal" if isinstance(event, Withdrawal) else event.event_type
 
 
+@dataclass
+class _Mirror:
+    """What the entry log holds for one entry of the batch being applied, kept current as the log is written."""
+
+    state: tuple[int, str] | None = None
+    kept: set[int] = field(default_factory=set)
+    links: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
+    """Applied links by role: (record id, fact, version, snapshot as JSON text: each read gets its own copy)."""
+    chosen: dict[tuple[int, str], str] = field(default_factory=dict)
+    """A reviewer's record, by (version, role)."""
+    no_match: dict[str, int] = field(default_factory=dict)
+    """The version a reviewer said no record matches, by role."""
+
+
+_MEMO = "life_event_entries"
+_CHUNK = 400
+"""Entry keys per read of the batch's entry log: one parameter each, well inside both engines' limits."""
+_BATCH_READ = """
+WITH batch(entry_key) AS (VALUES {keys})
+SELECT 'entry', e.entry_key, e.version, NULL, NULL, NULL, NULL, e.status
+    FROM life_event_entries e JOIN batch b ON b.entry_key = e.entry_key
+UNION ALL SELECT 'kept', v.entry_key, v.version, NULL, NULL, NULL, NULL, NULL
+    FROM life_event_versions v JOIN batch b ON b.entry_key = v.entry_key
+UNION ALL SELECT 'link', l.entry_key, l.version, l.role, l.record_id, l.fact, l.snapshot, l.status
+    FROM life_event_links l JOIN batch b ON b.entry_key = l.entry_key WHERE l.status = 'applied'
+UNION ALL SELECT 'chosen', d.entry_key, d.version, d.role, d.record_id, NULL, NULL, NULL
+    FROM life_event_decisions d JOIN batch b ON b.entry_key = d.entry_key
+UNION ALL SELECT 'none', n.entry_key, n.version, n.role, NULL, NULL, NULL, NULL
+    FROM life_event_no_match n JOIN batch b ON b.entry_key = n.entry_key
+"""
+
+
 class EntryLog:
-    """The department's memory of what each entry changed (its ``life_event_*`` tables)."""
+    """The department's memory of what each entry changed (its ``life_event_*`` tables).
+
+    In a batch (``Transaction.batch_memo``) the questions every event asks (the entry's state and kept versions,
+    its applied links, a reviewer's decisions) are answered from a mirror of the batch's entries, read in one
+    query at the first question and kept current by this class's own writes; outside a batch, or once a savepoint
+    of the batch has rolled back, every question reads the tables.
+    """
 
     def __init__(self, transaction: Transaction) -> None:
         self._tx = transaction
 
+    def _mirror(self, entry_key: str) -> _Mirror | None:
+        """The batch's mirror of ``entry_key``, read with every other entry of the batch at the first question."""
+        memo = self._tx.batch_memo(_MEMO)
+        if memo is None:
+            return None
+        mirrors: dict[str, _Mirror] | None = memo.get("entries")
+        if mirrors is None:
+            mirrors = memo["entries"] = self._read_batch()
+        return mirrors.get(entry_key)
+
+    def _read_batch(self) -> dict[str, _Mirror]:
+        keys = sorted(self._tx.batch_entry_keys())
+        mirrors = {key: _Mirror() for key in keys}  # an entry without rows is known too: never seen
+        for start in range(0, len(keys), _CHUNK):
+            some = keys[start : start + _CHUNK]
+            query = _BATCH_READ.format(keys=", ".join("(?)" for _ in some))
+            for kind, key, version, role, record_id, fact, snapshot_json, status in self._tx.execute(query, some):
+                mirror = mirrors[str(key)]
+                if kind == "entry":
+                    mirror.state = (int(version), str(status))
+                elif kind == "kept":
+                    mirror.kept.add(int(version))
+                elif kind == "link":  # applied only
+                    mirror.links[str(role)] = (str(record_id), str(fact), int(version), str(snapshot_json))
+                elif kind == "chosen":
+                    mirror.chosen[(int(version), str(role))] = str(record_id)
+                else:
+                    mirror.no_match[str(role)] = int(version)
+        return mirrors
+
     def state(self, entry: EntryReference) -> tuple[int, str] | None:
         """(latest version seen, 'current' or 'voided'), or None for an entry never seen."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            return mirror.state
         rows = self._tx.select(("version", "status"), "FROM life_event_entries WHERE entry_key = ?", (entry.key,))
         return (rows[0].integer("version"), rows[0].text("status")) if rows else None
 
     def saw(self, entry: EntryReference, version: int, status: str = "current") -> None:
         """Remember the latest version of ``entry`` (never lowering it)."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            mirror.state = (max(version, mirror.state[0]) if mirror.state else version, status)
         self._tx.execute(
             "INSERT INTO life_event_entries VALUES (?, ?, ?, ?) ON CONFLICT (entry_key) DO UPDATE SET "
             "version = CASE WHEN excluded.version > life_event_entries.version "
@@ -213,6 +285,12 @@ class EntryLog:
 
     def links(self, entry: EntryReference) -> list[Link]:
         """Records this entry changed and has not undone, in role order."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            # Roles are lower-case words and digits (deceased, party_1, ...): code point order is the table's.
+            return [
+                Link(entry.key, role, record_id, fact, version, json.loads(snapshot), "applied")
+                for role, (record_id, fact, version, snapshot) in sorted(mirror.links.items())
+            ]
         rows = self._tx.select(
             ("role", "record_id", "fact", "version", "snapshot", "status"),
             "FROM life_event_links WHERE entry_key = ? AND status = 'applied' ORDER BY role",
@@ -235,16 +313,21 @@ class EntryLog:
         self, entry: EntryReference, role: str, *, record_id: str, fact: str, version: int, before: Snapshot
     ) -> None:
         """Remember that ``entry`` changed ``record_id`` (in ``role``) and what the record was before."""
+        snapshot = json.dumps(before, sort_keys=True)
+        if (mirror := self._mirror(entry.key)) is not None:
+            mirror.links[role] = (record_id, fact, version, snapshot)
         self._tx.execute(
             "INSERT INTO life_event_links VALUES (?, ?, ?, ?, ?, ?, 'applied', ?) "
             "ON CONFLICT (entry_key, role) DO UPDATE SET record_id = excluded.record_id, fact = excluded.fact, "
             "version = excluded.version, snapshot = excluded.snapshot, status = 'applied', "
             "updated_at = excluded.updated_at",
-            (entry.key, role, record_id, fact, version, json.dumps(before, sort_keys=True), now_iso()),
+            (entry.key, role, record_id, fact, version, snapshot, now_iso()),
         )
 
     def no_match(self, entry: EntryReference, role: str, version: int) -> None:
         """A reviewer decided that no record matches the person in ``role`` of this version of the entry."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            mirror.no_match[role] = version
         self._tx.execute(
             "INSERT INTO life_event_no_match VALUES (?, ?, ?, ?) ON CONFLICT (entry_key, role) DO UPDATE SET "
             "version = excluded.version, decided_at = excluded.decided_at",
@@ -253,6 +336,8 @@ class EntryLog:
 
     def no_match_roles(self, entry: EntryReference, version: int) -> set[str]:
         """Roles a reviewer said match no record, for this version of the entry (a correction asks afresh)."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            return {role for role, said_of in mirror.no_match.items() if said_of == version}
         rows = self._tx.execute(
             "SELECT role FROM life_event_no_match WHERE entry_key = ? AND version = ?", (entry.key, version)
         )
@@ -260,6 +345,8 @@ class EntryLog:
 
     def unlink(self, link: Link) -> None:
         """The entry's effect on this record has been undone."""
+        if (mirror := self._mirror(link.entry_key)) is not None:
+            mirror.links.pop(link.role, None)
         self._tx.execute(
             "UPDATE life_event_links SET status = 'undone', updated_at = ? WHERE entry_key = ? AND role = ?",
             (now_iso(), link.entry_key, link.role),
@@ -269,6 +356,8 @@ class EntryLog:
 
     def keep(self, event: Event) -> None:
         """Keep this version of the entry (as the department received it), to replay the entry in version order."""
+        if (mirror := self._mirror(event.entry.key)) is not None:
+            mirror.kept.add(event.version)
         self._tx.execute(
             "INSERT INTO life_event_versions VALUES (?, ?, ?, ?) ON CONFLICT (entry_key, version) DO NOTHING",
             (event.entry.key, event.version, _kind(event), event.model_dump_json()),
@@ -276,11 +365,15 @@ class EntryLog:
 
     def kept_versions(self, entry: EntryReference) -> set[int]:
         """The version numbers of ``entry`` kept so far."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            return set(mirror.kept)
         rows = self._tx.execute("SELECT version FROM life_event_versions WHERE entry_key = ?", (entry.key,))
         return {int(r[0]) for r in rows}
 
     def history(self, entry: EntryReference) -> tuple[tuple[int, str] | None, set[int]]:
-        """(``state``, ``kept_versions``) in one round trip: every event asks both before anything else."""
+        """(``state``, ``kept_versions``) in one round trip (none in a batch): every event asks both first."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            return mirror.state, set(mirror.kept)
         rows = self._tx.execute(
             "SELECT 'entry', version, status FROM life_event_entries WHERE entry_key = ? "
             "UNION ALL SELECT 'kept', version, NULL FROM life_event_versions WHERE entry_key = ?",
@@ -314,11 +407,15 @@ class EntryLog:
 
     def forget(self, entry: EntryReference) -> None:
         """The entry has been rewound: nothing it did stands, no version has been applied (the versions stay)."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            mirror.state = None
         self._tx.execute("DELETE FROM life_event_originals WHERE entry_key = ?", (entry.key,))
         self._tx.execute("DELETE FROM life_event_entries WHERE entry_key = ?", (entry.key,))
 
     def decide(self, entry: EntryReference, version: int, role: str, record_id: str) -> None:
         """A reviewer said which record the person in ``role`` of this version is (kept for replays)."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            mirror.chosen[(version, role)] = record_id
         self._tx.execute(
             "INSERT INTO life_event_decisions VALUES (?, ?, ?, ?, ?) ON CONFLICT (entry_key, version, role) "
             "DO UPDATE SET record_id = excluded.record_id, decided_at = excluded.decided_at",
@@ -327,6 +424,8 @@ class EntryLog:
 
     def decision(self, entry: EntryReference, version: int, role: str) -> str | None:
         """The record a reviewer chose for the person in ``role`` of this version, if one did."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            return mirror.chosen.get((version, role))
         found = self._tx.scalar(
             "SELECT record_id FROM life_event_decisions WHERE entry_key = ? AND version = ? AND role = ?",
             (entry.key, version, role),
@@ -336,6 +435,8 @@ class EntryLog:
     def reviewed(self, entry: EntryReference, version: int, role: str) -> tuple[str | None, bool]:
         """(``decision``, whether ``role`` is in ``no_match_roles``) in one round trip: every subject of every event
         asks, and a reviewer has almost never answered, so two queries per subject were two empty round trips."""
+        if (mirror := self._mirror(entry.key)) is not None:
+            return mirror.chosen.get((version, role)), mirror.no_match.get(role) == version
         rows = self._tx.execute(
             "SELECT 'chosen', record_id FROM life_event_decisions WHERE entry_key = ? AND version = ? AND role = ? "
             "UNION ALL SELECT 'none', NULL FROM life_event_no_match WHERE entry_key = ? AND version = ? AND role = ?",

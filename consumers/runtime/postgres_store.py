@@ -14,13 +14,19 @@ Why these choices:
 - **no personal data in errors**: PostgreSQL puts row values in its messages ("Key (nino)=(...) already exists");
   statement errors are re-raised as ``PostgresStatementError`` naming only the SQLSTATE, table, column and
   constraint.
+- **pipeline mode for the runtime's batch** (``PostgresTransaction.pipelined``): a statement that returns no rows
+  is sent without waiting for its result; a query's fetch brings back every result before it in the same round
+  trip. A write's error then surfaces at a later statement or at the end of the block (psycopg raises the first
+  error, then ``PipelineAborted`` for the statements the server skipped); either is a ``PostgresStatementError``
+  and the runtime reruns the batch unpipelined with a savepoint per event, which attributes it. Serialization
+  failures and lost connections stay ``TransientError`` wherever they surface.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +42,7 @@ from consumers.runtime.store import (
     RUNTIME_SCHEMA,
     Params,
     Row,
+    StatementError,
     Transaction,
     counts_from,
     offsets_from,
@@ -49,6 +56,11 @@ __all__ = ["PostgresStatementError", "PostgresStore", "PostgresTransaction", "sc
 _COPY_ROWS = 100_000
 """Rows per CSV block sent down one COPY."""
 _DEPARTMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+_RETURNS_ROWS: dict[bytes, bool] = {}
+"""Whether a statement (by its text) returns rows, learned at its first run in a pipeline: before its result has
+arrived psycopg cannot say (``cursor.description`` is None), and the text alone is no safe guide (``RETURNING``,
+``WITH``)."""
+_RETURNS_ROWS_KEPT = 4096
 
 
 def schema_for(department: str) -> str:
@@ -58,7 +70,7 @@ def schema_for(department: str) -> str:
     return "civreg_" + department.replace("-", "_")
 
 
-class PostgresStatementError(Exception):
+class PostgresStatementError(StatementError):
     """A statement PostgreSQL rejected (constraint, type, syntax); the message names no row values."""
 
     def __init__(self, error: psycopg.Error) -> None:
@@ -135,24 +147,84 @@ class PostgresTransaction(Transaction):
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
+        self._pipeline: psycopg.Pipeline | None = None
+        self._pipeline_connection: psycopg.Connection[TupleRow] | None = None
 
     def execute(self, sql_text: str, params: Params = ()) -> list[Row]:
-        """Run one statement with ``?`` placeholders and return its rows as tuples."""
+        """Run one statement with ``?`` placeholders and return its rows as tuples.
+
+        Pipelined, a statement that returns no rows is only sent: its result (and error) arrive with a later fetch.
+        """
+        query = _query(sql_text)
         try:
-            cursor = self._store.connection.execute(_query(sql_text), _params(params))
-            return list(cursor.fetchall()) if cursor.description is not None else []
+            if self._pipeline is None:
+                cursor = self._store.connection.execute(query, _params(params))
+                self._store.round_trips += 1
+                return list(cursor.fetchall()) if cursor.description is not None else []
+            assert self._pipeline_connection is not None
+            cursor = self._pipeline_connection.execute(query, _params(params))
+            returns_rows = _RETURNS_ROWS.get(query)
+            if returns_rows is None:  # first run of this text: wait for its result once to learn its kind
+                self._pipeline.sync()
+                self._store.round_trips += 1
+                if len(_RETURNS_ROWS) >= _RETURNS_ROWS_KEPT:
+                    _RETURNS_ROWS.clear()
+                returns_rows = _RETURNS_ROWS[query] = cursor.description is not None
+            if not returns_rows:
+                return []
+            self._store.round_trips += 1
+            return list(cursor.fetchall())
+        except psycopg.errors.PipelineAborted as exc:  # an earlier statement failed: not a transient condition
+            raise PostgresStatementError(exc) from None
         except psycopg.OperationalError as exc:
             raise _transient(exc) from exc
         except psycopg.Error as exc:
             raise PostgresStatementError(exc) from None  # the original's text may hold row values
 
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """psycopg's pipeline mode for the block: statements without rows do not wait (see the module docstring).
+
+        Leaving the block sends a Sync and waits for every result still owed, so an error of the block's last
+        writes is raised here, before the caller commits or writes anything outside the database.
+        """
+        if self._pipeline is not None:
+            yield
+            return
+        connection = self._store.connection
+        try:
+            with connection.pipeline() as pipeline:
+                self._pipeline, self._pipeline_connection = pipeline, connection
+                try:
+                    yield
+                except BaseException:
+                    # Collect the results still in flight here, quietly: psycopg would log an error it found on
+                    # the way out with the server's text, which may quote row values. The block's error stands.
+                    with suppress(psycopg.Error):
+                        pipeline.sync()
+                    raise
+                finally:
+                    self._pipeline, self._pipeline_connection = None, None
+            self._store.round_trips += 1
+        except psycopg.errors.PipelineAborted as exc:
+            raise PostgresStatementError(exc) from None
+        except psycopg.OperationalError as exc:
+            raise _transient(exc) from exc
+        except psycopg.Error as exc:
+            raise PostgresStatementError(exc) from None
+
     def execute_many(self, sql_text: str, rows: Sequence[Params]) -> None:
         """Run one statement for many parameter rows (pipelined by psycopg)."""
         if not rows:
             return
+        connection = self._store.connection if self._pipeline_connection is None else self._pipeline_connection
         try:
-            with self._store.connection.cursor() as cursor:
+            with connection.cursor() as cursor:
                 cursor.executemany(_query(sql_text), [_params(row) for row in rows])
+            if self._pipeline is None:
+                self._store.round_trips += 1
+        except psycopg.errors.PipelineAborted as exc:
+            raise PostgresStatementError(exc) from None
         except psycopg.OperationalError as exc:
             raise _transient(exc) from exc
         except psycopg.Error as exc:
@@ -202,7 +274,11 @@ class PostgresTransaction(Transaction):
         """
         try:
             with self._store.connection.transaction():
-                yield
+                try:
+                    yield
+                except BaseException:
+                    self._rolled_back_to_savepoint()
+                    raise
         except psycopg.OperationalError as exc:
             raise _transient(exc) from exc
 
@@ -215,6 +291,8 @@ class PostgresStore:
         self._dsn = dsn
         self._connect_timeout = connect_timeout
         self._connection: psycopg.Connection[TupleRow] | None = None
+        self.round_trips = 0
+        """Statements and syncs that waited for the server (a developer's count: ``backfill_profile``)."""
         self._create_tables(department_schema)
 
     @property

@@ -8,9 +8,10 @@ Order of a batch, and why it is safe at every instant:
    if the content is the same and a ``conflicting-entry-version`` dead letter if not; each new event applied, its
    outcome recorded), then the next offset per partition is stored. The work is set-based: one query reads the
    outcomes and entry versions the whole batch is checked against, outcome and acknowledgement rows are written
-   with one ``execute_many`` each. Events run without savepoints; if a rule fails for one (PermanentError or a
-   bug), the transaction is rolled back and the batch run again with a savepoint per event, so that failure undoes
-   only its event and dead-letters it;
+   with one ``execute_many`` each. Events run without savepoints, pipelined (``Transaction.pipelined``: on
+   PostgreSQL a write does not wait for its result); if a rule or a statement fails for one (PermanentError, a bug,
+   a rejected statement, whose error the pipeline may raise later), the transaction is rolled back and the batch
+   run again unpipelined with a savepoint per event, so that failure undoes only its event and dead-letters it;
 3. before that transaction commits, write the batch's dead letters and wait for the broker's acknowledgement;
 4. commit the transaction; only then commit offsets to Kafka (for lag monitoring: the database is the truth, and
    on (re)assignment the consumer seeks to the offsets stored there).
@@ -30,6 +31,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +63,7 @@ from consumers.runtime.dispatch import Dispatched, EventFailed, dispatch
 from consumers.runtime.errors import PermanentError, PoisonMessage, TransientError
 from consumers.runtime.outcomes import Outcome
 from consumers.runtime.registry_outage import RegistryOutage
-from consumers.runtime.store import Store
+from consumers.runtime.store import StatementError, Store
 from schemas.codec import Codec, DecodeError, ResolverUnavailable
 from schemas.models import Event, RegistrationVoided
 
@@ -482,17 +484,20 @@ class DepartmentConsumer:
         self._accumulate(report)
 
     def _apply_batch(self, decoded: list[_Decoded]) -> BatchReport:
-        """The batch without per-event savepoints; if a rule fails for one event, all of it again with them."""
+        """The batch pipelined without per-event savepoints; if a rule or a statement fails for one event (the
+        statement's error may surface later in the pipeline), all of it again unpipelined with savepoints."""
         try:
             return self._apply_batch_once(decoded, isolated=False)
-        except EventFailed:
+        except (EventFailed, StatementError):
             self._log.info("batch-rerun-with-savepoints", messages=len(decoded))
             return self._apply_batch_once(decoded, isolated=True)
 
     def _apply_batch_once(self, decoded: list[_Decoded], *, isolated: bool) -> BatchReport:
         report = BatchReport(messages=len(decoded))
         letters: list[DeadLetter] = []
-        with self.store.transaction() as transaction:
+        with self.store.transaction() as transaction, ExitStack() as pipeline:
+            if not isolated:  # writes do not wait for their results; an error surfaces later, so no savepoints
+                pipeline.enter_context(transaction.pipelined())
             # One query for every outcome and entry version the batch's events will be checked against.
             events = [item.event for item in decoded if item.event is not None]
             transaction.preload([str(event.event_id) for event in events], [event.entry.key for event in events])
@@ -563,6 +568,7 @@ class DepartmentConsumer:
                 )
             transaction.flush()
             transaction.save_offsets(report.next_offsets)
+            pipeline.close()  # every result in, any error raised, before dead letters leave the database
             self._dead_letters.write(letters)
             report.dead_letters = len(letters)
         return report

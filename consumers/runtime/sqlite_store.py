@@ -66,6 +66,7 @@ class SqliteTransaction(Transaction):
         try:
             yield
         except BaseException:
+            self._rolled_back_to_savepoint()
             self._connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
             self._connection.execute(f"RELEASE SAVEPOINT {name}")
             raise

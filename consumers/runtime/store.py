@@ -15,14 +15,14 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "NamedRow", "Row", "Store", "Transaction"]
+__all__ = ["RUNTIME_COLUMNS_ADDED", "RUNTIME_SCHEMA", "NamedRow", "Row", "StatementError", "Store", "Transaction"]
 
 Row = Sequence[Any]
 Params = Sequence[Any]
@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS civreg_unacknowledged (
 RUNTIME_COLUMNS_ADDED: tuple[tuple[str, str, str], ...] = (("civreg_event_outcomes", "content_digest", "TEXT"),)
 """(table, column, type) added to the runtime tables since they were first created: each store adds them to an
 existing database at open (rows recorded before have NULL there)."""
+
+
+class StatementError(Exception):
+    """A statement the database rejected (constraint, type, syntax), named without row values.
+
+    In a pipelined block (``Transaction.pipelined``) a write's error may surface at a later statement, in another
+    event of the batch or after the last one: the runtime then runs the batch again unpipelined, a savepoint per
+    event, so that the error is the failing event's own.
+    """
 
 
 class NamedRow(Mapping[str, Any]):
@@ -189,6 +198,7 @@ class Transaction(ABC):
     """One open transaction: what handlers (through their department's records) and the runtime write with."""
 
     _batch: _BatchIndex | None = None
+    _memos: dict[str, dict[str, Any]] | None = None
 
     @abstractmethod
     def execute(self, sql: str, params: Params = ()) -> list[Row]:
@@ -201,6 +211,15 @@ class Transaction(ABC):
     @abstractmethod
     def savepoint(self) -> AbstractContextManager[None]:
         """Undo only this block's writes if it raises (one event's effects, not the whole batch's)."""
+
+    def pipelined(self) -> AbstractContextManager[None]:
+        """Within this block, a statement that returns no rows need not wait for its result (round trips saved).
+
+        Its error, if any, surfaces as a ``StatementError`` (or ``TransientError``) at a later statement or when
+        the block ends, so only code that rolls the whole transaction back on any error may use it: the runtime's
+        batch without savepoints. No savepoint or COPY inside. SQLite runs in-process and has nothing to save.
+        """
+        return nullcontext()
 
     def insert_frame(self, table: str, frame: pl.DataFrame) -> None:
         """Insert every row of ``frame`` (columns named as the table's) as one set-based write.
@@ -283,6 +302,28 @@ class Transaction(ABC):
         index.event_ids.update(found)  # their outcomes are known too (a re-sent copy asks for its first's)
         index.entries.update(keys)
         self._batch = index
+        self._memos = {}
+
+    def batch_entry_keys(self) -> frozenset[str]:
+        """The entry keys of the batch being applied (given to ``preload``); empty outside a batch."""
+        return frozenset(self._batch.entries) if self._batch is not None else frozenset()
+
+    def batch_memo(self, name: str) -> dict[str, Any] | None:
+        """A dict, one per ``name``, in which a kit may mirror its own tables for the batch being applied.
+
+        Why: a kit asked the same question for every event (``consumers.kit.life_events.EntryLog``) can read the
+        answers for the whole batch in one query and keep them current as it writes, instead of a round trip per
+        event. It exists from ``preload`` to the end of the transaction, and None is the answer (read the tables)
+        outside a batch and for the rest of the batch once a savepoint has rolled back: the mirror would still
+        hold what the rollback undid. The kit must make every write to what it mirrors through itself.
+        """
+        if self._memos is None:
+            return None
+        return self._memos.setdefault(name, {})
+
+    def _rolled_back_to_savepoint(self) -> None:
+        """A savepoint's writes were undone: forget every batch memo (they may hold them)."""
+        self._memos = None
 
     def _claim_outcomes(self) -> None:
         """Lock the outcome table for writing before the batch's first statement, where the engine needs it."""

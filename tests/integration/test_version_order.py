@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ from consumers.departments import DEPARTMENTS
 from consumers.kit.customer_records import load_customer_records
 from consumers.runtime import Department, SqliteStore, Store
 from consumers.runtime.agreements import agreement_for
-from consumers.runtime.dispatch import dispatch
+from consumers.runtime.dispatch import EventFailed, dispatch
 from consumers.runtime.postgres_store import PostgresStore
+from consumers.runtime.store import StatementError
 from schemas.models import Event, Identifiers, MaritalStatus, Register
 from tests.support.customer_rows import row
 from tests.support.factories import (
@@ -175,6 +177,40 @@ def deliver_all(store: Store, department: Department[Any], events: list[Event]) 
             dispatch(department, agreement, transaction, event, topic="test", partition=0, offset=offset)
 
 
+def deliver_as_one_batch(store: Store, department: Department[Any], events: list[Event]) -> None:
+    """Every event in ONE batch transaction, as ``DepartmentConsumer`` applies a batch: outcomes and the entry log
+    read once for the whole batch (``preload``, ``EntryLog``'s mirror), pipelined without savepoints, and if an
+    event fails, the batch again with a savepoint per event."""
+    agreement = agreement_for(department.name)
+    for isolated in (False, True):
+        try:
+            with store.transaction() as transaction, ExitStack() as pipeline:
+                if not isolated:
+                    pipeline.enter_context(transaction.pipelined())
+                transaction.preload([str(e.event_id) for e in events], [e.entry.key for e in events])
+                for offset, event in enumerate(events):
+                    dispatch(
+                        department,
+                        agreement,
+                        transaction,
+                        event,
+                        topic="t",
+                        partition=0,
+                        offset=offset,
+                        isolated=isolated,
+                    )
+                transaction.flush()
+            return
+        except (EventFailed, StatementError):
+            if isolated:
+                raise
+
+
+def outcomes(store: Store) -> list[tuple[Any, ...]]:
+    """Each event's outcome and note."""
+    return sorted(tuple(r) for r in store.read().execute("SELECT event_id, outcome, note FROM civreg_event_outcomes"))
+
+
 # The property -------------------------------------------------------------------------------------------------
 
 
@@ -249,3 +285,28 @@ def test_life_event_departments_end_in_the_version_order_state_whatever_order_ve
     fresh_store: StoreOpener, history: tuple[str, list[Event], list[Event]]
 ) -> None:
     converges(fresh_store, history)
+
+
+@_known("tax", make_death(), [{"deceased": PARTIAL_MARGARET}], False, [1, 0])
+@_known("pensions", make_death(), [{"deceased": ANN}], True, [2, 0, 1])
+@_known("tax", make_birth(mother=EMILY), [{"stillbirth": True}, {"stillbirth": False}], False, [2, 1, 0])
+@settings(PROPERTY, max_examples=60)
+@given(history=histories(["dvla", "electoral", "passports", "pensions", "tax"]))
+def test_an_entrys_versions_in_one_batch_end_as_they_do_one_batch_each(
+    fresh_store: StoreOpener, history: tuple[str, list[Event], list[Event]]
+) -> None:
+    """The batch's mirror of the entry log answers as the tables would: same outcomes, same state."""
+    name, _, arrived = history
+    department = DEPARTMENTS[name]
+    one_each, one_batch = fresh_store(department), fresh_store(department)
+    try:
+        for store in (one_each, one_batch):
+            if rows := register_rows(name):
+                load_customer_records(store, department, rows)
+        deliver_all(one_each, department, arrived)
+        deliver_as_one_batch(one_batch, department, arrived)
+        assert outcomes(one_batch) == outcomes(one_each)
+        assert department_state(one_batch, department) == department_state(one_each, department)
+    finally:
+        one_each.close()
+        one_batch.close()

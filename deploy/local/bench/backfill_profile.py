@@ -3,8 +3,10 @@
 Why: the consumer suite gives rates; this says what bounds them. It publishes N simulated events, routes them,
 loads the department's register of the same population, then runs the department consumer until caught up on each
 engine twice: once under cProfile (µs per event by stage) and once plain (the rate, and SQL statements per event
-by statement text). Uses the broker, registry and PostgreSQL of ``CIVREG_BOOTSTRAP_SERVERS``,
-``CIVREG_REGISTRY_URL`` and ``CIVREG_POSTGRES_DSN``. A developer's tool: it prints SQL text, never parameters.
+by statement text; on PostgreSQL also the round trips per event: the statements that waited for the server, fewer
+than the statements since the batch runs pipelined). Uses the broker, registry and PostgreSQL of
+``CIVREG_BOOTSTRAP_SERVERS``, ``CIVREG_REGISTRY_URL`` and ``CIVREG_POSTGRES_DSN``. A developer's tool: it prints SQL
+text, never parameters.
 """
 
 from __future__ import annotations
@@ -125,12 +127,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         for profiled in (True, False):
             store = _store_with_register(settings, args.department, engine, workdir, rows)
             profile = cProfile.Profile()
+            waited_before = getattr(store, "round_trips", None)  # PostgreSQL: statements and syncs that waited
             with _counted() as statements:
                 if profiled:
                     profile.enable()
                 run = _civreg(settings, args.department, store, codec, 500)
                 if profiled:
                     profile.disable()
+            waited = None if waited_before is None else getattr(store, "round_trips", 0) - waited_before
             _drop(store)
             events = max(run.messages, 1)
             if profiled:
@@ -140,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 continue
             count = sum(v[0] for v in statements.values())
             rate = run.messages / run.seconds
-            print(f"{engine}: {rate:,.0f} events/s unprofiled, {count / events:.2f} statements/event")
+            trips = "" if waited is None else f", {waited / events:.2f} round trips/event (pipelined)"
+            print(f"{engine}: {rate:,.0f} events/s unprofiled, {count / events:.2f} statements/event{trips}")
             for (method, sql), (calls, seconds) in sorted(statements.items(), key=lambda kv: -kv[1][1])[:15]:
                 print(f"  {calls / events:5.2f}/event {seconds / events * 1e6:6.0f} µs/event  {method}: {sql}")
 
