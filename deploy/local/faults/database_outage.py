@@ -23,7 +23,10 @@ def database_outage(lab: Lab) -> FaultResult:
     port = free_port()
     consumer = run.consumer(metrics_port=port)
     consumer.start()
-    producing = run.producing(chunk=100, pause=0.1)
+    # Events must still be arriving while the database is away, or a fast consumer finishes the stream before the
+    # halt takes effect and no batch meets the outage: publishing is paced to last at least twice the outage.
+    chunks = max(len(run.events) // 100, 1)
+    producing = run.producing(chunk=100, pause=max(0.1, 2 * lab.options.database_outage_seconds / chunks))
     producing.start()
     wait_for(lambda: applied_count(settings) >= len(run.events) // 4, 300)
     members_before = group_members(settings)
