@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from civreg.codec_from_settings import open_registry_resolver
+from civreg.logs import configure_logging
 from civreg.settings import Settings
 from consumers.departments import DEPARTMENTS
 from consumers.routing.router import Router
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    configure_logging("WARNING")  # as the services run by default: a log line per batch is no part of the profile
     workdir = Path(tempfile.mkdtemp(prefix="civreg-profile-"))
     settings = Settings().model_copy(
         update={"topic_prefix": f"prof-{uuid.uuid4().hex[:8]}", "database_dir": workdir, "registry_auto_register": True}
