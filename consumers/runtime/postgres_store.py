@@ -142,6 +142,21 @@ def _transient(error: psycopg.Error) -> TransientError:
     return TransientError(f"PostgreSQL unavailable or conflicting: {type(error).__name__} (SQLSTATE {error.sqlstate})")
 
 
+@contextmanager
+def _in_project_terms() -> Iterator[None]:
+    """psycopg's errors as this project's: a lost connection or a serialization failure is a ``TransientError``
+    (the batch is retried); anything else, a statement an earlier one's failure aborted in a pipeline included, a
+    ``PostgresStatementError`` that names no row values (the original's text may hold them)."""
+    try:
+        yield
+    except psycopg.errors.PipelineAborted as exc:  # an earlier statement failed: not a transient condition
+        raise PostgresStatementError(exc) from None
+    except psycopg.OperationalError as exc:
+        raise _transient(exc) from exc
+    except psycopg.Error as exc:
+        raise PostgresStatementError(exc) from None
+
+
 class PostgresTransaction(Transaction):
     """Statements on the store's connection (inside a transaction, or autocommitted for ``read()``)."""
 
@@ -156,7 +171,7 @@ class PostgresTransaction(Transaction):
         Pipelined, a statement that returns no rows is only sent: its result (and error) arrive with a later fetch.
         """
         query = _query(sql_text)
-        try:
+        with _in_project_terms():
             if self._pipeline is None:
                 cursor = self._store.connection.execute(query, _params(params))
                 self._store.round_trips += 1
@@ -174,12 +189,6 @@ class PostgresTransaction(Transaction):
                 return []
             self._store.round_trips += 1
             return list(cursor.fetchall())
-        except psycopg.errors.PipelineAborted as exc:  # an earlier statement failed: not a transient condition
-            raise PostgresStatementError(exc) from None
-        except psycopg.OperationalError as exc:
-            raise _transient(exc) from exc
-        except psycopg.Error as exc:
-            raise PostgresStatementError(exc) from None  # the original's text may hold row values
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
@@ -192,43 +201,30 @@ class PostgresTransaction(Transaction):
             yield
             return
         connection = self._store.connection
-        try:
-            with connection.pipeline() as pipeline:
-                self._pipeline, self._pipeline_connection = pipeline, connection
-                try:
-                    yield
-                except BaseException:
-                    # Collect the results still in flight here, quietly: psycopg would log an error it found on
-                    # the way out with the server's text, which may quote row values. The block's error stands.
-                    with suppress(psycopg.Error):
-                        pipeline.sync()
-                    raise
-                finally:
-                    self._pipeline, self._pipeline_connection = None, None
-            self._store.round_trips += 1
-        except psycopg.errors.PipelineAborted as exc:
-            raise PostgresStatementError(exc) from None
-        except psycopg.OperationalError as exc:
-            raise _transient(exc) from exc
-        except psycopg.Error as exc:
-            raise PostgresStatementError(exc) from None
+        with _in_project_terms(), connection.pipeline() as pipeline:
+            self._pipeline, self._pipeline_connection = pipeline, connection
+            try:
+                yield
+            except BaseException:
+                # Collect the results still in flight here, quietly: psycopg would log an error it found on the
+                # way out with the server's text, which may quote row values. The block's error stands.
+                with suppress(psycopg.Error):
+                    pipeline.sync()
+                raise
+            finally:
+                self._pipeline, self._pipeline_connection = None, None
+        self._store.round_trips += 1
 
     def execute_many(self, sql_text: str, rows: Sequence[Params]) -> None:
         """Run one statement for many parameter rows (pipelined by psycopg)."""
         if not rows:
             return
         connection = self._store.connection if self._pipeline_connection is None else self._pipeline_connection
-        try:
+        with _in_project_terms():
             with connection.cursor() as cursor:
                 cursor.executemany(_query(sql_text), [_params(row) for row in rows])
             if self._pipeline is None:
                 self._store.round_trips += 1
-        except psycopg.errors.PipelineAborted as exc:
-            raise PostgresStatementError(exc) from None
-        except psycopg.OperationalError as exc:
-            raise _transient(exc) from exc
-        except psycopg.Error as exc:
-            raise PostgresStatementError(exc) from None
 
     def insert_frame(self, table: str, frame: pl.DataFrame) -> None:
         """``COPY table (columns) FROM STDIN`` in CSV, every text quoted so that only a null is an empty cell."""
@@ -237,14 +233,9 @@ class PostgresTransaction(Transaction):
         copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
             sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(column) for column in frame.columns)
         )
-        try:
-            with self._store.connection.cursor() as cursor, cursor.copy(copy) as stream:
-                for part in frame.iter_slices(_COPY_ROWS):
-                    stream.write(part.write_csv(include_header=False, quote_style="non_numeric").encode())
-        except psycopg.OperationalError as exc:
-            raise _transient(exc) from exc
-        except psycopg.Error as exc:
-            raise PostgresStatementError(exc) from None
+        with _in_project_terms(), self._store.connection.cursor() as cursor, cursor.copy(copy) as stream:
+            for part in frame.iter_slices(_COPY_ROWS):
+                stream.write(part.write_csv(include_header=False, quote_style="non_numeric").encode())
 
     def secondary_indexes(self, table: str) -> list[tuple[str, str]]:
         """The table's indexes in the store's schema, but for those backing a constraint (its primary key)."""
@@ -314,23 +305,18 @@ class PostgresStore:
 
     def _create_tables(self, department_schema: str) -> None:
         connection = self.connection
-        try:
-            with connection.transaction():
-                # Two processes opening a new department at once must not race on CREATE ... IF NOT EXISTS.
-                connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
-                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-                # No parameters: psycopg sends the script as one simple query, several statements allowed.
-                connection.execute((RUNTIME_SCHEMA + department_schema).encode())
-                for table, column, kind in RUNTIME_COLUMNS_ADDED:  # a database created by an older version
-                    connection.execute(
-                        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                            sql.Identifier(table), sql.Identifier(column), sql.SQL(kind)
-                        )
+        with _in_project_terms(), connection.transaction():
+            # Two processes opening a new department at once must not race on CREATE ... IF NOT EXISTS.
+            connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            # No parameters: psycopg sends the script as one simple query, several statements allowed.
+            connection.execute((RUNTIME_SCHEMA + department_schema).encode())
+            for table, column, kind in RUNTIME_COLUMNS_ADDED:  # a database created by an older version
+                connection.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        sql.Identifier(table), sql.Identifier(column), sql.SQL(kind)
                     )
-        except psycopg.OperationalError as exc:
-            raise _transient(exc) from exc
-        except psycopg.Error as exc:
-            raise PostgresStatementError(exc) from None
+                )
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
